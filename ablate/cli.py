@@ -1,0 +1,231 @@
+"""The `ablate` command: run, worker, validate, status, report, ui."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ablate.spec import SpecError, Study, build_study, load_study
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Does this segmentation training trick help on my model and my data, by how much, "
+    "and how sure are we?",
+)
+console = Console()
+err_console = Console(stderr=True)
+
+StudyArg = Annotated[str, typer.Argument(help="A study file (studies/x.yaml), or a study's name.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a key, from the file's top: base.train.epochs=1."),
+]
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Where results go.")]
+StorageOpt = Annotated[
+    str | None,
+    typer.Option("--storage", help="Optuna storage URL (default: results/<name>/optuna.db)."),
+]
+TrackingOpt = Annotated[
+    str | None,
+    typer.Option("--tracking-uri", help="MLflow tracking URI (default: results/mlflow.db)."),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(fn: F) -> F:
+    """Bad input: one message, exit code 2, no traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SpecError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted; run the same command again to resume")
+            raise typer.Exit(130) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | None) -> Study:
+    """A study from its file, or — given a name — from the spec saved with its Optuna study."""
+    if Path(ref).suffix in (".yaml", ".yml") or Path(ref).is_file():
+        return load_study(ref, overrides or ())
+    from ablate.study import default_storage_url, load_existing
+
+    ostudy = load_existing(ref, storage or default_storage_url(results, ref))
+    return build_study(ostudy.user_attrs["spec"], Path(f"<study {ref}>"))
+
+
+@app.command()
+@_user_errors
+def validate(study: StudyArg, set_: SetOpt = None) -> None:
+    """Check a study file without running anything."""
+    s = load_study(study, set_ or ())
+    console.print(
+        f"{s.path}: ok — {len(s.cells)} cells × {len(s.spec.sweep.seeds)} seeds = "
+        f"{len(s.cells) * len(s.spec.sweep.seeds)} trials; baseline {s.baseline!r}"
+    )
+    for cell in s.cells:
+        console.print(f"  {cell.name}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def run(
+    study: StudyArg,
+    set_: SetOpt = None,
+    workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
+    devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,
+    results: ResultsOpt = Path("results"),
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
+) -> None:
+    """Train every (cell, seed) that is not done yet, then write the report."""
+    s = load_study(study, set_ or ())
+    from ablate.report import write_report
+    from ablate.study import Locations, create_or_load, run_study
+    from ablate.track import RunTree, log_study_artifacts
+
+    where = Locations.resolve(results, s.spec.name, storage, tracking_uri)
+    outcome = run_study(s, where, devices, workers, console)
+    ostudy = create_or_load(s, where.storage_url)
+    report = write_report(s, ostudy, results)
+    attrs = ostudy.user_attrs["mlflow"]
+    tree = RunTree(attrs["tracking_uri"], attrs["experiment_id"], attrs["study_run_id"],
+                   attrs["cell_run_ids"])
+    log_study_artifacts(tree, report.folder, finished=not outcome.failed)
+    console.print(f"report: {report.folder / 'report.md'}")
+    _print_summary(report.summary, s)
+    if outcome.failed:
+        err_console.print(
+            f"[red]{len(outcome.failed)} trial(s) failed after retries:[/] "
+            + ", ".join(f"{c} seed={k}" for c, k in outcome.failed)
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+@_user_errors
+def worker(
+    study: StudyArg,
+    storage: Annotated[str, typer.Option("--storage", help="The shared Optuna storage URL.")],
+    tracking_uri: TrackingOpt = None,
+    workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
+    devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,
+) -> None:
+    """Join a study that `ablate run --storage URL` started and pull its trials."""
+    from optuna.trial import TrialState
+
+    from ablate.study import load_existing, plan_devices
+    from ablate.study._pool import run_workers
+    from ablate.study._worker import WorkerConfig
+    from ablate.track import RunTree
+
+    s = _study(study, None, Path("results"), storage)
+    ostudy = load_existing(s.spec.name, storage)
+    attrs = ostudy.user_attrs.get("mlflow")
+    if attrs is None:
+        raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
+    tree = RunTree(tracking_uri or attrs["tracking_uri"], attrs["experiment_id"],
+                   attrs["study_run_id"], attrs["cell_run_ids"])
+    plan = plan_devices(devices, workers)
+    waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    run_workers(WorkerConfig(s, storage, tree, "cpu", 1, 0), plan, waiting, console)
+
+
+@app.command()
+@_user_errors
+def status(
+    study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
+) -> None:
+    """Counts of trials by state, and each cell's progress, read from storage."""
+    from ablate.report import trials_table
+    from ablate.study import default_storage_url, load_existing
+
+    s = _study(study, None, results, storage)
+    ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    trials = trials_table(ostudy, s)
+    counts = trials["state"].value_counts().to_dict() if len(trials) else {}
+    seeds = s.spec.sweep.seeds
+    console.print(f"{s.spec.name}: {len(s.cells)} cells × {len(seeds)} seeds; "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    table = Table("cell", "done", "running", "waiting", "failed tries", "diverged")
+    for cell in s.cells:
+        rows = trials[trials["cell"] == cell.name] if len(trials) else trials
+        n = rows["state"].value_counts().to_dict() if len(rows) else {}
+        table.add_row(cell.name, f"{n.get('COMPLETE', 0)}/{len(seeds)}", str(n.get("RUNNING", 0)),
+                      str(n.get("WAITING", 0)), str(n.get("FAIL", 0)), str(n.get("DIVERGED", 0)))
+    console.print(table)
+
+
+@app.command()
+@_user_errors
+def report(
+    study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
+) -> None:
+    """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
+    from ablate.report import write_report
+    from ablate.study import default_storage_url, load_existing
+
+    s = _study(study, None, results, storage)
+    ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    rep = write_report(s, ostudy, results)
+    console.print(f"report: {rep.folder / 'report.md'}")
+    _print_summary(rep.summary, s)
+
+
+@app.command()
+def ui(
+    results: ResultsOpt = Path("results"),
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+) -> None:
+    """Open the MLflow UI on this results folder's store, bound to 127.0.0.1."""
+    from ablate.track import default_tracking_uri
+
+    db = results / "mlflow.db"
+    if not db.exists():
+        err_console.print(f"[bold red]error:[/] {db}: no MLflow store yet; run a study first")
+        raise typer.Exit(2)
+    console.print(f"MLflow UI: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+           default_tracking_uri(results), "--host", "127.0.0.1", "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+
+
+def _print_summary(summary: Any, s: Study) -> None:
+    metric = s.spec.metric.name
+    scale = 100.0 if metric in ("val/mIoU", "val/pixel_acc") or metric.startswith("val/iou/") else 1
+    table = Table("cell", "n", f"mean {metric}", "95% CI", "diff", "p (Holm)", "verdict",
+                  title=f"{s.spec.name}: {metric} over seeds")
+    for _, row in summary.iterrows():
+        def f(x: float, signed: bool = False) -> str:
+            return "–" if x != x else (f"{x * scale:+.2f}" if signed else f"{x * scale:.2f}")
+
+        table.add_row(str(row["cell"]), str(int(row["n"])), f(row["mean"]),
+                      f"{f(row['ci_low'])} … {f(row['ci_high'])}", f(row["diff"], True),
+                      "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
+                      str(row["verdict"]))
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

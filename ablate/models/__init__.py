@@ -1,0 +1,11 @@
+"""Built-in segmentation networks, and loading a user's network by import path.
+
+Every model maps images (B, 3, H, W) to a dict: `out` — logits (B, C, h, w), possibly at a lower
+resolution than the input; `aux` — {head name: logits} of the intermediate heads; `embed` — the
+feature map (B, D, h', w') fed to the center loss.
+"""
+
+from ablate.models._load import MODELS, ModelContractError, build_model, check_outputs
+from ablate.models.pspnet import pspnet_tiny
+
+__all__ = ["MODELS", "ModelContractError", "build_model", "check_outputs", "pspnet_tiny"]

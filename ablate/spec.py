@@ -1,0 +1,477 @@
+"""The study file: pydantic models of its schema, loading, validation and `--set` overrides.
+
+Every string a study file holds is checked here, once, before any trial starts. A bad file raises
+:class:`SpecError` with one message naming the file, the key path, the bad value and what is
+allowed; the CLI turns that into exit code 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import itertools
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, NoReturn
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ablate.models import MODELS
+
+IGNORE_INDEX = 255
+
+
+class SpecError(ValueError):
+    """A study file (or an override) that cannot be run; the message is meant for the user."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- the recipe
+
+
+class DataSpec(_Frozen):
+    name: Literal["shapes"] = "shapes"
+    num_classes: int = Field(6, ge=2, le=8)  # background + up to 7 shape kinds
+    image_size: tuple[int, int] = (96, 96)
+    train_size: int = Field(512, ge=1)
+    val_size: int = Field(128, ge=1)
+    seed: int = Field(0, ge=0)  # the data are fixed across trial seeds: only training varies
+    ignore_index: int = IGNORE_INDEX
+
+    @field_validator("image_size")
+    @classmethod
+    def _sane_size(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not all(32 <= s <= 4096 for s in v):
+            raise ValueError("each side must be between 32 and 4096 pixels")
+        return v
+
+
+class ModelSpec(_Frozen):
+    name: str = "pspnet_tiny"  # a built-in name, or "pkg.module:build" for your own model
+    args: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v in MODELS or re.fullmatch(r"[\w.]+:\w+", v):
+            return v
+        hint = _did_you_mean(v, MODELS)
+        raise ValueError(
+            f"unknown model {v!r}{hint}; built-in: {', '.join(sorted(MODELS))}, "
+            "or 'pkg.module:function' for your own"
+        )
+
+
+class TrainSpec(_Frozen):
+    epochs: int = Field(6, ge=1)
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(0.01, gt=0)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(0.9, ge=0, lt=1)
+    weight_decay: float = Field(1e-4, ge=0)
+    poly_power: float = Field(0.9, ge=0)  # lr_t = lr · (1 − t/T)^power, as in DeepLab / PSPNet
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on the CPU
+
+
+class CeSpec(_Frozen):
+    ohem_thresh: float | None = Field(None, gt=0, le=1)  # null = plain cross-entropy
+    min_kept: int = Field(100_000, ge=1)
+
+
+class AuxSpec(_Frozen):
+    weight: float = Field(0.4, ge=0)
+    schedule: Literal["constant", "linear", "step", "cosine", "exp"] = "constant"
+    target: Literal["full", "nearest", "cpp"] = "full"
+    until: float = Field(0.5, gt=0, le=1)  # `step`: share of training with the aux term on
+    gamma: float = Field(0.1, gt=0, lt=1)  # `exp`: weight at the end, as a share of the start
+
+
+class CenterSpec(_Frozen):
+    weight: float = Field(0.0, ge=0)  # λ
+    alpha: float = Field(0.5, ge=0, le=1)  # center learning rate of Wen et al.
+    max_pixels: int = Field(4096, ge=1)  # pixels sampled per batch from the embedding map
+
+
+class LossSpec(_Frozen):
+    ce: CeSpec = CeSpec()
+    lovasz: float = Field(0.0, ge=0)
+    aux: AuxSpec = AuxSpec()
+    center: CenterSpec = CenterSpec()
+
+
+class Recipe(_Frozen):
+    """Everything one training run needs; a trial's recipe is the base with its cell applied."""
+
+    data: DataSpec = DataSpec()
+    model: ModelSpec = ModelSpec()
+    train: TrainSpec = TrainSpec()
+    loss: LossSpec = LossSpec()
+
+
+# --------------------------------------------------------------------------- the study
+
+
+class RangeSpec(_Frozen):
+    low: float
+    high: float
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeSpec:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        return self
+
+
+class SearchSpec(_Frozen):
+    sampler: Literal["tpe", "random"] = "tpe"
+    n_trials: int = Field(20, ge=1)
+    space: dict[str, RangeSpec]
+
+
+class SweepSpec(_Frozen):
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    search: SearchSpec | None = None
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+
+    @field_validator("seeds")
+    @classmethod
+    def _unique_seeds(cls, v: list[int]) -> list[int]:
+        if len(set(v)) != len(v):
+            raise ValueError("seeds must be distinct")
+        return v
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty_axes(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid key {key!r} has no values")
+            if len({repr(x) for x in values}) != len(values):
+                raise ValueError(f"grid key {key!r} repeats a value")
+        return v
+
+    @model_validator(mode="after")
+    def _something_to_sweep(self) -> SweepSpec:
+        if not (self.grid or self.variants or self.search):
+            raise ValueError("give at least one of 'grid', 'variants' or 'search'")
+        if self.search and (self.grid or self.variants):
+            raise ValueError("'search' cannot be combined with 'grid' or 'variants'")
+        return self
+
+
+METRICS = ("val/mIoU", "val/pixel_acc", "val/loss")
+
+
+class MetricSpec(_Frozen):
+    name: str = "val/mIoU"
+    goal: Literal["maximize", "minimize"] = "maximize"
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v in METRICS or v.startswith("val/iou/"):
+            return v
+        raise ValueError(
+            f"unknown metric {v!r}{_did_you_mean(v, METRICS)}; "
+            f"allowed: {', '.join(METRICS)} or val/iou/<class>"
+        )
+
+
+class StudySpec(_Frozen):
+    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    description: str = ""
+    base: Recipe = Recipe()
+    sweep: SweepSpec
+    metric: MetricSpec = MetricSpec()
+    baseline: dict[str, Any] | str | None = None  # a cell's overrides or its name; default: first
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the design: a name and the dotted overrides it applies to the base recipe."""
+
+    name: str
+    overrides: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A validated study: the spec, where it came from, its cells and their resolved recipes."""
+
+    spec: StudySpec
+    path: Path
+    cells: tuple[Cell, ...]
+    recipes: Mapping[str, Recipe]  # cell name -> recipe
+    baseline: str  # the baseline cell's name
+
+    @property
+    def keys(self) -> list[str]:
+        """The swept keys, in file order (the columns of the results tables)."""
+        seen: dict[str, None] = {}
+        for cell in self.cells:
+            seen.update(dict.fromkeys(cell.overrides))
+        return list(seen)
+
+
+def format_value(value: Any) -> str:
+    """A compact, stable text form of a swept value, used in cell names."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+    """The shortest dotted suffix (at least two parts) telling each key apart from the others."""
+    short = {}
+    for key in keys:
+        parts = key.split(".")
+        for n in range(min(2, len(parts)), len(parts) + 1):
+            candidate = ".".join(parts[-n:])
+            if sum(k.endswith(candidate) for k in keys) == 1:
+                break
+        short[key] = candidate
+    return short
+
+
+def expand_cells(sweep: SweepSpec) -> list[Cell]:
+    """The study's cells: every point of the grid (full factorial), then every named variant."""
+    cells: list[Cell] = []
+    if sweep.grid:
+        keys = list(sweep.grid)
+        short = _short_keys(keys)
+        for values in itertools.product(*(sweep.grid[k] for k in keys)):
+            overrides = dict(zip(keys, values, strict=True))
+            name = ",".join(f"{short[k]}={format_value(v)}" for k, v in overrides.items())
+            cells.append(Cell(name, overrides))
+    for name, patch in sweep.variants.items():
+        cells.append(Cell(name, dict(patch)))
+    return cells
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def set_path(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `tree[a][b][c] = value` for `dotted = "a.b.c"`, creating mappings on the way."""
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """`"base.train.epochs=1"` -> `("base.train.epochs", 1)`; the value is read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z0-9_/\-]+(\.[A-Za-z0-9_/\-]+)*", key):
+        raise SpecError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+    return key, value
+
+
+def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any]) -> Recipe:
+    """The recipe with dotted overrides (paths inside `base`) applied, validated again."""
+    tree = recipe.model_dump(mode="python")
+    for key, value in overrides.items():
+        set_path(tree, key, value)
+    return Recipe.model_validate(tree)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _did_you_mean(word: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
+    """The field names of the model found by walking `loc` from `model`, if it is a model."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+        args = getattr(current, "__args__", ())  # `X | None`
+        for arg in args:
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                current = arg
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    path = ".".join(map(str, loc)) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        fields = _fields_at(root, loc[:-1]) or []
+        hint = _did_you_mean(str(loc[-1]), fields)
+        allowed = f"; allowed here: {', '.join(fields)}" if fields else ""
+        return f"{path}: unknown key{hint}{allowed}"
+    if err["type"] == "missing":
+        return f"{path}: required key is missing"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    return f"{path} = {err.get('input')!r}: {msg}"
+
+
+def _raise_validation(
+    path: Path, exc: ValidationError, root: type[BaseModel], context: str = ""
+) -> NoReturn:
+    lines = [_describe(e, root) for e in exc.errors()]
+    head = f"{path}: {context}" if len(lines) == 1 else f"{path}: {context}{len(lines)} problems:\n  "
+    raise SpecError(head + "\n  ".join(lines)) from None
+
+
+def _valid_path(dotted: str) -> bool:
+    """Whether a sweep key names a leaf of the recipe (anything below `model.args` is free)."""
+    model: Any = Recipe
+    parts = dotted.split(".")
+    for i, part in enumerate(parts):
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        if model is ModelSpec and part == "args":
+            return i < len(parts) - 1
+        model = field.annotation
+    return not (isinstance(model, type) and issubclass(model, BaseModel))
+
+
+def _leaf_paths(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            paths += _leaf_paths(ann, f"{prefix}{name}.")
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def _check_key(file: Path, where: str, key: str) -> None:
+    if not _valid_path(key):
+        raise SpecError(
+            f"{file}: {where}.{key}: not a key of the recipe{_did_you_mean(key, _leaf_paths())}; "
+            "sweep keys are dotted paths inside 'base', e.g. loss.aux.weight"
+        )
+
+
+def _resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
+    names = [c.name for c in cells]
+    if spec.baseline is None:
+        return names[0]
+    if isinstance(spec.baseline, str):
+        if spec.baseline not in names:
+            raise SpecError(
+                f"{file}: baseline = {spec.baseline!r}: no such cell"
+                f"{_did_you_mean(spec.baseline, names)}; cells: {', '.join(names)}"
+            )
+        return spec.baseline
+    wanted = spec.baseline
+    for key in wanted:
+        _check_key(file, "baseline", key)
+    matches = [
+        c.name
+        for c in cells
+        if all(_same(c.overrides.get(k, _MISSING), v) for k, v in wanted.items())
+    ]
+    if len(matches) != 1:
+        found = "no cell" if not matches else f"{len(matches)} cells ({', '.join(matches)})"
+        raise SpecError(
+            f"{file}: baseline = {dict(wanted)!r} matches {found}; it must match exactly one "
+            f"of: {', '.join(names)}"
+        )
+    return matches[0]
+
+
+_MISSING = object()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as YAML values: 0 matches 0.0, but true does not match 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    return bool(a == b)
+
+
+def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
+    """Read, override (`--set`), validate and expand a study file. Raises SpecError."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{file}: no such study file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{file}: cannot read it ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{file}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{file}: a study file is a mapping with keys name, base, sweep, ...")
+    raw = copy.deepcopy(raw)
+    for text_override in overrides:
+        key, value = parse_override(text_override)
+        set_path(raw, key, value)
+    return build_study(raw, file)
+
+
+def build_study(raw: Mapping[str, Any], file: Path) -> Study:
+    """Validate a study's raw mapping and expand its cells; `file` is named in errors."""
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        _raise_validation(file, exc, StudySpec)
+
+    cells = expand_cells(spec.sweep)
+    recipes: dict[str, Recipe] = {}
+    for key in spec.sweep.grid:
+        _check_key(file, "sweep.grid", key)
+    for name, patch in spec.sweep.variants.items():
+        for key in patch:
+            _check_key(file, f"sweep.variants.{name}", key)
+    if spec.sweep.search:
+        for key in spec.sweep.search.space:
+            _check_key(file, "sweep.search.space", key)
+    for cell in cells:
+        try:
+            recipes[cell.name] = apply_overrides(spec.base, cell.overrides)
+        except ValidationError as exc:
+            where = (
+                f"sweep.variants.{cell.name}"
+                if cell.name in spec.sweep.variants
+                else f"sweep.grid (cell {cell.name})"
+            )
+            _raise_validation(file, exc, Recipe, context=f"in {where}, ")
+    baseline = _resolve_baseline(file, spec, cells) if cells else ""
+    return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)

@@ -1,0 +1,17 @@
+"""The study engine: Optuna study per study file, the trial queue, workers, resume and retries."""
+
+from ablate.study._pool import plan_devices
+from ablate.study._run import Locations, RunOutcome, design_pairs, prepare, run_study
+from ablate.study._storage import create_or_load, default_storage_url, load_existing
+
+__all__ = [
+    "Locations",
+    "RunOutcome",
+    "create_or_load",
+    "default_storage_url",
+    "design_pairs",
+    "load_existing",
+    "plan_devices",
+    "prepare",
+    "run_study",
+]

@@ -1,0 +1,134 @@
+"""Starting workers (one per device or CPU share) and showing their progress live."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ablate.study._worker import WorkerConfig, work
+
+
+def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
+    """(device, torch threads) per worker. `--devices cuda:0,cuda:1` gives one worker per device;
+    on the CPU `--workers N` splits the cores (default: one worker per core, at most 4 — small
+    segmentation nets use cores better as separate processes than as threads of one)."""
+    cores = os.cpu_count() or 1
+    if devices:
+        names = [d.strip() for d in devices.split(",") if d.strip()]
+        cpu_workers = sum(n == "cpu" for n in names) or 1
+        return [(n, max(1, cores // cpu_workers) if n == "cpu" else 1) for n in names]
+    import torch
+
+    if workers is None and torch.cuda.is_available():
+        return [(f"cuda:{i}", 1) for i in range(torch.cuda.device_count())]
+    n = workers or min(cores, 4)
+    return [("cpu", max(1, cores // n))] * n
+
+
+@dataclass
+class _Display:
+    """A rich progress view: trials done / total with ETA, and one line per worker."""
+
+    total: int
+    n_workers: int
+    console: Console
+    done: int = 0
+    failed: int = 0
+    progress: Progress = field(init=False)
+    overall: TaskID = field(init=False)
+    rows: dict[int, TaskID] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
+        self.overall = self.progress.add_task("trials", total=self.total)
+        for w in range(self.n_workers):
+            self.rows[w] = self.progress.add_task(f"  worker {w}: starting", total=None)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        kind, row = event["event"], self.rows.get(event.get("worker", -1))
+        if kind == "start" and row is not None:
+            self.progress.update(
+                row,
+                description=f"  worker {event['worker']}: #{event['number']} {event['cell']} "
+                f"seed={event['seed']}",
+                total=event["epochs"],
+                completed=0,
+            )
+        elif kind == "epoch" and row is not None:
+            self.progress.update(row, completed=event["epoch"])
+        elif kind == "end":
+            if event["outcome"] in ("complete", "diverged", "no-value", "fail"):
+                self.done += 1
+                self.progress.update(self.overall, completed=self.done)
+            if event["outcome"] in ("fail", "retry"):
+                self.failed += 1
+                verb = "will retry" if event["outcome"] == "retry" else "failed"
+                self.console.print(f"[red]trial #{event['number']} {verb}: {event['error']}")
+        elif kind == "exit" and row is not None:
+            self.progress.update(row, description=f"  worker {event['worker']}: done", total=1,
+                                 completed=1)
+
+
+def _child(cfg: WorkerConfig, events: Any) -> None:
+    try:
+        work(cfg, events.put)
+    except KeyboardInterrupt:
+        pass
+
+
+def run_workers(
+    base: WorkerConfig, plan: Sequence[tuple[str, int]], total: int, console: Console
+) -> None:
+    """Run the workers until the queue is drained. One worker runs in this process (no start-up
+    cost); several run as spawned processes, each importing torch and MLflow once."""
+    display = _Display(total, len(plan), console)
+    configs = [replace(base, device=d, threads=t, worker=i) for i, (d, t) in enumerate(plan)]
+    with display.progress:
+        if len(configs) == 1:
+            work(configs[0], display.handle)
+            return
+        ctx = mp.get_context("spawn")
+        events = ctx.Queue()
+        procs = [ctx.Process(target=_child, args=(c, events), daemon=False) for c in configs]
+        for p in procs:
+            p.start()
+        try:
+            while any(p.is_alive() for p in procs) or not events.empty():
+                try:
+                    display.handle(events.get(timeout=0.5))
+                except queue.Empty:
+                    continue
+        except KeyboardInterrupt:
+            deadline = time.monotonic() + 30
+            for p in procs:
+                p.join(timeout=max(0.0, deadline - time.monotonic()))
+            for p in procs:
+                if p.is_alive():
+                    p.terminate()
+            raise
+        for p in procs:
+            p.join()

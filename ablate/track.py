@@ -1,0 +1,177 @@
+"""Everything MLflow: the study run, one run per cell, one nested run per (cell, seed).
+
+Only `MlflowClient` with explicit run ids is used — never the fluent "active run", which is
+process-global state and wrong in worker processes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
+_PARENT = "mlflow.parentRunId"
+_BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batch call
+
+
+def _client(tracking_uri: str) -> Any:
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    from mlflow import MlflowClient  # imported here: `import mlflow` costs ~1 s
+
+    return MlflowClient(tracking_uri=tracking_uri)
+
+
+def default_tracking_uri(results: Path) -> str:
+    return f"sqlite:///{(results / 'mlflow.db').resolve()}"
+
+
+@dataclass(frozen=True)
+class RunTree:
+    """Where a study's runs live; created once by `ablate run`, read by every worker."""
+
+    tracking_uri: str
+    experiment_id: str
+    study_run_id: str
+    cell_run_ids: Mapping[str, str]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"loss": {"aux": {"weight": 0.4}}} -> {"loss.aux.weight": 0.4}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def ensure_run_tree(
+    tracking_uri: str,
+    study_name: str,
+    cells: Iterable[str],
+    artifact_root: Path | None,
+    study_params: Mapping[str, Any],
+) -> RunTree:
+    """Find or create the experiment, the study run and every cell run (idempotent)."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        location = (artifact_root / study_name).resolve().as_uri() if artifact_root else None
+        experiment_id = client.create_experiment(study_name, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    runs = client.search_runs(
+        [experiment_id], f"tags.`{_STUDY}` = '{study_name}'", max_results=5000
+    )
+    study_runs = [r for r in runs if r.data.tags.get(_LEVEL) == "study"]
+    if study_runs:
+        study_run_id = study_runs[0].info.run_id
+    else:
+        run = client.create_run(
+            experiment_id, tags={_LEVEL: "study", _STUDY: study_name}, run_name=study_name
+        )
+        study_run_id = run.info.run_id
+        log_params(tracking_uri, study_run_id, study_params, client=client)
+    cell_runs = {
+        r.data.tags[_CELL]: r.info.run_id
+        for r in runs
+        if r.data.tags.get(_LEVEL) == "cell" and r.data.tags.get(_PARENT) == study_run_id
+    }
+    for cell in cells:
+        if cell not in cell_runs:
+            run = client.create_run(
+                experiment_id,
+                tags={_LEVEL: "cell", _STUDY: study_name, _CELL: cell, _PARENT: study_run_id},
+                run_name=cell,
+            )
+            cell_runs[cell] = run.info.run_id
+    return RunTree(tracking_uri, experiment_id, study_run_id, cell_runs)
+
+
+def log_params(
+    tracking_uri: str, run_id: str, params: Mapping[str, Any], client: Any = None
+) -> None:
+    from mlflow.entities import Param
+
+    client = client or _client(tracking_uri)
+    items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+    for i in range(0, len(items), _BATCH):
+        client.log_batch(run_id, params=items[i : i + _BATCH])
+
+
+class TrialRun:
+    """The MLflow run of one trial; owns it from creation to its terminal status."""
+
+    def __init__(self, tree: RunTree, study_name: str, cell: str, seed: int, number: int) -> None:
+        self._client = _client(tree.tracking_uri)
+        run = self._client.create_run(
+            tree.experiment_id,
+            tags={
+                _LEVEL: "trial",
+                _STUDY: study_name,
+                _CELL: cell,
+                "ablate.seed": str(seed),
+                "ablate.trial_number": str(number),
+                _PARENT: tree.cell_run_ids[cell],
+            },
+            run_name=f"{cell} seed={seed}",
+        )
+        self.run_id: str = run.info.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        log_params("", self.run_id, params, client=self._client)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """One call per epoch: every metric of the step in one batch."""
+        from mlflow.entities import Metric
+
+        now = _now_ms()
+        batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if not math.isnan(v)]
+        for i in range(0, len(batch), 1000):
+            self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+
+    def log_text(self, text: str, name: str) -> None:
+        self._client.log_text(self.run_id, text, name)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self._client.set_tag(self.run_id, key, value[:5000])
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED."""
+        self._client.set_terminated(self.run_id, status=status)
+
+
+def log_cell_aggregates(
+    tree: RunTree, aggregates: Mapping[str, Mapping[str, float]]
+) -> None:
+    """Each cell run gets its aggregates over seeds as metrics, so the UI compares cells."""
+    from mlflow.entities import Metric
+
+    client = _client(tree.tracking_uri)
+    now = _now_ms()
+    for cell, values in aggregates.items():
+        run_id = tree.cell_run_ids.get(cell)
+        if run_id is None:
+            continue
+        batch = [Metric(k, float(v), now, 0) for k, v in values.items() if not math.isnan(v)]
+        if batch:
+            client.log_batch(run_id, metrics=batch)
+        client.set_terminated(run_id, status="FINISHED")
+
+
+def log_study_artifacts(tree: RunTree, folder: Path, finished: bool) -> None:
+    """The report (tables, plots, report.md) as artifacts of the study run."""
+    client = _client(tree.tracking_uri)
+    client.log_artifacts(tree.study_run_id, str(folder), artifact_path="report")
+    if finished:
+        client.set_terminated(tree.study_run_id, status="FINISHED")

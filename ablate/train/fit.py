@@ -1,0 +1,196 @@
+"""The trial loop: one plain function that trains one recipe with one seed and evaluates it."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ablate.data import Split, class_names, load_splits
+from ablate.losses.objective import Objective
+from ablate.metrics import confusion_matrix, iou_per_class, pixel_accuracy
+from ablate.models import build_model, check_outputs
+from ablate.spec import Recipe
+
+# Images are uint8 in [0, 255]; the networks see (x/255 − 0.5)/0.25.
+_MEAN, _STD = 0.5, 0.25
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Everything measured in one epoch, under MLflow's metric names."""
+
+    epoch: int  # counted from 1
+    metrics: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class FitResult:
+    history: list[EpochResult]
+    diverged: bool  # the loss became NaN or infinite; training stopped there
+    duration_s: float
+    best: Mapping[str, float] = field(default_factory=dict)  # best epoch value of each val metric
+
+    @property
+    def final(self) -> Mapping[str, float]:
+        return self.history[-1].metrics if self.history else {}
+
+
+class Diverged(Exception):
+    """Raised inside the loop when a loss is not finite."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def autocast_for(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, whether a GradScaler is needed) for the `train.amp` setting."""
+    if amp == "off" or (amp == "auto" and device.type != "cuda"):
+        return None, False
+    if amp in ("auto", "bf16"):
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            return torch.float16, True
+        return torch.bfloat16, False
+    return torch.float16, device.type == "cuda"
+
+
+def _normalise(images: Tensor) -> Tensor:
+    return (images.float() / 255.0 - _MEAN) / _STD
+
+
+def _optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    t = recipe.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def evaluate(
+    model: nn.Module,
+    split: Split,
+    num_classes: int,
+    names: list[str],
+    batch_size: int,
+    ignore_index: int,
+    autocast: Callable[[], AbstractContextManager[object]],
+) -> dict[str, float]:
+    """mIoU, per-class IoU, pixel accuracy and mean loss over a split, in one pass."""
+    model.eval()
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=split.labels.device)
+    loss_sum, n_valid = torch.zeros((), device=cm.device), 0
+    with torch.no_grad():
+        for i in range(0, len(split), batch_size):
+            images, labels = split.images[i : i + batch_size], split.labels[i : i + batch_size]
+            with autocast():
+                out = model(_normalise(images))["out"]
+            logits = F.interpolate(out.float(), labels.shape[-2:], mode="bilinear")
+            loss_sum += F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
+            n_valid += int((labels != ignore_index).sum())
+            cm += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)
+    iou = iou_per_class(cm)
+    metrics = {
+        "val/mIoU": float(torch.nanmean(iou)),
+        "val/pixel_acc": pixel_accuracy(cm),
+        "val/loss": float(loss_sum) / max(n_valid, 1),
+    }
+    metrics.update({f"val/iou/{n}": float(v) for n, v in zip(names, iou.tolist(), strict=True)})
+    return metrics
+
+
+def fit(
+    recipe: Recipe,
+    seed: int,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> FitResult:
+    """Train `recipe` with `seed` (model init and batch order; the data are fixed by
+    `data.seed`), evaluating after every epoch. SGD with momentum or AdamW under a poly
+    learning-rate decay. A non-finite loss stops training and marks the result diverged."""
+    start = time.perf_counter()
+    dev = torch.device(device)
+    d, t = recipe.data, recipe.train
+    train, val = load_splits(
+        d.name, d.num_classes, d.image_size, d.train_size, d.val_size, d.seed, dev
+    )
+    names = class_names(d.name, d.num_classes)
+
+    torch.manual_seed(seed)
+    model = build_model(recipe.model.name, d.num_classes, recipe.model.args).to(dev)
+    model = model.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        probe = model.eval()(_normalise(train.images[:2]))
+    check_outputs(probe, d.num_classes, name=f"model {recipe.model.name!r}")
+    embed = probe["embed"]
+    objective = Objective(recipe.loss, d.num_classes, embed.shape[1], d.ignore_index).to(dev)
+    optimizer = _optimizer(recipe, list(model.parameters()))
+
+    dtype, needs_scaler = autocast_for(t.amp, dev)
+
+    def autocast() -> AbstractContextManager[object]:
+        return torch.autocast(dev.type, dtype=dtype) if dtype else nullcontext()
+
+    scaler = torch.amp.GradScaler(dev.type, enabled=needs_scaler)
+    order = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(len(train) / t.batch_size)
+    total_steps = t.epochs * steps_per_epoch
+    history: list[EpochResult] = []
+    best: dict[str, float] = {}
+    step = 0
+    try:
+        for epoch in range(1, t.epochs + 1):
+            model.train()
+            objective.train()
+            epoch_start = time.perf_counter()
+            sums: dict[str, Tensor] = {}
+            aux_weights: list[float] = []
+            perm = torch.randperm(len(train), generator=order).to(dev)
+            for i in range(steps_per_epoch):
+                idx = perm[i * t.batch_size : (i + 1) * t.batch_size]
+                images, labels = _normalise(train.images[idx]), train.labels[idx]
+                for group in optimizer.param_groups:
+                    group["lr"] = t.lr * (1 - step / total_steps) ** t.poly_power
+                with autocast():
+                    outputs = model(images.contiguous(memory_format=torch.channels_last))
+                loss = objective(outputs, labels, step / total_steps)
+                if not torch.isfinite(loss.total):
+                    raise Diverged(f"loss became {float(loss.total)} at epoch {epoch}, step {i}")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss.total).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                step += 1
+                for key, value in [("train/loss", loss.total), *(
+                    (f"train/loss/{k}", v) for k, v in loss.terms.items()
+                )]:
+                    sums[key] = sums.get(key, 0.0) + value.detach()
+                if "aux" in loss.weights:
+                    aux_weights.append(loss.weights["aux"])
+            seconds = time.perf_counter() - epoch_start
+            metrics = {k: float(v) / steps_per_epoch for k, v in sums.items()}
+            if aux_weights:
+                metrics["train/aux_weight"] = sum(aux_weights) / len(aux_weights)
+            metrics["train/images_per_s"] = len(train) / seconds
+            metrics["train/lr"] = optimizer.param_groups[0]["lr"]
+            metrics.update(
+                evaluate(model, val, d.num_classes, names, t.batch_size, d.ignore_index, autocast)
+            )
+            for key, value in metrics.items():
+                if key.startswith("val/") and not math.isnan(value):
+                    better = max if key != "val/loss" else min
+                    best[key] = better(best.get(key, value), value)
+            result = EpochResult(epoch, metrics)
+            history.append(result)
+            if on_epoch is not None:
+                on_epoch(result)
+    except Diverged:
+        return FitResult(history, True, time.perf_counter() - start, best)
+    return FitResult(history, False, time.perf_counter() - start, best)

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from ablate.models import MODELS, ModelContractError, build_model, check_outputs
+
+# Each registered model: (stride of `out`, {aux head: stride}).
+EXPECTED = {"pspnet_tiny": (8, {"stage3": 8})}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_model_meets_the_output_contract_and_trains(name: str) -> None:
+    torch.manual_seed(0)
+    model = build_model(name, num_classes=5)
+    x = torch.randn(2, 3, 64, 96)
+    outputs = model(x)
+    check_outputs(outputs, 5, name)
+    out_stride, aux_strides = EXPECTED[name]
+    assert outputs["out"].shape == (2, 5, 64 // out_stride, 96 // out_stride)
+    assert {k: v.shape[-2:] for k, v in outputs["aux"].items()} == {
+        k: (64 // s, 96 // s) for k, s in aux_strides.items()
+    }
+    loss = outputs["out"].mean() + sum(v.mean() for v in outputs["aux"].values())
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_every_model_has_expected_shapes_listed() -> None:
+    assert set(EXPECTED) == set(MODELS)
+
+
+def test_width_knob_scales_the_model() -> None:
+    small = sum(p.numel() for p in build_model("pspnet_tiny", 4, {"width": 8}).parameters())
+    big = sum(p.numel() for p in build_model("pspnet_tiny", 4, {"width": 16}).parameters())
+    assert big > 3 * small
+
+
+def test_user_model_by_import_path() -> None:
+    model = build_model("tests.models.user_model:build", 3, {"channels": 4})
+    check_outputs(model(torch.randn(1, 3, 32, 32)), 3)
+
+
+def test_unimportable_user_model_is_a_clear_error() -> None:
+    with pytest.raises(ModelContractError, match="cannot import 'no_such_pkg.mod'"):
+        build_model("no_such_pkg.mod:build", 3)
+
+
+@pytest.mark.parametrize(
+    ("outputs", "message"),
+    [
+        ({"out": torch.zeros(1, 3, 4, 4)}, "lacks 'aux', 'embed'"),
+        (torch.zeros(1, 3, 4, 4), "must return a dict"),
+        ({"out": torch.zeros(1, 2, 4, 4), "aux": {}, "embed": torch.zeros(1, 8, 4, 4)},
+         r"'out' must be logits \(B, 3, h, w\)"),
+        ({"out": torch.zeros(1, 3, 4, 4), "aux": {"s": torch.zeros(3, 4, 4)},
+          "embed": torch.zeros(1, 8, 4, 4)}, r"'aux.s' must be logits"),
+    ],
+)
+def test_contract_violations_name_what_is_wrong(outputs: object, message: str) -> None:
+    with pytest.raises(ModelContractError, match=message):
+        check_outputs(outputs, 3)

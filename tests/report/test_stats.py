@@ -1,0 +1,264 @@
+"""Statistics across seeds: expected values are computed here from the textbook formulas."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ablate.report.stats import (
+    SUMMARY_STATS,
+    holm,
+    is_fraction_metric,
+    per_class_diff,
+    summarize,
+    verdict_sentence,
+)
+
+KEY = "loss.aux.weight"
+METRIC = "val/mIoU"
+BASE = [0.60, 0.62, 0.61]  # baseline mIoU on seeds 0, 1, 2
+AUX = [0.63, 0.66, 0.62]  # paired differences: 0.03, 0.04, 0.01
+T_975_2 = 4.302652729911275  # Student-t 97.5% quantile, 2 degrees of freedom (printed tables)
+
+
+def make_trials(cells: dict[str, tuple[Any, list[float]]], extra: list[dict] | None = None):
+    """cells: name -> (key value, metric per seed 0..k-1), all COMPLETE; extra rows appended."""
+    rows: list[dict[str, Any]] = []
+    for cell, (value, metrics) in cells.items():
+        for seed, m in enumerate(metrics):
+            rows.append({"state": "COMPLETE", "cell": cell, "seed": seed, KEY: value, METRIC: m})
+    rows += extra or []
+    table = pd.DataFrame(rows)
+    table.insert(0, "number", range(len(table)))
+    return table
+
+
+def run(trials: pd.DataFrame, **kw: Any) -> pd.DataFrame:
+    args: dict[str, Any] = {"metric": METRIC, "goal": "maximize", "baseline": "a", "keys": [KEY]}
+    return summarize(trials, **(args | kw)).set_index("cell")
+
+
+def test_columns_come_in_the_documented_order():
+    summary = summarize(
+        make_trials({"a": (0.0, BASE)}), metric=METRIC, goal="maximize", baseline="a", keys=[KEY]
+    )
+    assert list(summary.columns) == ["cell", KEY, *SUMMARY_STATS]
+    assert SUMMARY_STATS[-1] == "verdict" and SUMMARY_STATS[0] == "n"
+
+
+def test_level_statistics_match_the_student_t_formula():
+    row = run(make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})).loc["a"]
+    # mean 0.61, deviations -0.01, 0.01, 0 -> s^2 = 0.0002 / 2, s = 0.01
+    half = T_975_2 * 0.01 / math.sqrt(3)
+    assert row["n"] == 3
+    assert row["mean"] == pytest.approx(0.61)
+    assert row["std"] == pytest.approx(0.01)
+    assert row["ci_low"] == pytest.approx(0.61 - half)
+    assert row["ci_high"] == pytest.approx(0.61 + half)
+    assert row[KEY] == 0.0
+
+
+def test_paired_comparison_matches_hand_computation():
+    row = run(make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})).loc["b"]
+    d = np.array([0.03, 0.04, 0.01])
+    mean = 0.08 / 3
+    sd = math.sqrt(((0.03 - mean) ** 2 + (0.04 - mean) ** 2 + (0.01 - mean) ** 2) / 2)
+    t = mean / (sd / math.sqrt(3))
+    assert row["diff"] == pytest.approx(mean)
+    assert row["diff_ci_low"] == pytest.approx(mean - T_975_2 * sd / math.sqrt(3))
+    assert row["diff_ci_high"] == pytest.approx(mean + T_975_2 * sd / math.sqrt(3))
+    assert row["n_pairs"] == 3
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(t, df=2))
+    assert row["p_holm"] == pytest.approx(row["p_value"])  # one comparison: Holm changes nothing
+    assert row["d_z"] == pytest.approx(mean / sd)
+    # exact signed-rank test, 3 positive differences: P(W = 0) = 1/8, two-sided 1/4
+    assert row["p_wilcoxon"] == pytest.approx(0.25)
+    eps = 1e-12  # the differences themselves carry float rounding (0.66 - 0.62 != 0.04)
+    assert d.min() - eps <= row["boot_low"] <= row["diff"] <= row["boot_high"] <= d.max() + eps
+    assert row["verdict"] == "no detectable difference at n = 3"
+
+
+def test_pairs_only_seeds_complete_in_both_cells():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, [*AUX, 0.99])})  # seed 3 has no baseline
+    row = run(trials).loc["b"]
+    assert row["n"] == 4 and row["n_pairs"] == 3
+    assert row["diff"] == pytest.approx(0.08 / 3)
+
+
+def test_holm_matches_hand_computed_example():
+    # sorted 0.01, 0.03, 0.04, 0.20 -> x4, x3, x2, x1 = 0.04, 0.09, 0.08, 0.20
+    # monotone: 0.04, 0.09, 0.09, 0.20; back in the input order:
+    adjusted = holm([0.01, 0.04, 0.03, 0.20])
+    np.testing.assert_allclose(adjusted, [0.04, 0.09, 0.09, 0.20])
+
+
+def test_holm_caps_at_one_and_skips_nan():
+    adjusted = holm([0.5, np.nan, 0.6])
+    np.testing.assert_allclose(adjusted, [1.0, np.nan, 1.0])
+    assert holm([]).shape == (0,)
+
+
+def test_summary_p_holm_is_holm_over_non_baseline_cells():
+    trials = make_trials(
+        {
+            "a": (0.0, BASE),
+            "b": (0.4, AUX),
+            "c": (0.8, [0.50, 0.52, 0.49]),
+            "d": (1.0, [0.61, 0.60, 0.62]),
+        }
+    )
+    summary = run(trials)
+    others = summary.drop(index="a")
+    np.testing.assert_allclose(others["p_holm"], holm(others["p_value"].to_numpy()))
+    assert math.isnan(summary.loc["a", "p_holm"])
+    assert summary.loc["c", "verdict"] == "worse"  # -10.7 points, p_holm about 0.01
+
+
+def test_missing_cells_get_rows_with_nan():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})
+    summary = run(trials, cells=["a", "ghost", "b"])
+    assert list(summary.index) == ["a", "ghost", "b"]
+    ghost = summary.loc["ghost"]
+    assert ghost["n"] == 0 and ghost["n_pairs"] == 0
+    for column in ("mean", "std", "ci_low", "diff", "p_value", "p_holm", "boot_low"):
+        assert math.isnan(ghost[column])
+    assert ghost["verdict"] == "missing"
+
+
+def test_cells_default_to_order_of_first_appearance():
+    trials = make_trials({"b": (0.4, AUX), "a": (0.0, BASE)})
+    assert list(run(trials).index) == ["b", "a"]
+
+
+def test_retry_counts_seed_once_and_divergence_per_seed():
+    extra = [
+        {"state": "FAIL", "cell": "b", "seed": 3, KEY: 0.4, METRIC: np.nan},
+        {"state": "COMPLETE", "cell": "b", "seed": 3, KEY: 0.4, METRIC: 0.64},
+        {"state": "DIVERGED", "cell": "b", "seed": 4, KEY: 0.4, METRIC: np.nan},
+        {"state": "RUNNING", "cell": "b", "seed": 5, KEY: 0.4, METRIC: np.nan},
+        {"state": "FAIL", "cell": "b", "seed": 6, KEY: 0.4, METRIC: np.nan},
+    ]
+    row = run(make_trials({"a": (0.0, BASE), "b": (0.4, AUX)}, extra)).loc["b"]
+    assert row["n"] == 4  # seeds 0-3
+    assert row["diverged"] == 1
+    assert row["divergence_rate"] == pytest.approx(1 / 6)  # 4 complete + 1 diverged + 1 failed
+    assert row["n_pairs"] == 3
+
+
+def test_complete_trial_with_nan_metric_is_left_out():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, [0.63, np.nan, 0.62])})
+    row = run(trials).loc["b"]
+    assert row["n"] == 2 and row["n_pairs"] == 2
+    assert row["mean"] == pytest.approx(0.625)
+    assert row["diff"] == pytest.approx((0.03 + 0.01) / 2)
+
+
+def test_baseline_choice_flips_the_sign_and_marks_its_row():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})
+    summary = run(trials, baseline="b")
+    assert summary.loc["b", "verdict"] == "baseline"
+    assert math.isnan(summary.loc["b", "diff"])
+    assert summary.loc["a", "diff"] == pytest.approx(-0.08 / 3)
+
+
+def test_unknown_baseline_is_an_error():
+    with pytest.raises(ValueError, match="baseline"):
+        run(make_trials({"a": (0.0, BASE)}), baseline="nope")
+
+
+def test_minimize_goal_calls_a_lower_value_better():
+    base = [1.00, 1.10, 0.95, 1.05, 1.02]
+    lower = [b - 0.10 + e for b, e in zip(base, [0.00, 0.01, -0.01, 0.005, -0.005], strict=True)]
+    trials = make_trials(
+        {"a": (0.0, base), "b": (0.4, lower), "c": (0.8, [b + 0.2 for b in lower])}
+    )
+    summary = run(trials, metric=METRIC, goal="minimize")
+    assert summary.loc["b", "verdict"] == "better"
+    assert summary.loc["c", "verdict"] == "worse"  # +0.1 on every seed (with noise), p tiny
+    assert run(trials, goal="maximize").loc["b", "verdict"] == "worse"
+
+
+def test_one_seed_study_has_no_test():
+    summary = run(make_trials({"a": (0.0, [0.6]), "b": (0.4, [0.7])}))
+    row = summary.loc["b"]
+    assert row["n"] == 1 and row["n_pairs"] == 1
+    assert math.isnan(row["std"]) and math.isnan(row["ci_low"])
+    assert row["diff"] == pytest.approx(0.1)
+    for column in ("p_value", "p_holm", "p_wilcoxon", "d_z", "boot_low", "diff_ci_low"):
+        assert math.isnan(row[column])
+    assert row["verdict"] == "n/a (one seed)"
+
+
+def test_identical_differences():
+    zero = run(make_trials({"a": (0.0, BASE), "b": (0.4, BASE)})).loc["b"]
+    assert zero["p_value"] == 1.0 and math.isnan(zero["p_wilcoxon"]) and math.isnan(zero["d_z"])
+    assert zero["verdict"] == "no detectable difference at n = 3"
+    shifted = run(make_trials({"a": (0.0, [0.5, 0.6]), "b": (0.4, [0.75, 0.85])})).loc["b"]
+    assert math.isnan(shifted["p_value"])
+    assert shifted["verdict"] == "n/a (identical differences)"
+
+
+def test_bootstrap_is_reproducible_and_seeded():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})
+    first = run(trials, n_boot=2000, rng_seed=1).loc["b"]
+    again = run(trials, n_boot=2000, rng_seed=1).loc["b"]
+    assert (first["boot_low"], first["boot_high"]) == (again["boot_low"], again["boot_high"])
+    # With 3 pairs the bootstrap means live on a lattice of multiples of 0.01 / 3.
+    assert round(first["boot_low"] * 300, 6) == round(first["boot_low"] * 300)
+
+
+def test_per_class_diff_pairs_finite_values_per_class():
+    trials = make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})
+    trials["val/iou/road"] = [0.9, 0.8, 0.7, 0.95, 0.80, 0.75]
+    trials["val/iou/pole"] = [0.1, np.nan, 0.3, 0.2, 0.25, 0.3]
+    table = per_class_diff(trials, baseline="a", class_columns=["val/iou/road", "val/iou/pole"])
+    assert list(table.columns) == ["cell", "class", "diff", "ci_low", "ci_high", "n_pairs"]
+    road = table.set_index("class").loc["road"]
+    pole = table.set_index("class").loc["pole"]
+    assert road["cell"] == "b" and road["n_pairs"] == 3
+    assert road["diff"] == pytest.approx((0.05 + 0.0 + 0.05) / 3)
+    assert pole["n_pairs"] == 2 and pole["diff"] == pytest.approx(0.05)
+    d = np.array([0.1, 0.0])
+    half = stats.t.ppf(0.975, 1) * np.std(d, ddof=1) / math.sqrt(2)
+    assert pole["ci_low"] == pytest.approx(0.05 - half)
+
+
+def test_verdict_sentence_reads_in_points():
+    row = {
+        "cell": "aux.weight=0.4",
+        "verdict": "better",
+        "diff": 0.01423,
+        "diff_ci_low": 0.003,
+        "diff_ci_high": 0.025,
+        "p_holm": 0.031,
+        "n_pairs": 3,
+    }
+    assert verdict_sentence(row, "val/mIoU") == (
+        "aux.weight=0.4: +1.42 mIoU-points vs baseline "
+        "(95% CI +0.30 to +2.50, p_holm = 0.031, n = 3) — better."
+    )
+    loss = verdict_sentence(row | {"diff": -0.5, "verdict": "worse"}, "val/loss")
+    assert loss.startswith("aux.weight=0.4: -0.50 loss vs baseline")
+
+
+@pytest.mark.parametrize(
+    ("verdict", "n_pairs", "expected"),
+    [
+        ("missing", 0, "x: no completed seed paired with the baseline — missing."),
+        ("n/a (one seed)", 1, "x: +1.00 mIoU-points vs baseline (one paired seed"),
+    ],
+)
+def test_verdict_sentence_without_a_test(verdict: str, n_pairs: int, expected: str):
+    row = {"cell": "x", "verdict": verdict, "diff": 0.01, "n_pairs": n_pairs}
+    assert verdict_sentence(row, METRIC).startswith(expected)
+
+
+def test_fraction_metrics_are_recognised_by_name():
+    assert is_fraction_metric("val/mIoU") and is_fraction_metric("val/iou/car")
+    assert is_fraction_metric("best/val/pixel_acc")
+    assert not is_fraction_metric("train/loss") and not is_fraction_metric("duration_s")

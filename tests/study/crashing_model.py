@@ -1,0 +1,22 @@
+"""A user model that can crash in training (not at the pre-flight forward), for retry tests."""
+
+import torch
+from torch import nn
+
+from ablate.models import pspnet_tiny
+
+
+class Crashing(nn.Module):
+    def __init__(self, num_classes: int, crash: bool) -> None:
+        super().__init__()
+        self.net = pspnet_tiny(num_classes, width=8)
+        self.crash = crash
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        if self.crash and self.training:
+            raise RuntimeError("boom on purpose")
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+def build(num_classes: int, crash: bool = False) -> nn.Module:
+    return Crashing(num_classes, crash)

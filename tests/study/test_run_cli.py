@@ -1,0 +1,169 @@
+"""End to end through the CLI: a 2-cell × 2-seed study in a temporary directory."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from ablate.cli import app
+
+STUDY = """
+name: tiny
+description: two aux weights, two seeds
+base:
+  data: {num_classes: 4, image_size: [32, 32], train_size: 16, val_size: 8}
+  model: {name: pspnet_tiny, args: {width: 8}}
+  train: {epochs: 2, batch_size: 8, lr: 0.02}
+sweep:
+  grid: {loss.aux.weight: [0.0, 0.4]}
+  seeds: [0, 1]
+baseline: {loss.aux.weight: 0.0}
+"""
+
+
+@pytest.fixture()
+def study_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(STUDY)
+    return tmp_path
+
+
+def _mlflow_runs(root: Path) -> list:
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is not None
+    return client.search_runs([experiment.experiment_id], max_results=100), client
+
+
+@pytest.mark.slow
+def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    assert result.exit_code == 0, result.output
+
+    folder = study_dir / "results" / "tiny"
+    trials = pd.read_csv(folder / "trials.csv")
+    assert len(trials) == 4
+    assert set(trials["state"]) == {"COMPLETE"}
+    assert sorted(zip(trials["cell"], trials["seed"], strict=True)) == [
+        ("aux.weight=0", 0), ("aux.weight=0", 1), ("aux.weight=0.4", 0), ("aux.weight=0.4", 1)
+    ]
+    assert {"loss.aux.weight", "val/mIoU", "val/pixel_acc", "best/val/mIoU", "duration_s",
+            "mlflow_run_id"} <= set(trials.columns)
+    assert trials["val/mIoU"].between(0, 1).all()
+
+    summary = pd.read_csv(folder / "summary.csv")
+    assert list(summary["cell"]) == ["aux.weight=0", "aux.weight=0.4"]
+    assert list(summary["n"]) == [2, 2]
+    expected_mean = trials[trials["cell"] == "aux.weight=0.4"]["val/mIoU"].mean()
+    assert summary.loc[1, "mean"] == pytest.approx(expected_mean)
+    for column in ("std", "ci_low", "ci_high", "diff", "p_value", "p_holm", "verdict"):
+        assert column in summary.columns
+    assert (folder / "report.md").read_text().startswith("# tiny")
+    assert {p.name for p in (folder / "plots").glob("*.png")} >= {
+        "metric_vs_cell.png", "training_curves.png"
+    }
+
+    runs, client = _mlflow_runs(study_dir)
+    by_level: dict[str, list] = {}
+    for run in runs:
+        by_level.setdefault(run.data.tags["ablate.level"], []).append(run)
+    assert {k: len(v) for k, v in by_level.items()} == {"study": 1, "cell": 2, "trial": 4}
+    study_id = by_level["study"][0].info.run_id
+    cell_ids = {r.info.run_id for r in by_level["cell"]}
+    assert all(r.data.tags["mlflow.parentRunId"] == study_id for r in by_level["cell"])
+    for run in by_level["trial"]:
+        assert run.data.tags["mlflow.parentRunId"] in cell_ids
+        assert run.info.status == "FINISHED"
+        assert run.data.params["loss.aux.weight"] in ("0.0", "0.4")
+        assert run.data.params["train.epochs"] == "2"
+        history = client.get_metric_history(run.info.run_id, "val/mIoU")
+        assert [m.step for m in history] == [1, 2]
+        assert "train/loss/ce" in run.data.metrics
+        assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    aux_runs = [r for r in by_level["trial"] if r.data.params["loss.aux.weight"] == "0.4"]
+    assert all(r.data.metrics["train/aux_weight"] == pytest.approx(0.4) for r in aux_runs)
+    assert set(trials["mlflow_run_id"]) == {r.info.run_id for r in by_level["trial"]}
+    assert by_level["study"][0].info.status == "FINISHED"
+
+    again = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    assert again.exit_code == 0, again.output
+    assert "All 4 trials of 'tiny' are complete; nothing to train." in again.output
+    assert len(pd.read_csv(folder / "trials.csv")) == 4
+    runs_after, _ = _mlflow_runs(study_dir)
+    assert len(runs_after) == len(runs)
+
+    rebuilt = runner.invoke(app, ["report", "tiny"])  # by name, from storage alone
+    assert rebuilt.exit_code == 0, rebuilt.output
+    status = runner.invoke(app, ["status", "tiny.yaml"])
+    assert status.exit_code == 0 and "COMPLETE 4" in status.output
+
+
+@pytest.mark.slow
+def test_more_seeds_later_trains_only_the_new_ones(study_dir: Path) -> None:
+    runner = CliRunner()
+    first = ["run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]"]
+    assert runner.invoke(app, first).exit_code == 0
+    second = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    assert second.exit_code == 0, second.output
+    assert "2 already done, 2 to train" in second.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    assert len(trials) == 4 and trials["number"].is_unique
+
+
+@pytest.mark.slow
+def test_changed_recipe_under_the_same_name_is_refused(study_dir: Path) -> None:
+    runner = CliRunner()
+    args = ["run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]"]
+    assert runner.invoke(app, args).exit_code == 0
+    changed = runner.invoke(app, [*args, "--set", "base.train.epochs=1"])
+    assert changed.exit_code == 2
+    assert "train.epochs: 2 -> 1" in changed.output
+
+
+@pytest.mark.slow
+def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, [
+        "run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]",
+        "--set", "sweep.grid={model.args.crash: [false, true]}",
+        "--set", "base.model={name: 'tests.study.crashing_model:build'}",
+        "--set", "baseline={model.args.crash: false}",
+    ])
+    assert result.exit_code == 1, result.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    crashed = trials[trials["cell"] == "crash=true"]
+    assert list(crashed["state"]) == ["FAIL"] * 3  # one try and two retries
+    assert list(trials[trials["cell"] == "crash=false"]["state"]) == ["COMPLETE"]
+    runs, _ = _mlflow_runs(study_dir)
+    failed = [r for r in runs if r.data.tags.get("ablate.cell") == "crash=true"
+              and r.data.tags["ablate.level"] == "trial"]
+    assert len(failed) == 3 and {r.info.status for r in failed} == {"FAILED"}
+    assert "boom on purpose" in failed[0].data.tags["ablate.error"]
+
+
+@pytest.mark.slow
+def test_a_diverging_trial_is_recorded_as_diverged_not_retried(study_dir: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, [
+        "run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]",
+        "--set", "sweep.grid={train.lr: [0.01, 1.0e+12]}",
+        "--set", "baseline={train.lr: 0.01}",
+    ])
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    assert sorted(trials["state"]) == ["COMPLETE", "DIVERGED"]
+
+
+def test_bad_file_exits_2_with_one_message_and_writes_nothing(study_dir: Path) -> None:
+    (study_dir / "bad.yaml").write_text(STUDY.replace("epochs: 2", "epochs: 0"))
+    result = CliRunner().invoke(app, ["run", "bad.yaml"])
+    assert result.exit_code == 2
+    assert "bad.yaml: base.train.epochs = 0: Input should be greater than or equal to 1" in (
+        result.output.replace("\n", "")
+    )
+    assert "Traceback" not in result.output
+    assert not (study_dir / "results").exists()

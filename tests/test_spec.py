@@ -1,0 +1,129 @@
+from pathlib import Path
+
+import pytest
+
+from ablate.spec import (
+    SpecError,
+    apply_overrides,
+    expand_cells,
+    load_study,
+    parse_override,
+)
+
+STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
+GOOD = """
+name: t
+base:
+  data: {num_classes: 4, image_size: [64, 64], train_size: 8, val_size: 4}
+  train: {epochs: 1}
+sweep:
+  grid: {loss.aux.weight: [0.0, 0.4]}
+  seeds: [0, 1]
+baseline: {loss.aux.weight: 0.0}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: p.name)
+def test_every_shipped_study_loads(path: Path) -> None:
+    study = load_study(path)
+    assert study.cells and study.baseline in study.recipes
+
+
+def test_shipped_studies_exist() -> None:
+    assert any(p.name == "aux_weight.yaml" for p in STUDIES)
+
+
+def test_grid_expands_to_full_factorial_with_named_cells(tmp_path: Path) -> None:
+    grid = "sweep.grid={loss.aux.weight: [0, 1], loss.aux.schedule: [constant, linear]}"
+    base = "baseline={loss.aux.weight: 0, loss.aux.schedule: constant}"
+    study = load_study(write(tmp_path, GOOD), [grid, base])
+    names = [c.name for c in study.cells]
+    assert names == [
+        "aux.weight=0,aux.schedule=constant",
+        "aux.weight=0,aux.schedule=linear",
+        "aux.weight=1,aux.schedule=constant",
+        "aux.weight=1,aux.schedule=linear",
+    ]
+    assert study.recipes[names[3]].loss.aux.schedule == "linear"
+    assert study.recipes[names[3]].loss.aux.weight == 1
+
+
+def test_baseline_by_overrides_picks_the_matching_cell(tmp_path: Path) -> None:
+    study = load_study(write(tmp_path, GOOD))
+    assert study.baseline == "aux.weight=0"
+    assert study.keys == ["loss.aux.weight"]
+
+
+def test_variants_are_named_cells(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "grid: {loss.aux.weight: [0.0, 0.4]}",
+        "variants: {no_aux: {loss.aux.weight: 0.0}, psp: {loss.aux.weight: 0.4}}",
+    ).replace("baseline: {loss.aux.weight: 0.0}", "baseline: no_aux")
+    study = load_study(write(tmp_path, text))
+    assert [c.name for c in study.cells] == ["no_aux", "psp"]
+    assert study.recipes["psp"].loss.aux.weight == 0.4
+
+
+def test_set_overrides_reach_the_base(tmp_path: Path) -> None:
+    study = load_study(write(tmp_path, GOOD), ["base.train.epochs=3", "sweep.seeds=[5]"])
+    assert study.spec.base.train.epochs == 3
+    assert study.spec.sweep.seeds == [5]
+
+
+def test_parse_override_reads_values_as_yaml() -> None:
+    assert parse_override("a.b=0.5") == ("a.b", 0.5)
+    assert parse_override("a.b=null") == ("a.b", None)
+    assert parse_override("a.b=[1, 2]") == ("a.b", [1, 2])
+    with pytest.raises(SpecError, match="KEY=VALUE"):
+        parse_override("no-equals-sign")
+
+
+def test_apply_overrides_validates_again(tmp_path: Path) -> None:
+    study = load_study(write(tmp_path, GOOD))
+    with pytest.raises(ValueError):
+        apply_overrides(study.spec.base, {"loss.aux.schedule": "sometimes"})
+
+
+def test_expand_cells_of_variants_keeps_file_order(tmp_path: Path) -> None:
+    study = load_study(write(tmp_path, GOOD))
+    assert [c.name for c in expand_cells(study.spec.sweep)] == ["aux.weight=0", "aux.weight=0.4"]
+
+
+BAD = [
+    ("missing sweep", GOOD.split("sweep:")[0], r"sweep: required key is missing"),
+    ("misspelt key", GOOD.replace("epochs: 1", "epohcs: 1"),
+     r"base\.train\.epohcs: unknown key \(did you mean 'epochs'\?\)"),
+    ("bad literal", GOOD.replace("epochs: 1", "epochs: 1, optimizer: adam"),
+     r"base\.train\.optimizer = 'adam': Input should be 'sgd' or 'adamw'"),
+    ("bad name", GOOD.replace("name: t", "name: Bad Name"), r"name = 'Bad Name'"),
+    ("negative weight in grid", GOOD.replace("[0.0, 0.4]", "[0.0, -0.4]"),
+     r"cell aux\.weight=-0\.4\), loss\.aux\.weight = -0\.4: Input should be greater"),
+    ("unknown sweep key", GOOD.replace("loss.aux.weight: [0.0, 0.4]", "loss.aux.wieght: [1, 2]"),
+     r"sweep\.grid\.loss\.aux\.wieght: not a key of the recipe \(did you mean 'loss\.aux\.weight'"),
+    ("baseline matches nothing", GOOD.replace("baseline: {loss.aux.weight: 0.0}",
+                                              "baseline: {loss.aux.weight: 0.9}"),
+     r"baseline = .* matches no cell"),
+    ("unknown model", GOOD.replace("train: {epochs: 1}", "train: {epochs: 1}\n  model: {name: pspnet_tyni}"),
+     r"did you mean 'pspnet_tiny'"),
+    ("duplicate seeds", GOOD.replace("seeds: [0, 1]", "seeds: [0, 0]"), r"seeds must be distinct"),
+    ("unknown metric", GOOD + "metric: {name: val/miou}\n", r"did you mean 'val/mIoU'"),
+    ("not a mapping", "- just\n- a list\n", r"a study file is a mapping"),
+    ("invalid yaml", "name: [unclosed\n", r"not valid YAML"),
+    ("unsafe yaml tag", "name: !!python/object/apply:os.system ['true']\n", r"not valid YAML"),
+    ("image too small", GOOD.replace("[64, 64]", "[8, 64]"), r"between 32 and 4096"),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "pattern"), BAD, ids=[b[0] for b in BAD])
+def test_bad_files_name_file_key_and_allowed(tmp_path: Path, case: str, text: str,
+                                             pattern: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError, match=pattern) as info:
+        load_study(path)
+    assert str(path) in str(info.value)
