@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ablate.models import ModelContractError
 from ablate.spec import SpecError, Study, build_study, load_study
 
 app = typer.Typer(
@@ -23,7 +24,7 @@ app = typer.Typer(
     help="Does this segmentation training trick help on my model and my data, by how much, "
     "and how sure are we?",
 )
-console = Console()
+console = Console(width=None if Console().is_terminal else 120)  # logs get full-width tables
 err_console = Console(stderr=True)
 
 StudyArg = Annotated[str, typer.Argument(help="A study file (studies/x.yaml), or a study's name.")]
@@ -51,7 +52,7 @@ def _user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except SpecError as exc:
+        except (SpecError, ModelContractError) as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -100,14 +101,18 @@ def run(
     from ablate.report import write_report
     from ablate.study import Locations, create_or_load, run_study
     from ablate.track import RunTree, log_study_artifacts
+    from ablate.train import preflight
+
+    preflight(s)
 
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri)
     outcome = run_study(s, where, devices, workers, console)
     ostudy = create_or_load(s, where.storage_url)
     report = write_report(s, ostudy, results)
     attrs = ostudy.user_attrs["mlflow"]
-    tree = RunTree(attrs["tracking_uri"], attrs["experiment_id"], attrs["study_run_id"],
-                   attrs["cell_run_ids"])
+    tree = RunTree(
+        attrs["tracking_uri"], attrs["experiment_id"], attrs["study_run_id"], attrs["cell_run_ids"]
+    )
     log_study_artifacts(tree, report.folder, finished=not outcome.failed)
     console.print(f"report: {report.folder / 'report.md'}")
     _print_summary(report.summary, s)
@@ -141,8 +146,12 @@ def worker(
     attrs = ostudy.user_attrs.get("mlflow")
     if attrs is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
-    tree = RunTree(tracking_uri or attrs["tracking_uri"], attrs["experiment_id"],
-                   attrs["study_run_id"], attrs["cell_run_ids"])
+    tree = RunTree(
+        tracking_uri or attrs["tracking_uri"],
+        attrs["experiment_id"],
+        attrs["study_run_id"],
+        attrs["cell_run_ids"],
+    )
     plan = plan_devices(devices, workers)
     waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     run_workers(WorkerConfig(s, storage, tree, "cpu", 1, 0), plan, waiting, console)
@@ -162,14 +171,22 @@ def status(
     trials = trials_table(ostudy, s)
     counts = trials["state"].value_counts().to_dict() if len(trials) else {}
     seeds = s.spec.sweep.seeds
-    console.print(f"{s.spec.name}: {len(s.cells)} cells × {len(seeds)} seeds; "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    console.print(
+        f"{s.spec.name}: {len(s.cells)} cells × {len(seeds)} seeds; "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
     table = Table("cell", "done", "running", "waiting", "failed tries", "diverged")
     for cell in s.cells:
         rows = trials[trials["cell"] == cell.name] if len(trials) else trials
         n = rows["state"].value_counts().to_dict() if len(rows) else {}
-        table.add_row(cell.name, f"{n.get('COMPLETE', 0)}/{len(seeds)}", str(n.get("RUNNING", 0)),
-                      str(n.get("WAITING", 0)), str(n.get("FAIL", 0)), str(n.get("DIVERGED", 0)))
+        table.add_row(
+            cell.name,
+            f"{n.get('COMPLETE', 0)}/{len(seeds)}",
+            str(n.get("RUNNING", 0)),
+            str(n.get("WAITING", 0)),
+            str(n.get("FAIL", 0)),
+            str(n.get("DIVERGED", 0)),
+        )
     console.print(table)
 
 
@@ -202,24 +219,48 @@ def ui(
         err_console.print(f"[bold red]error:[/] {db}: no MLflow store yet; run a study first")
         raise typer.Exit(2)
     console.print(f"MLflow UI: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-           default_tracking_uri(results), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        default_tracking_uri(results),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
 
 
 def _print_summary(summary: Any, s: Study) -> None:
     metric = s.spec.metric.name
     scale = 100.0 if metric in ("val/mIoU", "val/pixel_acc") or metric.startswith("val/iou/") else 1
-    table = Table("cell", "n", f"mean {metric}", "95% CI", "diff", "p (Holm)", "verdict",
-                  title=f"{s.spec.name}: {metric} over seeds")
+    table = Table(
+        "cell",
+        "n",
+        f"mean {metric}",
+        "95% CI",
+        "diff",
+        "p (Holm)",
+        "verdict",
+        title=f"{s.spec.name}: {metric} over seeds",
+    )
     for _, row in summary.iterrows():
+
         def f(x: float, signed: bool = False) -> str:
             return "–" if x != x else (f"{x * scale:+.2f}" if signed else f"{x * scale:.2f}")
 
-        table.add_row(str(row["cell"]), str(int(row["n"])), f(row["mean"]),
-                      f"{f(row['ci_low'])} … {f(row['ci_high'])}", f(row["diff"], True),
-                      "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
-                      str(row["verdict"]))
+        table.add_row(
+            str(row["cell"]),
+            str(int(row["n"])),
+            f(row["mean"]),
+            f"{f(row['ci_low'])} … {f(row['ci_high'])}",
+            f(row["diff"], True),
+            "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
+            str(row["verdict"]),
+        )
     console.print(table)
 
 

@@ -286,7 +286,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z0-9_/\-]+(\.[A-Za-z0-9_/\-]+)*", key):
-        raise SpecError(f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1")
+        raise SpecError(
+            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1"
+        )
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
@@ -347,7 +349,9 @@ def _raise_validation(
     path: Path, exc: ValidationError, root: type[BaseModel], context: str = ""
 ) -> NoReturn:
     lines = [_describe(e, root) for e in exc.errors()]
-    head = f"{path}: {context}" if len(lines) == 1 else f"{path}: {context}{len(lines)} problems:\n  "
+    head = (
+        f"{path}: {context}" if len(lines) == 1 else f"{path}: {context}{len(lines)} problems:\n  "
+    )
     raise SpecError(head + "\n  ".join(lines)) from None
 
 

@@ -6,6 +6,7 @@ process-global state and wrong in worker processes.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -21,6 +22,8 @@ _BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batc
 
 def _client(tracking_uri: str) -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    # MLflow announces every database migration at INFO; the user needs none of it
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
     from mlflow import MlflowClient  # imported here: `import mlflow` costs ~1 s
 
     return MlflowClient(tracking_uri=tracking_uri)
@@ -151,9 +154,7 @@ class TrialRun:
         self._client.set_terminated(self.run_id, status=status)
 
 
-def log_cell_aggregates(
-    tree: RunTree, aggregates: Mapping[str, Mapping[str, float]]
-) -> None:
+def log_cell_aggregates(tree: RunTree, aggregates: Mapping[str, Mapping[str, float]]) -> None:
     """Each cell run gets its aggregates over seeds as metrics, so the UI compares cells."""
     from mlflow.entities import Metric
 

@@ -97,20 +97,38 @@ def test_expand_cells_of_variants_keeps_file_order(tmp_path: Path) -> None:
 
 BAD = [
     ("missing sweep", GOOD.split("sweep:")[0], r"sweep: required key is missing"),
-    ("misspelt key", GOOD.replace("epochs: 1", "epohcs: 1"),
-     r"base\.train\.epohcs: unknown key \(did you mean 'epochs'\?\)"),
-    ("bad literal", GOOD.replace("epochs: 1", "epochs: 1, optimizer: adam"),
-     r"base\.train\.optimizer = 'adam': Input should be 'sgd' or 'adamw'"),
+    (
+        "misspelt key",
+        GOOD.replace("epochs: 1", "epohcs: 1"),
+        r"base\.train\.epohcs: unknown key \(did you mean 'epochs'\?\)",
+    ),
+    (
+        "bad literal",
+        GOOD.replace("epochs: 1", "epochs: 1, optimizer: adam"),
+        r"base\.train\.optimizer = 'adam': Input should be 'sgd' or 'adamw'",
+    ),
     ("bad name", GOOD.replace("name: t", "name: Bad Name"), r"name = 'Bad Name'"),
-    ("negative weight in grid", GOOD.replace("[0.0, 0.4]", "[0.0, -0.4]"),
-     r"cell aux\.weight=-0\.4\), loss\.aux\.weight = -0\.4: Input should be greater"),
-    ("unknown sweep key", GOOD.replace("loss.aux.weight: [0.0, 0.4]", "loss.aux.wieght: [1, 2]"),
-     r"sweep\.grid\.loss\.aux\.wieght: not a key of the recipe \(did you mean 'loss\.aux\.weight'"),
-    ("baseline matches nothing", GOOD.replace("baseline: {loss.aux.weight: 0.0}",
-                                              "baseline: {loss.aux.weight: 0.9}"),
-     r"baseline = .* matches no cell"),
-    ("unknown model", GOOD.replace("train: {epochs: 1}", "train: {epochs: 1}\n  model: {name: pspnet_tyni}"),
-     r"did you mean 'pspnet_tiny'"),
+    (
+        "negative weight in grid",
+        GOOD.replace("[0.0, 0.4]", "[0.0, -0.4]"),
+        r"cell aux\.weight=-0\.4\), loss\.aux\.weight = -0\.4: Input should be greater",
+    ),
+    (
+        "unknown sweep key",
+        GOOD.replace("loss.aux.weight: [0.0, 0.4]", "loss.aux.wieght: [1, 2]"),
+        r"sweep\.grid\.loss\.aux\.wieght: not a key of the recipe "
+        r"\(did you mean 'loss\.aux\.weight'",
+    ),
+    (
+        "baseline matches nothing",
+        GOOD.replace("baseline: {loss.aux.weight: 0.0}", "baseline: {loss.aux.weight: 0.9}"),
+        r"baseline = .* matches no cell",
+    ),
+    (
+        "unknown model",
+        GOOD.replace("train: {epochs: 1}", "train: {epochs: 1}\n  model: {name: pspnet_tyni}"),
+        r"did you mean 'pspnet_tiny'",
+    ),
     ("duplicate seeds", GOOD.replace("seeds: [0, 1]", "seeds: [0, 0]"), r"seeds must be distinct"),
     ("unknown metric", GOOD + "metric: {name: val/miou}\n", r"did you mean 'val/mIoU'"),
     ("not a mapping", "- just\n- a list\n", r"a study file is a mapping"),
@@ -121,8 +139,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("case", "text", "pattern"), BAD, ids=[b[0] for b in BAD])
-def test_bad_files_name_file_key_and_allowed(tmp_path: Path, case: str, text: str,
-                                             pattern: str) -> None:
+def test_bad_files_name_file_key_and_allowed(
+    tmp_path: Path, case: str, text: str, pattern: str
+) -> None:
     path = write(tmp_path, text)
     with pytest.raises(SpecError, match=pattern) as info:
         load_study(path)

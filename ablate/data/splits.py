@@ -23,8 +23,9 @@ class Split:
         return int(self.labels.shape[0])
 
 
-def _render(seed: int, start: int, count: int, size: tuple[int, int], num_classes: int,
-            device: torch.device) -> Split:
+def _render(
+    seed: int, start: int, count: int, size: tuple[int, int], num_classes: int, device: torch.device
+) -> Split:
     parts = [
         make_scenes(seed, range(i, min(i + _CHUNK, start + count)), size, num_classes, device)
         for i in range(start, start + count, _CHUNK)

@@ -53,7 +53,7 @@ def cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Te
 def cpp_kl(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
     """KL(q‖p) of the CPP-pooled label distribution q (SeeThroughNet, 2022) and the head's
     softmax p, summed over classes and averaged over the cells that hold a valid pixel."""
-    q = cpp_pool(labels, tuple(logits.shape[-2:]), logits.shape[1], ignore_index)  # (B, C, h, w)
+    q = cpp_pool(labels, (logits.shape[-2], logits.shape[-1]), logits.shape[1], ignore_index)  # (B, C, h, w)
     log_p = F.log_softmax(logits.float(), dim=1)
     q_log_q = torch.where(q > 0, q * torch.log(q.clamp(min=1e-12)), torch.zeros_like(q))
     kl = (q_log_q - q * log_p).sum(dim=1)  # (B, h, w)
@@ -68,9 +68,9 @@ def head_loss(logits: Tensor, labels: Tensor, target: str, ignore_index: int = 2
     nearest: downsample the labels by nearest neighbour to the head, cross-entropy;
     cpp: downsample the labels to class shares (CPP pooling) and take the KL divergence.
     """
-    size = tuple(logits.shape[-2:])
-    if target == "full" or size == tuple(labels.shape[-2:]):
-        if size != tuple(labels.shape[-2:]):
+    size = (logits.shape[-2], logits.shape[-1])
+    if target == "full" or size == (labels.shape[-2], labels.shape[-1]):
+        if size != (labels.shape[-2], labels.shape[-1]):
             logits = F.interpolate(logits, labels.shape[-2:], mode="bilinear", align_corners=False)
         return cross_entropy(logits, labels, ignore_index)
     if target == "nearest":

@@ -53,9 +53,7 @@ class Objective(nn.Module):
         aux = self.spec.aux
         return aux_weight_at(aux.schedule, aux.weight, progress, until=aux.until, gamma=aux.gamma)
 
-    def forward(
-        self, outputs: Mapping[str, object], labels: Tensor, progress: float
-    ) -> LossOutput:
+    def forward(self, outputs: Mapping[str, object], labels: Tensor, progress: float) -> LossOutput:
         """`outputs` as a model returns them; labels (B, H, W); progress = t/T in [0, 1]."""
         spec, ignore = self.spec, self.ignore_index
         out = outputs["out"]
@@ -65,7 +63,9 @@ class Objective(nn.Module):
 
         terms: dict[str, Tensor] = {}
         weights: dict[str, float] = {}
-        terms["ce"] = self.ohem(logits, labels) if self.ohem else cross_entropy(logits, labels, ignore)
+        terms["ce"] = (
+            self.ohem(logits, labels) if self.ohem else cross_entropy(logits, labels, ignore)
+        )
         weights["ce"] = 1.0
 
         heads = outputs.get("aux") or {}
@@ -96,7 +96,7 @@ class Objective(nn.Module):
         """Center loss (Wen et al. 2016) on at most `max_pixels` embedding pixels, with labels
         nearest-pooled to the embedding's size and ignored pixels dropped."""
         assert self.center is not None
-        small = nearest_pool(labels, tuple(embed.shape[-2:])).flatten()  # (B·h·w,)
+        small = nearest_pool(labels, (embed.shape[-2], embed.shape[-1])).flatten()  # (B·h·w,)
         feats = embed.float().permute(0, 2, 3, 1).reshape(small.numel(), -1)  # (B·h·w, D)
         keep = (small != self.ignore_index).nonzero().squeeze(1)
         if keep.numel() > self.spec.center.max_pixels:

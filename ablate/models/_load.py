@@ -30,7 +30,7 @@ def _import(path: str) -> Callable[..., nn.Module]:
     builder = getattr(module, attr, None)
     if not callable(builder):
         raise ModelContractError(f"model {path!r}: {module_name} has no callable {attr!r}")
-    return builder  # type: ignore[no-any-return]
+    return builder
 
 
 def build_model(name: str, num_classes: int, args: Mapping[str, Any] | None = None) -> nn.Module:
@@ -59,7 +59,9 @@ def check_outputs(outputs: object, num_classes: int, name: str = "model") -> Non
         raise ModelContractError(f"{name}: 'aux' must be a dict of head name -> logits")
     heads: dict[str, Any] = {"out": out, **{f"aux.{k}": v for k, v in aux.items()}}
     for key, logits in heads.items():
-        if not (isinstance(logits, Tensor) and logits.dim() == 4 and logits.shape[1] == num_classes):
+        if not (
+            isinstance(logits, Tensor) and logits.dim() == 4 and logits.shape[1] == num_classes
+        ):
             shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
             raise ModelContractError(
                 f"{name}: {key!r} must be logits (B, {num_classes}, h, w), got {shape}"

@@ -50,8 +50,12 @@ def trials_table(ostudy: optuna.Study, study: Study) -> pd.DataFrame:
         if pair is None:
             continue
         overrides = t.user_attrs.get("overrides", {})
-        row: dict[str, Any] = {"number": t.number, "state": _state(t), "cell": pair[0],
-                               "seed": pair[1]}
+        row: dict[str, Any] = {
+            "number": t.number,
+            "state": _state(t),
+            "cell": pair[0],
+            "seed": pair[1],
+        }
         row.update({k: overrides.get(k) for k in keys})
         row.update(t.user_attrs.get("final", {}))
         row.update({f"best/{k}": v for k, v in t.user_attrs.get("best", {}).items()})
@@ -90,25 +94,38 @@ def _markdown_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def _plots(study: Study, trials: pd.DataFrame, summary: pd.DataFrame,
-           history: pd.DataFrame, out: Path) -> list[Path]:
+def _plots(
+    study: Study, trials: pd.DataFrame, summary: pd.DataFrame, history: pd.DataFrame, out: Path
+) -> list[Path]:
     metric, keys = study.spec.metric.name, study.keys
     files: list[Path] = []
     complete = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
     if len(complete) and metric in complete.columns:
         if study.spec.sweep.grid and len(study.spec.sweep.grid) == 2:
             row_key, col_key = list(study.spec.sweep.grid)
-            files += plot_heatmap(summary, row_key=row_key, col_key=col_key, out_dir=out,
-                                  stem="diff_heatmap", metric=metric)
+            files += plot_heatmap(
+                summary,
+                row_key=row_key,
+                col_key=col_key,
+                out_dir=out,
+                stem="diff_heatmap",
+                metric=metric,
+            )
         grid_keys = list(study.spec.sweep.grid)
         key = grid_keys[0] if len(grid_keys) == 1 and not study.spec.sweep.variants else None
-        files += plot_metric_vs_key(complete, summary, key=key, metric=metric,
-                                    baseline=study.baseline, out_dir=out, stem="metric_vs_cell")
+        files += plot_metric_vs_key(
+            complete,
+            summary,
+            key=key,
+            metric=metric,
+            baseline=study.baseline,
+            out_dir=out,
+            stem="metric_vs_cell",
+        )
     if len(history):
         wanted = ["train/loss", metric, "val/loss", "train/aux_weight"]
         metrics = [m for m in dict.fromkeys(wanted) if m in history.columns]
-        files += plot_training_curves(history, metrics=metrics, out_dir=out,
-                                      stem="training_curves")
+        files += plot_training_curves(history, metrics=metrics, out_dir=out, stem="training_curves")
     del keys
     return files
 
@@ -125,8 +142,14 @@ def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
         trials = pd.DataFrame(columns=["number", "state", "cell", "seed", *study.keys])
     if spec.metric.name not in trials.columns:
         trials[spec.metric.name] = math.nan
-    summary = summarize(trials, metric=spec.metric.name, goal=spec.metric.goal,
-                        baseline=study.baseline, keys=study.keys, cells=cells)
+    summary = summarize(
+        trials,
+        metric=spec.metric.name,
+        goal=spec.metric.goal,
+        baseline=study.baseline,
+        keys=study.keys,
+        cells=cells,
+    )
     history = history_table(ostudy)
     files = _plots(study, trials, summary, history, plots)
 
@@ -135,18 +158,26 @@ def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
     (folder / "report.md").write_text(
         _report_markdown(study, trials, summary, files, folder), encoding="utf-8"
     )
-    return Report(folder, trials, summary,
-                  [folder / "trials.csv", folder / "summary.csv", folder / "report.md", *files])
+    return Report(
+        folder,
+        trials,
+        summary,
+        [folder / "trials.csv", folder / "summary.csv", folder / "report.md", *files],
+    )
 
 
-def _report_markdown(study: Study, trials: pd.DataFrame, summary: pd.DataFrame,
-                     files: list[Path], folder: Path) -> str:
+def _report_markdown(
+    study: Study, trials: pd.DataFrame, summary: pd.DataFrame, files: list[Path], folder: Path
+) -> str:
     import torch
 
     spec = study.spec
     states = trials["state"].value_counts().to_dict() if len(trials) else {}
-    total_s = float(pd.to_numeric(trials.get("duration_s"), errors="coerce").sum()) if len(
-        trials) else 0.0
+    total_s = (
+        float(pd.to_numeric(trials.get("duration_s"), errors="coerce").sum())
+        if len(trials)
+        else 0.0
+    )
     lines = [
         f"# {spec.name}",
         "",
@@ -174,14 +205,35 @@ def _report_markdown(study: Study, trials: pd.DataFrame, summary: pd.DataFrame,
         "(by seed) difference from the baseline, `p_holm` its paired t-test p-value after Holm's "
         "correction over the compared cells.",
         "",
-        _markdown_table(summary, ["cell", *study.keys, "n", "mean", "std", "ci_low", "ci_high",
-                                  "diff", "p_value", "p_holm", "verdict"]),
+        _markdown_table(
+            summary,
+            [
+                "cell",
+                *study.keys,
+                "n",
+                "mean",
+                "std",
+                "ci_low",
+                "ci_high",
+                "diff",
+                "p_value",
+                "p_holm",
+                "verdict",
+            ],
+        ),
         "",
         "## Plots",
         "",
     ]
-    lines += [f"![{f.stem}]({f.relative_to(folder).as_posix()})" for f in files
-              if f.suffix == ".png"]
-    lines += ["", "## Trials", "", _markdown_table(
-        trials, ["number", "state", "cell", "seed", spec.metric.name, "duration_s", "error"])]
+    lines += [
+        f"![{f.stem}]({f.relative_to(folder).as_posix()})" for f in files if f.suffix == ".png"
+    ]
+    lines += [
+        "",
+        "## Trials",
+        "",
+        _markdown_table(
+            trials, ["number", "state", "cell", "seed", spec.metric.name, "duration_s", "error"]
+        ),
+    ]
     return "\n".join(lines) + "\n"

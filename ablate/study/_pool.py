@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import queue
@@ -48,6 +49,7 @@ class _Display:
     total: int
     n_workers: int
     console: Console
+    metric: str
     done: int = 0
     failed: int = 0
     progress: Progress = field(init=False)
@@ -81,23 +83,29 @@ class _Display:
         elif kind == "epoch" and row is not None:
             self.progress.update(row, completed=event["epoch"])
         elif kind == "end":
-            if event["outcome"] in ("complete", "diverged", "no-value", "fail"):
+            outcome = event["outcome"]
+            if outcome != "retry":
                 self.done += 1
                 self.progress.update(self.overall, completed=self.done)
-            if event["outcome"] in ("fail", "retry"):
-                self.failed += 1
-                verb = "will retry" if event["outcome"] == "retry" else "failed"
+            if outcome in ("fail", "retry"):
+                verb = "will retry" if outcome == "retry" else "failed"
                 self.console.print(f"[red]trial #{event['number']} {verb}: {event['error']}")
+            else:
+                value = event.get("value", float("nan"))
+                self.console.print(
+                    f"[{self.done}/{self.total}] trial #{event['number']} {outcome}"
+                    + (f", {self.metric} = {value:.4f}" if value == value else ""),
+                    highlight=False,
+                )
         elif kind == "exit" and row is not None:
-            self.progress.update(row, description=f"  worker {event['worker']}: done", total=1,
-                                 completed=1)
+            self.progress.update(
+                row, description=f"  worker {event['worker']}: done", total=1, completed=1
+            )
 
 
 def _child(cfg: WorkerConfig, events: Any) -> None:
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         work(cfg, events.put)
-    except KeyboardInterrupt:
-        pass
 
 
 def run_workers(
@@ -105,7 +113,7 @@ def run_workers(
 ) -> None:
     """Run the workers until the queue is drained. One worker runs in this process (no start-up
     cost); several run as spawned processes, each importing torch and MLflow once."""
-    display = _Display(total, len(plan), console)
+    display = _Display(total, len(plan), console, base.study.spec.metric.name)
     configs = [replace(base, device=d, threads=t, worker=i) for i, (d, t) in enumerate(plan)]
     with display.progress:
         if len(configs) == 1:

@@ -8,6 +8,7 @@ two workers never train the same trial.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +102,9 @@ def requeue_stale(ostudy: optuna.Study, trial: FrozenTrial) -> None:
 
 def wait_for_pending(ostudy: optuna.Study, poll_s: float = 2.0) -> bool:
     """With nothing left to pop: sweep dead workers' trials; True while any trial is pending."""
-    optuna.storages.fail_stale_trials(ostudy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(ostudy)
     states = {t.state for t in ostudy.get_trials(deepcopy=False, states=PENDING)}
     if TrialState.WAITING in states:
         return True

@@ -25,8 +25,9 @@ class Locations:
     tracking_uri: str
 
     @classmethod
-    def resolve(cls, results: Path, name: str, storage: str | None, tracking: str | None
-                ) -> Locations:
+    def resolve(
+        cls, results: Path, name: str, storage: str | None, tracking: str | None
+    ) -> Locations:
         return cls(
             results,
             storage or default_storage_url(results, name),
@@ -46,8 +47,7 @@ def design_pairs(study: Study) -> list[tuple[str, int, dict[str, object]]]:
 
 
 def prepare(study: Study, where: Locations) -> RunTree:
-    """Create the results folder, the MLflow experiment, study run and cell runs (idempotent)."""
-    (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)
+    """Create the MLflow experiment, the study run and the cell runs (idempotent)."""
     return ensure_run_tree(
         where.tracking_uri,
         study.spec.name,
@@ -70,19 +70,25 @@ def run_study(
     workers: int | None,
     console: Console,
 ) -> RunOutcome:
+    (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)
     ostudy = create_or_load(study, where.storage_url)
     pairs = design_pairs(study)
     queued = sync_queue(ostudy, pairs)
     tree = prepare(study, where)
     ostudy.set_user_attr(
         "mlflow",
-        {"tracking_uri": tree.tracking_uri, "experiment_id": tree.experiment_id,
-         "study_run_id": tree.study_run_id, "cell_run_ids": dict(tree.cell_run_ids)},
+        {
+            "tracking_uri": tree.tracking_uri,
+            "experiment_id": tree.experiment_id,
+            "study_run_id": tree.study_run_id,
+            "cell_run_ids": dict(tree.cell_run_ids),
+        },
     )
     to_train = queued.enqueued + queued.pending
     if to_train == 0:
-        console.print(f"All {queued.total} trials of {study.spec.name!r} are complete; "
-                      "nothing to train.")
+        console.print(
+            f"All {queued.total} trials of {study.spec.name!r} are complete; nothing to train."
+        )
     else:
         plan = plan_devices(devices, workers)[: max(1, to_train)]
         console.print(

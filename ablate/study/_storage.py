@@ -36,10 +36,6 @@ def open_storage(url: str) -> RDBStorage:
         )
 
 
-def _direction(study: Study) -> str:
-    return study.spec.metric.goal
-
-
 def recipe_fingerprint(study: Study) -> dict[str, Any]:
     """What must not change between two runs of one study: the base recipe and the metric."""
     return {
@@ -55,7 +51,7 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
     ostudy = optuna.create_study(
         study_name=study.spec.name,
         storage=storage,
-        direction=_direction(study),
+        direction=study.spec.metric.goal,
         load_if_exists=True,
     )
     stored = ostudy.user_attrs.get("fingerprint")
@@ -88,6 +84,11 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
 def load_existing(name: str, storage_url: str) -> optuna.Study:
     """A study that must already exist (for `status`, `report`, `worker`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if storage_url.startswith("sqlite:///") and not Path(storage_url[10:]).exists():
+        raise SpecError(
+            f"no study {name!r}: {storage_url[10:]} does not exist; start it with `ablate run` "
+            "(or pass --results/--storage where it ran)"
+        )
     try:
         return optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:

@@ -69,23 +69,39 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     spec = cfg.study.spec
     metric = spec.metric.name
     recipe = apply_overrides(spec.base, frozen.user_attrs.get("overrides", {}))
-    report({"event": "start", "worker": cfg.worker, "number": frozen.number, "cell": cell,
-            "seed": seed, "epochs": recipe.train.epochs})
+    report(
+        {
+            "event": "start",
+            "worker": cfg.worker,
+            "number": frozen.number,
+            "cell": cell,
+            "seed": seed,
+            "epochs": recipe.train.epochs,
+        }
+    )
 
     run = TrialRun(cfg.tree, spec.name, cell, seed, frozen.number)
     storage.set_trial_user_attr(trial_id, "mlflow_run_id", run.run_id)
     config = recipe.model_dump(mode="json")
     run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": frozen.number})
-    run.log_text(yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False),
-                 "config.yaml")
+    run.log_text(
+        yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False), "config.yaml"
+    )
 
     history: list[dict[str, float]] = []
 
     def on_epoch(result: EpochResult) -> None:
         run.log_metrics(result.metrics, step=result.epoch)
         history.append({k: round(v, 6) for k, v in result.metrics.items()})
-        report({"event": "epoch", "worker": cfg.worker, "number": frozen.number,
-                "epoch": result.epoch, "value": result.metrics.get(metric)})
+        report(
+            {
+                "event": "epoch",
+                "worker": cfg.worker,
+                "number": frozen.number,
+                "epoch": result.epoch,
+                "value": result.metrics.get(metric),
+            }
+        )
 
     try:
         with _Heartbeat(storage, trial_id):
@@ -103,8 +119,15 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         run.set_tag("ablate.error", error)
         run.end("FAILED")
         retried = retry_or_give_up(ostudy, storage.get_trial(trial_id))
-        report({"event": "end", "worker": cfg.worker, "number": frozen.number,
-                "outcome": "retry" if retried else "fail", "error": error})
+        report(
+            {
+                "event": "end",
+                "worker": cfg.worker,
+                "number": frozen.number,
+                "outcome": "retry" if retried else "fail",
+                "error": error,
+            }
+        )
         return "fail"
 
     attrs = {
@@ -127,8 +150,15 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         storage.set_trial_user_attr(trial_id, "outcome", outcome)
         ostudy.tell(frozen.number, value)
         run.end("FINISHED")
-    report({"event": "end", "worker": cfg.worker, "number": frozen.number, "outcome": outcome,
-            "value": value})
+    report(
+        {
+            "event": "end",
+            "worker": cfg.worker,
+            "number": frozen.number,
+            "outcome": outcome,
+            "value": value,
+        }
+    )
     return outcome
 
 

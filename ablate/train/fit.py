@@ -16,7 +16,7 @@ from ablate.data import Split, class_names, load_splits
 from ablate.losses.objective import Objective
 from ablate.metrics import confusion_matrix, iou_per_class, pixel_accuracy
 from ablate.models import build_model, check_outputs
-from ablate.spec import Recipe
+from ablate.spec import Recipe, Study
 
 # Images are uint8 in [0, 255]; the networks see (x/255 − 0.5)/0.25.
 _MEAN, _STD = 0.5, 0.25
@@ -44,12 +44,6 @@ class FitResult:
 
 class Diverged(Exception):
     """Raised inside the loop when a loss is not finite."""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def autocast_for(amp: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
@@ -106,6 +100,22 @@ def evaluate(
     return metrics
 
 
+def preflight(study: Study) -> None:
+    """Build each distinct model of a study once and check its outputs on a small batch, so a
+    model that breaks the contract is reported before any trial starts."""
+    seen: set[str] = set()
+    for recipe in study.recipes.values():
+        key = recipe.model.model_dump_json() + str(recipe.data.num_classes)
+        if key in seen:
+            continue
+        seen.add(key)
+        model = build_model(recipe.model.name, recipe.data.num_classes, recipe.model.args)
+        height, width = recipe.data.image_size
+        with torch.no_grad():
+            outputs = model.eval()(torch.zeros(1, 3, height, width))
+        check_outputs(outputs, recipe.data.num_classes, name=f"model {recipe.model.name!r}")
+
+
 def fit(
     recipe: Recipe,
     seed: int,
@@ -125,7 +135,7 @@ def fit(
 
     torch.manual_seed(seed)
     model = build_model(recipe.model.name, d.num_classes, recipe.model.args).to(dev)
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     with torch.no_grad():
         probe = model.eval()(_normalise(train.images[:2]))
     check_outputs(probe, d.num_classes, name=f"model {recipe.model.name!r}")
@@ -162,15 +172,16 @@ def fit(
                     outputs = model(images.contiguous(memory_format=torch.channels_last))
                 loss = objective(outputs, labels, step / total_steps)
                 if not torch.isfinite(loss.total):
-                    raise Diverged(f"loss became {float(loss.total)} at epoch {epoch}, step {i}")
+                    raise Diverged(f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.total).backward()
                 scaler.step(optimizer)
                 scaler.update()
                 step += 1
-                for key, value in [("train/loss", loss.total), *(
-                    (f"train/loss/{k}", v) for k, v in loss.terms.items()
-                )]:
+                for key, value in [
+                    ("train/loss", loss.total),
+                    *((f"train/loss/{k}", v) for k, v in loss.terms.items()),
+                ]:
                     sums[key] = sums.get(key, 0.0) + value.detach()
                 if "aux" in loss.weights:
                     aux_weights.append(loss.weights["aux"])

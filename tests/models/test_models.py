@@ -41,7 +41,7 @@ def test_user_model_by_import_path() -> None:
 
 
 def test_unimportable_user_model_is_a_clear_error() -> None:
-    with pytest.raises(ModelContractError, match="cannot import 'no_such_pkg.mod'"):
+    with pytest.raises(ModelContractError, match=r"cannot import 'no_such_pkg\.mod'"):
         build_model("no_such_pkg.mod:build", 3)
 
 
@@ -50,10 +50,18 @@ def test_unimportable_user_model_is_a_clear_error() -> None:
     [
         ({"out": torch.zeros(1, 3, 4, 4)}, "lacks 'aux', 'embed'"),
         (torch.zeros(1, 3, 4, 4), "must return a dict"),
-        ({"out": torch.zeros(1, 2, 4, 4), "aux": {}, "embed": torch.zeros(1, 8, 4, 4)},
-         r"'out' must be logits \(B, 3, h, w\)"),
-        ({"out": torch.zeros(1, 3, 4, 4), "aux": {"s": torch.zeros(3, 4, 4)},
-          "embed": torch.zeros(1, 8, 4, 4)}, r"'aux.s' must be logits"),
+        (
+            {"out": torch.zeros(1, 2, 4, 4), "aux": {}, "embed": torch.zeros(1, 8, 4, 4)},
+            r"'out' must be logits \(B, 3, h, w\)",
+        ),
+        (
+            {
+                "out": torch.zeros(1, 3, 4, 4),
+                "aux": {"s": torch.zeros(3, 4, 4)},
+                "embed": torch.zeros(1, 8, 4, 4),
+            },
+            r"'aux.s' must be logits",
+        ),
     ],
 )
 def test_contract_violations_name_what_is_wrong(outputs: object, message: str) -> None:

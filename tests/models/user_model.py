@@ -17,3 +17,12 @@ class Tiny(nn.Module):
 
 def build(num_classes: int, channels: int = 8) -> nn.Module:
     return Tiny(num_classes, channels)
+
+
+class NoEmbed(Tiny):
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        return {"out": self.cls(self.body(x)), "aux": {}}
+
+
+def build_without_embed(num_classes: int) -> nn.Module:
+    return NoEmbed(num_classes, 4)

@@ -49,10 +49,19 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
     assert len(trials) == 4
     assert set(trials["state"]) == {"COMPLETE"}
     assert sorted(zip(trials["cell"], trials["seed"], strict=True)) == [
-        ("aux.weight=0", 0), ("aux.weight=0", 1), ("aux.weight=0.4", 0), ("aux.weight=0.4", 1)
+        ("aux.weight=0", 0),
+        ("aux.weight=0", 1),
+        ("aux.weight=0.4", 0),
+        ("aux.weight=0.4", 1),
     ]
-    assert {"loss.aux.weight", "val/mIoU", "val/pixel_acc", "best/val/mIoU", "duration_s",
-            "mlflow_run_id"} <= set(trials.columns)
+    assert {
+        "loss.aux.weight",
+        "val/mIoU",
+        "val/pixel_acc",
+        "best/val/mIoU",
+        "duration_s",
+        "mlflow_run_id",
+    } <= set(trials.columns)
     assert trials["val/mIoU"].between(0, 1).all()
 
     summary = pd.read_csv(folder / "summary.csv")
@@ -64,7 +73,8 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         assert column in summary.columns
     assert (folder / "report.md").read_text().startswith("# tiny")
     assert {p.name for p in (folder / "plots").glob("*.png")} >= {
-        "metric_vs_cell.png", "training_curves.png"
+        "metric_vs_cell.png",
+        "training_curves.png",
     }
 
     runs, client = _mlflow_runs(study_dir)
@@ -127,20 +137,34 @@ def test_changed_recipe_under_the_same_name_is_refused(study_dir: Path) -> None:
 @pytest.mark.slow
 def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, [
-        "run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]",
-        "--set", "sweep.grid={model.args.crash: [false, true]}",
-        "--set", "base.model={name: 'tests.study.crashing_model:build'}",
-        "--set", "baseline={model.args.crash: false}",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "tiny.yaml",
+            "--workers",
+            "1",
+            "--set",
+            "sweep.seeds=[0]",
+            "--set",
+            "sweep.grid={model.args.crash: [false, true]}",
+            "--set",
+            "base.model={name: 'tests.study.crashing_model:build'}",
+            "--set",
+            "baseline={model.args.crash: false}",
+        ],
+    )
     assert result.exit_code == 1, result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
-    crashed = trials[trials["cell"] == "crash=true"]
+    crashed = trials[trials["cell"] == "args.crash=true"]
     assert list(crashed["state"]) == ["FAIL"] * 3  # one try and two retries
-    assert list(trials[trials["cell"] == "crash=false"]["state"]) == ["COMPLETE"]
+    assert list(trials[trials["cell"] == "args.crash=false"]["state"]) == ["COMPLETE"]
     runs, _ = _mlflow_runs(study_dir)
-    failed = [r for r in runs if r.data.tags.get("ablate.cell") == "crash=true"
-              and r.data.tags["ablate.level"] == "trial"]
+    failed = [
+        r
+        for r in runs
+        if r.data.tags.get("ablate.cell") == "args.crash=true" and r.data.tags["ablate.level"] == "trial"
+    ]
     assert len(failed) == 3 and {r.info.status for r in failed} == {"FAILED"}
     assert "boom on purpose" in failed[0].data.tags["ablate.error"]
 
@@ -148,11 +172,21 @@ def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir
 @pytest.mark.slow
 def test_a_diverging_trial_is_recorded_as_diverged_not_retried(study_dir: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, [
-        "run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]",
-        "--set", "sweep.grid={train.lr: [0.01, 1.0e+12]}",
-        "--set", "baseline={train.lr: 0.01}",
-    ])
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "tiny.yaml",
+            "--workers",
+            "1",
+            "--set",
+            "sweep.seeds=[0]",
+            "--set",
+            "sweep.grid={train.lr: [0.01, 1.0e+12]}",
+            "--set",
+            "baseline={train.lr: 0.01}",
+        ],
+    )
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
     assert sorted(trials["state"]) == ["COMPLETE", "DIVERGED"]
@@ -166,4 +200,13 @@ def test_bad_file_exits_2_with_one_message_and_writes_nothing(study_dir: Path) -
         result.output.replace("\n", "")
     )
     assert "Traceback" not in result.output
+    assert not (study_dir / "results").exists()
+
+
+def test_a_model_breaking_the_contract_is_reported_before_training(study_dir: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "run", "tiny.yaml", "--set", "base.model={name: 'tests.models.user_model:build_without_embed'}"
+    ])
+    assert result.exit_code == 2, result.output
+    assert "output lacks 'embed'" in result.output
     assert not (study_dir / "results").exists()
