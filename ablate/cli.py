@@ -69,7 +69,7 @@ def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | 
     from ablate.study import default_storage_url, load_existing
 
     ostudy = load_existing(ref, storage or default_storage_url(results, ref))
-    return build_study(ostudy.user_attrs["spec"], Path(f"<study {ref}>"))
+    return build_study(ostudy.user_attrs["spec"], Path(ostudy.user_attrs.get("study_file", ref)))
 
 
 @app.command()

@@ -97,7 +97,7 @@ def _markdown_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
 def _plots(
     study: Study, trials: pd.DataFrame, summary: pd.DataFrame, history: pd.DataFrame, out: Path
 ) -> list[Path]:
-    metric, keys = study.spec.metric.name, study.keys
+    metric = study.spec.metric.name
     files: list[Path] = []
     complete = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
     if len(complete) and metric in complete.columns:
@@ -123,10 +123,14 @@ def _plots(
             stem="metric_vs_cell",
         )
     if len(history):
-        wanted = ["train/loss", metric, "val/loss", "train/aux_weight"]
+        # the CE term, not the total: totals with different aux weights are not comparable
+        wanted = ["train/loss/ce", metric, "val/loss"]
+        if "train/aux_weight" in history.columns and (
+            history.groupby(["cell", "seed"])["train/aux_weight"].nunique() > 1
+        ).any():
+            wanted.append("train/aux_weight")  # only when some schedule actually changes it
         metrics = [m for m in dict.fromkeys(wanted) if m in history.columns]
         files += plot_training_curves(history, metrics=metrics, out_dir=out, stem="training_curves")
-    del keys
     return files
 
 

@@ -60,6 +60,7 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
         ostudy.set_user_attr("fingerprint", mine)
         ostudy.set_user_attr("spec", study.spec.model_dump(mode="json"))
         ostudy.set_user_attr("baseline", study.baseline)
+        ostudy.set_user_attr("study_file", str(study.path.resolve()))
     elif json.dumps(stored, sort_keys=True) != json.dumps(mine, sort_keys=True):
         changed = sorted(
             k
