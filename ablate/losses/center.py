@@ -20,7 +20,7 @@ class CenterLoss(nn.Module):
     (x_i − c_{y_i}) / N (Eq. 3 divided by N). The centers are not learned by back-propagation: they
     are a buffer (saved in ``state_dict``, moved by ``.to()``, never seen by the optimizer),
     initialised to zeros, and in training mode every call then applies the paper's update
-    (Eq. 4 and the update of Alg. 1):
+    (the Δc_j of Eq. 3 and the step of Algorithm 1):
 
         Δc_j = Σ_{i: y_i = j} (c_j − x_i) / (1 + n_j),   c_j ← c_j − α · Δc_j,
 
