@@ -98,24 +98,20 @@ def run(
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
     s = load_study(study, set_ or ())
-    from ablate.report import write_report
+    from ablate.report import publish, run_tree_of, write_report
     from ablate.study import Locations, create_or_load, run_study
-    from ablate.track import RunTree, log_study_artifacts
     from ablate.train import preflight
 
     preflight(s)
-
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri)
     outcome = run_study(s, where, devices, workers, console)
     ostudy = create_or_load(s, where.storage_url)
-    report = write_report(s, ostudy, results)
-    attrs = ostudy.user_attrs["mlflow"]
-    tree = RunTree(
-        attrs["tracking_uri"], attrs["experiment_id"], attrs["study_run_id"], attrs["cell_run_ids"]
-    )
-    log_study_artifacts(tree, report.folder, finished=not outcome.failed)
-    console.print(f"report: {report.folder / 'report.md'}")
-    _print_summary(report.summary, s)
+    rep = write_report(s, ostudy, results)
+    tree = run_tree_of(ostudy, where.tracking_uri)
+    if tree is not None:
+        publish(rep, s, tree)
+    console.print(f"report: {rep.folder / 'report.md'}")
+    _print_summary(rep.summary, s)
     if outcome.failed:
         err_console.print(
             f"[red]{len(outcome.failed)} trial(s) failed after retries:[/] "
@@ -136,22 +132,16 @@ def worker(
     """Join a study that `ablate run --storage URL` started and pull its trials."""
     from optuna.trial import TrialState
 
+    from ablate.report import run_tree_of
     from ablate.study import load_existing, plan_devices
     from ablate.study._pool import run_workers
     from ablate.study._worker import WorkerConfig
-    from ablate.track import RunTree
 
     s = _study(study, None, Path("results"), storage)
     ostudy = load_existing(s.spec.name, storage)
-    attrs = ostudy.user_attrs.get("mlflow")
-    if attrs is None:
+    tree = run_tree_of(ostudy, tracking_uri)
+    if tree is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
-    tree = RunTree(
-        tracking_uri or attrs["tracking_uri"],
-        attrs["experiment_id"],
-        attrs["study_run_id"],
-        attrs["cell_run_ids"],
-    )
     plan = plan_devices(devices, workers)
     waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     run_workers(WorkerConfig(s, storage, tree, "cpu", 1, 0), plan, waiting, console)
@@ -193,15 +183,21 @@ def status(
 @app.command()
 @_user_errors
 def report(
-    study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    storage: StorageOpt = None,
+    tracking_uri: TrackingOpt = None,
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
-    from ablate.report import write_report
+    from ablate.report import publish, run_tree_of, write_report
     from ablate.study import default_storage_url, load_existing
 
     s = _study(study, None, results, storage)
     ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
     rep = write_report(s, ostudy, results)
+    tree = run_tree_of(ostudy, tracking_uri)
+    if tree is not None:
+        publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
     _print_summary(rep.summary, s)
 

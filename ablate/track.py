@@ -154,12 +154,16 @@ class TrialRun:
         self._client.set_terminated(self.run_id, status=status)
 
 
-def log_cell_aggregates(tree: RunTree, aggregates: Mapping[str, Mapping[str, float]]) -> None:
-    """Each cell run gets its aggregates over seeds as metrics, so the UI compares cells."""
+def log_cell_aggregates(
+    tree: RunTree, aggregates: Mapping[str, Mapping[str, float]], finished: Iterable[str]
+) -> None:
+    """Each cell run gets its aggregates over seeds as metrics, so the UI compares cells; the
+    cells whose every seed is done end FINISHED."""
     from mlflow.entities import Metric
 
     client = _client(tree.tracking_uri)
     now = _now_ms()
+    done = set(finished)
     for cell, values in aggregates.items():
         run_id = tree.cell_run_ids.get(cell)
         if run_id is None:
@@ -167,12 +171,17 @@ def log_cell_aggregates(tree: RunTree, aggregates: Mapping[str, Mapping[str, flo
         batch = [Metric(k, float(v), now, 0) for k, v in values.items() if not math.isnan(v)]
         if batch:
             client.log_batch(run_id, metrics=batch)
-        client.set_terminated(run_id, status="FINISHED")
+        if cell in done:
+            client.set_terminated(run_id, status="FINISHED")
 
 
-def log_study_artifacts(tree: RunTree, folder: Path, finished: bool) -> None:
-    """The report (tables, plots, report.md) as artifacts of the study run."""
+def log_study_artifacts(tree: RunTree, files: Iterable[Path], folder: Path, finished: bool) -> None:
+    """The report's files, under `report/` as in the results folder, on the study run."""
     client = _client(tree.tracking_uri)
-    client.log_artifacts(tree.study_run_id, str(folder), artifact_path="report")
+    for file in files:
+        parent = file.parent.relative_to(folder).as_posix()
+        client.log_artifact(
+            tree.study_run_id, str(file), "report" if parent == "." else f"report/{parent}"
+        )
     if finished:
         client.set_terminated(tree.study_run_id, status="FINISHED")

@@ -53,7 +53,9 @@ def cross_entropy(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Te
 def cpp_kl(logits: Tensor, labels: Tensor, ignore_index: int = 255) -> Tensor:
     """KL(q‖p) of the CPP-pooled label distribution q (SeeThroughNet, 2022) and the head's
     softmax p, summed over classes and averaged over the cells that hold a valid pixel."""
-    q = cpp_pool(labels, (logits.shape[-2], logits.shape[-1]), logits.shape[1], ignore_index)  # (B, C, h, w)
+    q = cpp_pool(
+        labels, (logits.shape[-2], logits.shape[-1]), logits.shape[1], ignore_index
+    )  # (B, C, h, w)
     log_p = F.log_softmax(logits.float(), dim=1)
     q_log_q = torch.where(q > 0, q * torch.log(q.clamp(min=1e-12)), torch.zeros_like(q))
     kl = (q_log_q - q * log_p).sum(dim=1)  # (B, h, w)

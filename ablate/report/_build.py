@@ -125,9 +125,10 @@ def _plots(
     if len(history):
         # the CE term, not the total: totals with different aux weights are not comparable
         wanted = ["train/loss/ce", metric, "val/loss"]
-        if "train/aux_weight" in history.columns and (
-            history.groupby(["cell", "seed"])["train/aux_weight"].nunique() > 1
-        ).any():
+        if (
+            "train/aux_weight" in history.columns
+            and (history.groupby(["cell", "seed"])["train/aux_weight"].nunique() > 1).any()
+        ):
             wanted.append("train/aux_weight")  # only when some schedule actually changes it
         metrics = [m for m in dict.fromkeys(wanted) if m in history.columns]
         files += plot_training_curves(history, metrics=metrics, out_dir=out, stem="training_curves")

@@ -172,7 +172,9 @@ def fit(
                     outputs = model(images.contiguous(memory_format=torch.channels_last))
                 loss = objective(outputs, labels, step / total_steps)
                 if not torch.isfinite(loss.total):
-                    raise Diverged(f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}")
+                    raise Diverged(
+                        f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}"
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.total).backward()
                 scaler.step(optimizer)

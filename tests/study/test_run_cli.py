@@ -98,6 +98,17 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
     assert all(r.data.metrics["train/aux_weight"] == pytest.approx(0.4) for r in aux_runs)
     assert set(trials["mlflow_run_id"]) == {r.info.run_id for r in by_level["trial"]}
     assert by_level["study"][0].info.status == "FINISHED"
+    study_files = {a.path for a in client.list_artifacts(study_id, "report")}
+    assert {"report/report.md", "report/summary.csv", "report/trials.csv"} <= study_files
+    assert "report/plots/metric_vs_cell.png" in {
+        a.path for a in client.list_artifacts(study_id, "report/plots")
+    }
+    for run in by_level["cell"]:
+        cell = client.get_run(run.info.run_id)
+        assert cell.info.status == "FINISHED"
+        mean = trials[trials["cell"] == run.data.tags["ablate.cell"]]["val/mIoU"].mean()
+        assert cell.data.metrics["val/mIoU/mean"] == pytest.approx(mean)
+        assert cell.data.metrics["val/mIoU/n"] == 2
 
     again = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
     assert again.exit_code == 0, again.output
@@ -163,7 +174,8 @@ def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir
     failed = [
         r
         for r in runs
-        if r.data.tags.get("ablate.cell") == "args.crash=true" and r.data.tags["ablate.level"] == "trial"
+        if r.data.tags.get("ablate.cell") == "args.crash=true"
+        and r.data.tags["ablate.level"] == "trial"
     ]
     assert len(failed) == 3 and {r.info.status for r in failed} == {"FAILED"}
     assert "boom on purpose" in failed[0].data.tags["ablate.error"]
@@ -204,9 +216,15 @@ def test_bad_file_exits_2_with_one_message_and_writes_nothing(study_dir: Path) -
 
 
 def test_a_model_breaking_the_contract_is_reported_before_training(study_dir: Path) -> None:
-    result = CliRunner().invoke(app, [
-        "run", "tiny.yaml", "--set", "base.model={name: 'tests.models.user_model:build_without_embed'}"
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "tiny.yaml",
+            "--set",
+            "base.model={name: 'tests.models.user_model:build_without_embed'}",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "output lacks 'embed'" in result.output
     assert not (study_dir / "results").exists()

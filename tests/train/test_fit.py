@@ -18,8 +18,17 @@ def test_fit_logs_every_epoch_and_is_reproducible_per_seed() -> None:
     first = fit(recipe, seed=0, on_epoch=seen.append)
     assert [e.epoch for e in seen] == [1, 2] and not first.diverged
     metrics = first.final
-    for key in ("train/loss", "train/loss/ce", "train/loss/aux", "train/aux_weight", "val/mIoU",
-                "val/pixel_acc", "val/loss", "val/iou/background", "train/images_per_s"):
+    for key in (
+        "train/loss",
+        "train/loss/ce",
+        "train/loss/aux",
+        "train/aux_weight",
+        "val/mIoU",
+        "val/pixel_acc",
+        "val/loss",
+        "val/iou/background",
+        "train/images_per_s",
+    ):
         assert key in metrics, key
     assert 0 <= metrics["val/mIoU"] <= 1
     assert first.best["val/mIoU"] == max(e.metrics["val/mIoU"] for e in seen)
