@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,12 +134,20 @@ class TrialRun:
     def log_params(self, params: Mapping[str, Any]) -> None:
         log_params("", self.run_id, params, client=self._client)
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """One call per epoch: every metric of the step in one batch."""
+    def log_metrics(
+        self,
+        metrics: Mapping[str, float],
+        step: int,
+        series: Mapping[str, Sequence[tuple[int, float]]] | None = None,
+    ) -> None:
+        """One call per epoch: every metric of the step, plus per-iteration `series`
+        ({key: [(iteration, value), ...]}), in one batch."""
         from mlflow.entities import Metric
 
         now = _now_ms()
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if not math.isnan(v)]
+        for key, points in (series or {}).items():
+            batch += [Metric(key, float(v), now, i) for i, v in points]
         for i in range(0, len(batch), 1000):
             self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 

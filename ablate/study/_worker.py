@@ -91,7 +91,11 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     history: list[dict[str, float]] = []
 
     def on_epoch(result: EpochResult) -> None:
-        run.log_metrics(result.metrics, step=result.epoch)
+        # α_t per iteration (step = iteration); everything else once per epoch (step = epoch)
+        epoch_metrics = {k: v for k, v in result.metrics.items() if k != "train/aux_weight"}
+        run.log_metrics(
+            epoch_metrics, step=result.epoch, series={"train/aux_weight": result.aux_weights}
+        )
         history.append({k: round(v, 6) for k, v in result.metrics.items()})
         report(
             {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
@@ -27,7 +27,8 @@ class EpochResult:
     """Everything measured in one epoch, under MLflow's metric names."""
 
     epoch: int  # counted from 1
-    metrics: Mapping[str, float]
+    metrics: Mapping[str, float]  # epoch means and validation results
+    aux_weights: Sequence[tuple[int, float]] = ()  # (iteration, α_t) of every training step
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def fit(
             objective.train()
             epoch_start = time.perf_counter()
             sums: dict[str, Tensor] = {}
-            aux_weights: list[float] = []
+            aux_weights: list[tuple[int, float]] = []
             perm = torch.randperm(len(train), generator=order).to(dev)
             for i in range(steps_per_epoch):
                 idx = perm[i * t.batch_size : (i + 1) * t.batch_size]
@@ -179,18 +180,18 @@ def fit(
                 scaler.scale(loss.total).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                step += 1
                 for key, value in [
                     ("train/loss", loss.total),
                     *((f"train/loss/{k}", v) for k, v in loss.terms.items()),
                 ]:
                     sums[key] = sums.get(key, 0.0) + value.detach()
                 if "aux" in loss.weights:
-                    aux_weights.append(loss.weights["aux"])
+                    aux_weights.append((step, loss.weights["aux"]))
+                step += 1
             seconds = time.perf_counter() - epoch_start
             metrics = {k: float(v) / steps_per_epoch for k, v in sums.items()}
             if aux_weights:
-                metrics["train/aux_weight"] = sum(aux_weights) / len(aux_weights)
+                metrics["train/aux_weight"] = sum(w for _, w in aux_weights) / len(aux_weights)
             metrics["train/images_per_s"] = len(train) / seconds
             metrics["train/lr"] = optimizer.param_groups[0]["lr"]
             metrics.update(
@@ -200,7 +201,7 @@ def fit(
                 if key.startswith("val/") and not math.isnan(value):
                     better = max if key != "val/loss" else min
                     best[key] = better(best.get(key, value), value)
-            result = EpochResult(epoch, metrics)
+            result = EpochResult(epoch, metrics, aux_weights)
             history.append(result)
             if on_epoch is not None:
                 on_epoch(result)

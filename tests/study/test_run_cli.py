@@ -95,7 +95,11 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         assert "train/loss/ce" in run.data.metrics
         assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     aux_runs = [r for r in by_level["trial"] if r.data.params["loss.aux.weight"] == "0.4"]
-    assert all(r.data.metrics["train/aux_weight"] == pytest.approx(0.4) for r in aux_runs)
+    for run in aux_runs:  # α_t of every iteration: 2 epochs × 2 steps
+        weights = client.get_metric_history(run.info.run_id, "train/aux_weight")
+        assert sorted((m.step, m.value) for m in weights) == [
+            (i, pytest.approx(0.4)) for i in range(4)
+        ]
     assert set(trials["mlflow_run_id"]) == {r.info.run_id for r in by_level["trial"]}
     assert by_level["study"][0].info.status == "FINISHED"
     study_files = {a.path for a in client.list_artifacts(study_id, "report")}
@@ -228,3 +232,14 @@ def test_a_model_breaking_the_contract_is_reported_before_training(study_dir: Pa
     assert result.exit_code == 2, result.output
     assert "output lacks 'embed'" in result.output
     assert not (study_dir / "results").exists()
+
+
+@pytest.mark.slow
+def test_two_worker_processes_train_every_pair_exactly_once(study_dir: Path) -> None:
+    result = CliRunner().invoke(app, ["run", "tiny.yaml", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    assert len(trials) == 4 and set(trials["state"]) == {"COMPLETE"}
+    assert not trials.duplicated(["cell", "seed"]).any()
+    runs, _ = _mlflow_runs(study_dir)
+    assert sum(r.data.tags["ablate.level"] == "trial" for r in runs) == 4
