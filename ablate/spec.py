@@ -77,6 +77,7 @@ class TrainSpec(_Frozen):
     weight_decay: float = Field(1e-4, ge=0)
     poly_power: float = Field(0.9, ge=0)  # lr_t = lr · (1 − t/T)^power, as in DeepLab / PSPNet
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on the CPU
+    save_model: bool = False  # log model.pt (the network and the loss's buffers) with each trial
 
 
 class CeSpec(_Frozen):

@@ -151,6 +151,17 @@ class TrialRun:
         for i in range(0, len(batch), 1000):
             self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
 
+    def log_torch(self, obj: object, name: str) -> None:
+        """torch.save `obj` as an artifact of this run."""
+        import tempfile
+
+        import torch
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / name
+            torch.save(obj, path)
+            self._client.log_artifact(self.run_id, str(path))
+
     def log_text(self, text: str, name: str) -> None:
         self._client.log_text(self.run_id, text, name)
 

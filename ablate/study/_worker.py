@@ -142,6 +142,8 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     }
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)
+    if result.checkpoint is not None:
+        run.log_torch(result.checkpoint, "model.pt")
     value = result.final.get(metric, math.nan)
     if result.diverged or not math.isfinite(value):
         outcome = "diverged" if result.diverged else "no-value"

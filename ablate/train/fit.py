@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,6 +38,8 @@ class FitResult:
     diverged: bool  # the loss became NaN or infinite; training stopped there
     duration_s: float
     best: Mapping[str, float] = field(default_factory=dict)  # best epoch value of each val metric
+    # with train.save_model: {"model": state_dict, "objective": state_dict (center-loss centers)}
+    checkpoint: Mapping[str, Any] | None = None
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -207,4 +210,7 @@ def fit(
                 on_epoch(result)
     except Diverged:
         return FitResult(history, True, time.perf_counter() - start, best)
-    return FitResult(history, False, time.perf_counter() - start, best)
+    checkpoint = None
+    if t.save_model:
+        checkpoint = {"model": model.state_dict(), "objective": objective.state_dict()}
+    return FitResult(history, False, time.perf_counter() - start, best, checkpoint)

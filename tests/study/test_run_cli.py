@@ -130,13 +130,19 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
 @pytest.mark.slow
 def test_more_seeds_later_trains_only_the_new_ones(study_dir: Path) -> None:
     runner = CliRunner()
-    first = ["run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]"]
+    save = ["--set", "base.train.save_model=true"]
+    first = ["run", "tiny.yaml", "--workers", "1", "--set", "sweep.seeds=[0]", *save]
     assert runner.invoke(app, first).exit_code == 0
-    second = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    second = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1", *save])
     assert second.exit_code == 0, second.output
     assert "2 already done, 2 to train" in second.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
     assert len(trials) == 4 and trials["number"].is_unique
+    runs, client = _mlflow_runs(study_dir)
+    for run in runs:
+        if run.data.tags["ablate.level"] == "trial":
+            names = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert "model.pt" in names
 
 
 @pytest.mark.slow

@@ -63,3 +63,19 @@ def test_bf16_autocast_trains_on_the_cpu() -> None:
     recipe = Recipe.model_validate({**TINY, "train": {**TINY["train"], "amp": "bf16", "epochs": 1}})
     result = fit(recipe, seed=0)
     assert not result.diverged and math.isfinite(result.final["val/mIoU"])
+
+
+def test_save_model_returns_the_network_and_the_center_loss_centers() -> None:
+    recipe = Recipe.model_validate(
+        {
+            **TINY,
+            "train": {**TINY["train"], "epochs": 1, "save_model": True},
+            "loss": {"center": {"weight": 0.01}},
+        }
+    )
+    result = fit(recipe, seed=0)
+    assert result.checkpoint is not None
+    centers = result.checkpoint["objective"]["center.centers"]
+    assert centers.shape == (4, 32) and centers.abs().sum() > 0  # moved from their zero start
+    assert any(k.startswith("stage1.") for k in result.checkpoint["model"])
+    assert fit(Recipe.model_validate(TINY), seed=0).checkpoint is None
