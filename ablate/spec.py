@@ -106,6 +106,10 @@ class LossSpec(_Frozen):
     center: CenterSpec = CenterSpec()
 
 
+class EvalSpec(_Frozen):
+    boundary_width: int = Field(3, ge=1)  # d of boundary IoU: the band within d px of an edge
+
+
 class Recipe(_Frozen):
     """Everything one training run needs; a trial's recipe is the base with its cell applied."""
 
@@ -113,6 +117,7 @@ class Recipe(_Frozen):
     model: ModelSpec = ModelSpec()
     train: TrainSpec = TrainSpec()
     loss: LossSpec = LossSpec()
+    eval: EvalSpec = EvalSpec()
 
 
 # --------------------------------------------------------------------------- the study
@@ -170,7 +175,7 @@ class SweepSpec(_Frozen):
         return self
 
 
-METRICS = ("val/mIoU", "val/pixel_acc", "val/loss")
+METRICS = ("val/mIoU", "val/pixel_acc", "val/loss", "val/boundary_iou", "val/small_iou")
 
 
 class MetricSpec(_Frozen):
@@ -180,7 +185,7 @@ class MetricSpec(_Frozen):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v in METRICS or v.startswith("val/iou/"):
+        if v in METRICS or v.startswith(("val/iou/", "val/boundary_iou/", "val/small_iou/")):
             return v
         raise ValueError(
             f"unknown metric {v!r}{_did_you_mean(v, METRICS)}; "

@@ -14,10 +14,12 @@ _CHUNK = 128  # scenes rendered per call: bounds peak memory for large images
 
 @dataclass(frozen=True)
 class Split:
-    """A whole split, resident on the device: images (N, 3, H, W) uint8, labels (N, H, W) long."""
+    """A whole split, resident on the device: images (N, 3, H, W) uint8, labels (N, H, W) long,
+    and, where the data record them, instance ids (N, H, W) uint8 (0 = none)."""
 
     images: Tensor
     labels: Tensor
+    instances: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -30,7 +32,11 @@ def _render(
         make_scenes(seed, range(i, min(i + _CHUNK, start + count)), size, num_classes, device)
         for i in range(start, start + count, _CHUNK)
     ]
-    return Split(torch.cat([p.images for p in parts]), torch.cat([p.labels for p in parts]))
+    return Split(
+        torch.cat([p.images for p in parts]),
+        torch.cat([p.labels for p in parts]),
+        torch.cat([p.instances for p in parts]).to(torch.uint8),
+    )
 
 
 def load_splits(

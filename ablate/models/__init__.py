@@ -6,6 +6,16 @@ feature map (B, D, h', w') fed to the center loss.
 """
 
 from ablate.models._load import MODELS, ModelContractError, build_model, check_outputs
+from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
+from ablate.models.unet import unet_ds
 
-__all__ = ["MODELS", "ModelContractError", "build_model", "check_outputs", "pspnet_tiny"]
+__all__ = [
+    "MODELS",
+    "ModelContractError",
+    "build_model",
+    "check_outputs",
+    "dsnet",
+    "pspnet_tiny",
+    "unet_ds",
+]

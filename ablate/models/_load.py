@@ -9,11 +9,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
+from ablate.models.unet import unet_ds
 
 # name -> builder(num_classes, **args); a new built-in model is one line here
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "pspnet_tiny": pspnet_tiny,
+    "dsnet": dsnet,
+    "unet_ds": unet_ds,
 }
 
 

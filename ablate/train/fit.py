@@ -15,7 +15,17 @@ from torch import Tensor, nn
 
 from ablate.data import Split, class_names, load_splits
 from ablate.losses.objective import Objective
-from ablate.metrics import confusion_matrix, iou_per_class, pixel_accuracy
+from ablate.metrics import (
+    SHAPES_96_AREA_EDGES,
+    boundary_counts,
+    boundary_iou_from_counts,
+    confusion_matrix,
+    iou_per_class,
+    pixel_accuracy,
+    small_object_counts,
+    small_object_iou,
+)
+from ablate.metrics import SHAPES_96_AREA_NAMES as SIZE_NAMES
 from ablate.models import build_model, check_outputs
 from ablate.spec import Recipe, Study
 
@@ -80,11 +90,18 @@ def evaluate(
     batch_size: int,
     ignore_index: int,
     autocast: Callable[[], AbstractContextManager[object]],
+    boundary_width: int = 3,
 ) -> dict[str, float]:
-    """mIoU, per-class IoU, pixel accuracy and mean loss over a split, in one pass."""
+    """One pass over a split, every count accumulated on the device: mIoU, per-class IoU, pixel
+    accuracy, mean loss, boundary IoU (Cheng et al. 2021) and, where the data record instances,
+    object IoU by size bucket."""
     model.eval()
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=split.labels.device)
-    loss_sum, n_valid = torch.zeros((), device=cm.device), 0
+    dev = split.labels.device
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=dev)
+    bands = torch.zeros(2, num_classes, dtype=torch.long, device=dev)
+    edges = size_edges(split.labels.shape[-2:])
+    objects = torch.zeros(3, len(edges) - 1, dtype=torch.long, device=dev)
+    loss_sum, n_valid = torch.zeros((), device=dev), 0
     with torch.no_grad():
         for i in range(0, len(split), batch_size):
             images, labels = split.images[i : i + batch_size], split.labels[i : i + batch_size]
@@ -93,15 +110,43 @@ def evaluate(
             logits = F.interpolate(out.float(), labels.shape[-2:], mode="bilinear")
             loss_sum += F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
             n_valid += int((labels != ignore_index).sum())
-            cm += confusion_matrix(logits.argmax(1), labels, num_classes, ignore_index)
+            pred = logits.argmax(1)
+            cm += confusion_matrix(pred, labels, num_classes, ignore_index)
+            bands += boundary_counts(pred, labels, num_classes, boundary_width, ignore_index)
+            if split.instances is not None:
+                instances = split.instances[i : i + batch_size].long()
+                objects += small_object_counts(
+                    pred, labels, instances, num_classes, edges, ignore_index=ignore_index
+                )
     iou = iou_per_class(cm)
+    boundary = boundary_iou_from_counts(bands)
     metrics = {
         "val/mIoU": float(torch.nanmean(iou)),
         "val/pixel_acc": pixel_accuracy(cm),
         "val/loss": float(loss_sum) / max(n_valid, 1),
+        "val/boundary_iou": float(torch.nanmean(boundary)),
     }
     metrics.update({f"val/iou/{n}": float(v) for n, v in zip(names, iou.tolist(), strict=True)})
+    metrics.update(
+        {f"val/boundary_iou/{n}": float(v) for n, v in zip(names, boundary.tolist(), strict=True)}
+    )
+    if split.instances is not None:
+        by_size = small_object_iou(objects)
+        metrics.update(
+            {
+                f"val/small_iou/{n}": float(v)
+                for n, v in zip(SIZE_NAMES, by_size.tolist(), strict=True)
+            }
+        )
+        small = objects[:, :2].sum(dim=1)  # tiny and small objects pooled
+        metrics["val/small_iou"] = float(small[0]) / float(small[1]) if small[1] > 0 else math.nan
     return metrics
+
+
+def size_edges(image_size: Sequence[int]) -> tuple[float, ...]:
+    """Object-size bucket edges in pixels, scaled from the 96×96 defaults to the image area."""
+    scale = image_size[0] * image_size[1] / (96 * 96)
+    return tuple(e * scale for e in SHAPES_96_AREA_EDGES)
 
 
 def preflight(study: Study) -> None:
@@ -198,7 +243,16 @@ def fit(
             metrics["train/images_per_s"] = len(train) / seconds
             metrics["train/lr"] = optimizer.param_groups[0]["lr"]
             metrics.update(
-                evaluate(model, val, d.num_classes, names, t.batch_size, d.ignore_index, autocast)
+                evaluate(
+                    model,
+                    val,
+                    d.num_classes,
+                    names,
+                    t.batch_size,
+                    d.ignore_index,
+                    autocast,
+                    recipe.eval.boundary_width,
+                )
             )
             for key, value in metrics.items():
                 if key.startswith("val/") and not math.isnan(value):

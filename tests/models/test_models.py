@@ -4,7 +4,11 @@ import torch
 from ablate.models import MODELS, ModelContractError, build_model, check_outputs
 
 # Each registered model: (stride of `out`, {aux head: stride}).
-EXPECTED = {"pspnet_tiny": (8, {"stage3": 8})}
+EXPECTED = {
+    "pspnet_tiny": (8, {"stage3": 8}),
+    "dsnet": (8, {"stage1": 2, "stage2": 4, "stage3": 8}),  # the default depth 4
+    "unet_ds": (1, {"d8": 8, "d4": 4, "d2": 2}),
+}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -28,6 +28,10 @@ def test_fit_logs_every_epoch_and_is_reproducible_per_seed() -> None:
         "val/loss",
         "val/iou/background",
         "train/images_per_s",
+        "val/boundary_iou",
+        "val/boundary_iou/disc",
+        "val/small_iou",
+        "val/small_iou/tiny",
     ):
         assert key in metrics, key
     assert 0 <= metrics["val/mIoU"] <= 1
@@ -79,3 +83,32 @@ def test_save_model_returns_the_network_and_the_center_loss_centers() -> None:
     assert centers.shape == (4, 32) and centers.abs().sum() > 0  # moved from their zero start
     assert any(k.startswith("stage1.") for k in result.checkpoint["model"])
     assert fit(Recipe.model_validate(TINY), seed=0).checkpoint is None
+
+
+class _Oracle(torch.nn.Module):
+    """Reads the label hidden in channel 0 of the image and predicts it with certainty."""
+
+    def __init__(self, num_classes: int) -> None:
+        super().__init__()
+        self.num_classes = num_classes
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        labels = ((x[:, 0] * 0.25 + 0.5) * 255).round().long()
+        out = torch.nn.functional.one_hot(labels, self.num_classes).permute(0, 3, 1, 2).float()
+        return {"out": out * 10, "aux": {}, "embed": out}
+
+
+def test_evaluate_scores_a_perfect_prediction_as_one_everywhere() -> None:
+    from contextlib import nullcontext
+
+    from ablate.data import load_splits
+    from ablate.train import evaluate
+
+    _, val = load_splits("shapes", 6, (96, 96), 1, 16, 0, torch.device("cpu"))
+    hidden = val.labels.to(torch.uint8)[:, None].expand(-1, 3, -1, -1).contiguous()
+    split = type(val)(hidden, val.labels, val.instances)
+    names = [str(i) for i in range(6)]
+    metrics = evaluate(_Oracle(6), split, 6, names, 8, 255, nullcontext)
+    for key in ("val/mIoU", "val/pixel_acc", "val/boundary_iou", "val/small_iou"):
+        assert metrics[key] == 1.0, key
+    assert metrics["val/small_iou/tiny"] == 1.0 and metrics["val/small_iou/large"] == 1.0
