@@ -68,6 +68,10 @@ class ModelSpec(_Frozen):
         )
 
 
+class DiagnosticsSpec(_Frozen):
+    grad_every: int | None = Field(None, ge=1)  # every K steps log train/grad/<layer>; null = off
+
+
 class TrainSpec(_Frozen):
     epochs: int = Field(6, ge=1)
     batch_size: int = Field(16, ge=1)
@@ -78,6 +82,7 @@ class TrainSpec(_Frozen):
     poly_power: float = Field(0.9, ge=0)  # lr_t = lr · (1 − t/T)^power, as in DeepLab / PSPNet
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on the CPU
     save_model: bool = False  # log model.pt (the network and the loss's buffers) with each trial
+    diagnostics: DiagnosticsSpec = DiagnosticsSpec()
 
 
 class CeSpec(_Frozen):

@@ -89,13 +89,17 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     )
 
     history: list[dict[str, float]] = []
+    gradients: list[list[object]] = []  # [iteration, {layer: mean |grad|}]
 
     def on_epoch(result: EpochResult) -> None:
         # α_t per iteration (step = iteration); everything else once per epoch (step = epoch)
         epoch_metrics = {k: v for k, v in result.metrics.items() if k != "train/aux_weight"}
-        run.log_metrics(
-            epoch_metrics, step=result.epoch, series={"train/aux_weight": result.aux_weights}
-        )
+        series: dict[str, list[tuple[int, float]]] = {"train/aux_weight": list(result.aux_weights)}
+        for iteration, layers in result.gradients:
+            for layer, value in layers.items():
+                series.setdefault(f"train/grad/{layer}", []).append((iteration, value))
+        run.log_metrics(epoch_metrics, step=result.epoch, series=series)
+        gradients.extend([i, dict(v)] for i, v in result.gradients)
         history.append({k: round(v, 6) for k, v in result.metrics.items()})
         report(
             {
@@ -139,6 +143,8 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         "duration_s": round(result.duration_s, 3),
         "final": {k: v for k, v in result.final.items() if k.startswith("val/")},
         "best": dict(result.best),
+        "gradients": gradients,
+        "total_steps": result.total_steps,
     }
     for key, value in attrs.items():
         storage.set_trial_user_attr(trial_id, key, value)

@@ -28,6 +28,7 @@ from ablate.metrics import (
 from ablate.metrics import SHAPES_96_AREA_NAMES as SIZE_NAMES
 from ablate.models import build_model, check_outputs
 from ablate.spec import Recipe, Study
+from ablate.train.gradflow import GradientProbe
 
 # Images are uint8 in [0, 255]; the networks see (x/255 − 0.5)/0.25.
 _MEAN, _STD = 0.5, 0.25
@@ -40,6 +41,8 @@ class EpochResult:
     epoch: int  # counted from 1
     metrics: Mapping[str, float]  # epoch means and validation results
     aux_weights: Sequence[tuple[int, float]] = ()  # (iteration, α_t) of every training step
+    # (iteration, {layer: mean |grad|}) every `train.diagnostics.grad_every` steps
+    gradients: Sequence[tuple[int, Mapping[str, float]]] = ()
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class FitResult:
     best: Mapping[str, float] = field(default_factory=dict)  # best epoch value of each val metric
     # with train.save_model: {"model": state_dict, "objective": state_dict (center-loss centers)}
     checkpoint: Mapping[str, Any] | None = None
+    total_steps: int = 0  # optimisation steps planned (progress t/T = iteration / total_steps)
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -199,6 +203,8 @@ def fit(
 
     scaler = torch.amp.GradScaler(dev.type, enabled=needs_scaler)
     order = torch.Generator().manual_seed(seed)
+    probe_every = t.diagnostics.grad_every
+    probe = GradientProbe(model)
     steps_per_epoch = math.ceil(len(train) / t.batch_size)
     total_steps = t.epochs * steps_per_epoch
     history: list[EpochResult] = []
@@ -211,6 +217,7 @@ def fit(
             epoch_start = time.perf_counter()
             sums: dict[str, Tensor] = {}
             aux_weights: list[tuple[int, float]] = []
+            gradients: list[tuple[int, Mapping[str, float]]] = []
             perm = torch.randperm(len(train), generator=order).to(dev)
             for i in range(steps_per_epoch):
                 idx = perm[i * t.batch_size : (i + 1) * t.batch_size]
@@ -226,6 +233,9 @@ def fit(
                     )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss.total).backward()
+                if probe_every and step % probe_every == 0:
+                    scale = scaler.get_scale() if scaler.is_enabled() else 1.0
+                    gradients.append((step, probe.measure(scale)))
                 scaler.step(optimizer)
                 scaler.update()
                 for key, value in [
@@ -258,13 +268,13 @@ def fit(
                 if key.startswith("val/") and not math.isnan(value):
                     better = max if key != "val/loss" else min
                     best[key] = better(best.get(key, value), value)
-            result = EpochResult(epoch, metrics, aux_weights)
+            result = EpochResult(epoch, metrics, aux_weights, gradients)
             history.append(result)
             if on_epoch is not None:
                 on_epoch(result)
     except Diverged:
-        return FitResult(history, True, time.perf_counter() - start, best)
+        return FitResult(history, True, time.perf_counter() - start, best, None, total_steps)
     checkpoint = None
     if t.save_model:
         checkpoint = {"model": model.state_dict(), "objective": objective.state_dict()}
-    return FitResult(history, False, time.perf_counter() - start, best, checkpoint)
+    return FitResult(history, False, time.perf_counter() - start, best, checkpoint, total_steps)
