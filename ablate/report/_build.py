@@ -79,6 +79,28 @@ def history_table(ostudy: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def gradient_table(ostudy: optuna.Study) -> pd.DataFrame:
+    """Gradient-flow samples of every COMPLETE trial, long: cell, seed, progress, layer, value."""
+    rows = []
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        pair = trial_key(t)
+        total = t.user_attrs.get("total_steps") or 0
+        if pair is None or not total:
+            continue
+        for iteration, layers in t.user_attrs.get("gradients", []):
+            rows += [
+                {
+                    "cell": pair[0],
+                    "seed": pair[1],
+                    "progress": iteration / total,
+                    "layer": layer,
+                    "value": value,
+                }
+                for layer, value in layers.items()
+            ]
+    return pd.DataFrame(rows, columns=["cell", "seed", "progress", "layer", "value"])
+
+
 def _markdown_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     cols = [c for c in columns if c in frame.columns]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
