@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ablate.data import DatasetError
 from ablate.models import ModelContractError
 from ablate.spec import SpecError, Study, build_study, load_study
 
@@ -52,7 +53,7 @@ def _user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SpecError, ModelContractError) as exc:
+        except (SpecError, ModelContractError, DatasetError) as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

@@ -35,14 +35,20 @@ class _Frozen(BaseModel):
 # --------------------------------------------------------------------------- the recipe
 
 
+DATASETS = ("shapes", "digits", "folder", "cityscapes", "ade20k", "voc")
+_FIXED_CLASSES = {"digits": 11, "cityscapes": 19, "ade20k": 150, "voc": 21}
+
+
 class DataSpec(_Frozen):
-    name: Literal["shapes"] = "shapes"
-    num_classes: int = Field(6, ge=2, le=8)  # background + up to 7 shape kinds
-    image_size: tuple[int, int] = (96, 96)
-    train_size: int = Field(512, ge=1)
+    name: Literal["shapes", "digits", "folder", "cityscapes", "ade20k", "voc"] = "shapes"
+    num_classes: int = Field(6, ge=2)  # shapes: background + up to 7 shape kinds
+    image_size: tuple[int, int] = (96, 96)  # generated size, or the crop size on disk
+    train_size: int = Field(512, ge=1)  # scenes, or at most this many files on disk
     val_size: int = Field(128, ge=1)
     seed: int = Field(0, ge=0)  # the data are fixed across trial seeds: only training varies
     ignore_index: int = IGNORE_INDEX
+    root: str | None = None  # the dataset's folder, for folder / cityscapes / ade20k / voc
+    num_workers: int = Field(2, ge=0)  # DataLoader workers for datasets on disk
 
     @field_validator("image_size")
     @classmethod
@@ -50,6 +56,17 @@ class DataSpec(_Frozen):
         if not all(32 <= s <= 4096 for s in v):
             raise ValueError("each side must be between 32 and 4096 pixels")
         return v
+
+    @model_validator(mode="after")
+    def _classes_and_root(self) -> DataSpec:
+        fixed = _FIXED_CLASSES.get(self.name)
+        if fixed is not None and self.num_classes != fixed:
+            raise ValueError(f"{self.name} has {fixed} classes: set num_classes: {fixed}")
+        if self.name == "shapes" and self.num_classes > 8:
+            raise ValueError("shapes has at most 8 classes (background + 7 shape kinds)")
+        if self.name not in ("shapes", "digits") and self.root is None:
+            raise ValueError(f"{self.name} is read from disk: set root to its folder")
+        return self
 
 
 class ModelSpec(_Frozen):
@@ -319,8 +336,9 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any]) -> Recipe:
 
 
 def _did_you_mean(word: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    by_lower = {c.lower(): c for c in choices}  # case slips count as close: val/miou -> val/mIoU
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:

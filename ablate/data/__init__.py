@@ -1,6 +1,22 @@
-"""Datasets: every one yields images (B, 3, H, W) uint8 and labels (B, H, W) long on the device."""
+"""Datasets: every one yields uint8 images (B, 3, H, W) and long labels (B, H, W) on the device."""
 
+from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
+from ablate.data.disk import DatasetError, DiskDataset, load_disk_splits
 from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
-from ablate.data.splits import Split, class_names, load_splits
+from ablate.data.splits import Source, Split, Streamed, class_names, load_splits
 
-__all__ = ["CLASS_NAMES", "Scenes", "Split", "class_names", "load_splits", "make_scenes"]
+__all__ = [
+    "CLASS_NAMES",
+    "DIGIT_CLASS_NAMES",
+    "DatasetError",
+    "DiskDataset",
+    "Scenes",
+    "Source",
+    "Split",
+    "Streamed",
+    "class_names",
+    "load_disk_splits",
+    "load_splits",
+    "make_digit_scenes",
+    "make_scenes",
+]

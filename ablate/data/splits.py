@@ -1,15 +1,27 @@
-"""Turning a data spec into train and validation splits held on the training device."""
+"""Turning a data spec into train and validation batches on the training device.
+
+Generated data (`shapes`, `digits`) are rendered once per trial and held on the device as whole
+splits; datasets on disk stream through a DataLoader with workers and pinned memory. Both give
+the training loop the same thing: batches of uint8 images (B, 3, H, W) and long labels (B, H, W)
+already on the device.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from ablate.data.shapes import CLASS_NAMES, make_scenes
+from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
+from ablate.data.disk import DiskDataset, disk_class_names, load_disk_splits, make_loader
+from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
 
 _CHUNK = 128  # scenes rendered per call: bounds peak memory for large images
+_VAL_OFFSET = 10_000_000  # validation scenes are indices after every possible training one
+Batch = tuple[Tensor, Tensor, Tensor | None]  # images, labels, instances (or None)
 
 
 @dataclass(frozen=True)
@@ -24,13 +36,61 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    @property
+    def device(self) -> torch.device:
+        return self.labels.device
 
-def _render(
-    seed: int, start: int, count: int, size: tuple[int, int], num_classes: int, device: torch.device
-) -> Split:
+    def batches(self, batch_size: int, order: torch.Generator | None = None) -> Iterator[Batch]:
+        """In index order, or shuffled by `order` (a CPU generator)."""
+        n = len(self)
+        perm = torch.randperm(n, generator=order) if order is not None else torch.arange(n)
+        perm = perm.to(self.labels.device)
+        for i in range(0, n, batch_size):
+            idx = perm[i : i + batch_size]
+            inst = self.instances[idx] if self.instances is not None else None
+            yield self.images[idx], self.labels[idx], inst
+
+
+@dataclass
+class Streamed:
+    """A dataset on disk, read by a DataLoader; batches are copied to the device without
+    blocking (from pinned memory on CUDA)."""
+
+    dataset: DiskDataset
+    device: torch.device
+    num_workers: int
+    seed: int
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def batches(self, batch_size: int, order: torch.Generator | None = None) -> Iterator[Batch]:
+        shuffle = order is not None
+        if shuffle:
+            assert order is not None
+            self.dataset.set_epoch(int(torch.randint(0, 2**31 - 1, (1,), generator=order)))
+        loader = make_loader(
+            self.dataset,
+            batch_size,
+            shuffle,
+            self.seed,
+            self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        for images, labels in loader:
+            yield (
+                images.to(self.device, non_blocking=True),
+                labels.to(self.device, non_blocking=True),
+                None,
+            )
+
+
+Source = Split | Streamed
+
+
+def _render(make: Callable[[range], Scenes], start: int, count: int) -> Split:
     parts = [
-        make_scenes(seed, range(i, min(i + _CHUNK, start + count)), size, num_classes, device)
-        for i in range(start, start + count, _CHUNK)
+        make(range(i, min(i + _CHUNK, start + count))) for i in range(start, start + count, _CHUNK)
     ]
     return Split(
         torch.cat([p.images for p in parts]),
@@ -47,18 +107,41 @@ def load_splits(
     val_size: int,
     seed: int,
     device: torch.device,
-) -> tuple[Split, Split]:
-    """The train and validation splits. For `shapes` the validation scenes are the indices after
-    the training ones, so the two never overlap and growing `train_size` keeps `val` apart."""
-    if name != "shapes":
-        raise ValueError(f"unknown dataset {name!r}")
-    train = _render(seed, 0, train_size, image_size, num_classes, device)
-    val = _render(seed, 10_000_000, val_size, image_size, num_classes, device)
-    return train, val
+    root: str | None = None,
+    num_workers: int = 2,
+) -> tuple[Source, Source]:
+    """The train and validation splits. Generated scenes: validation takes the indices after
+    the training ones, so the two never overlap and growing `train_size` keeps `val` apart.
+    On disk: `image_size` is the crop size; train_size / val_size cap the number of files."""
+    if name == "shapes":
+
+        def shapes(indices: range) -> Scenes:
+            return make_scenes(seed, indices, image_size, num_classes, device)
+
+        return _render(shapes, 0, train_size), _render(shapes, _VAL_OFFSET, val_size)
+    if name == "digits":
+
+        def digits(split: str) -> Callable[[range], Scenes]:
+            return lambda idx: make_digit_scenes(seed, idx, image_size, device, split=split)
+
+        return _render(digits("train"), 0, train_size), _render(
+            digits("val"), _VAL_OFFSET, val_size
+        )
+    if root is None:
+        raise ValueError(f"dataset {name!r} needs data.root")
+    train, val = load_disk_splits(
+        name, Path(root), image_size, max_train=train_size, max_val=val_size, seed=seed
+    )
+    return (
+        Streamed(train, device, num_workers, seed),
+        Streamed(val, device, num_workers, seed),
+    )
 
 
 def class_names(name: str, num_classes: int) -> list[str]:
     """Human-readable class names, used in metric keys such as `val/iou/disc`."""
     if name == "shapes":
         return list(CLASS_NAMES[:num_classes])
-    return [str(i) for i in range(num_classes)]
+    if name == "digits":
+        return list(DIGIT_CLASS_NAMES)
+    return disk_class_names(name, num_classes)

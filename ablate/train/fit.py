@@ -7,13 +7,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ablate.data import Split, class_names, load_splits
+from ablate.data import Source, class_names, load_disk_splits, load_splits
 from ablate.losses.objective import Objective
 from ablate.metrics import (
     SHAPES_96_AREA_EDGES,
@@ -88,7 +89,7 @@ def _optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimi
 
 def evaluate(
     model: nn.Module,
-    split: Split,
+    split: Source,
     num_classes: int,
     names: list[str],
     batch_size: int,
@@ -100,15 +101,15 @@ def evaluate(
     accuracy, mean loss, boundary IoU (Cheng et al. 2021) and, where the data record instances,
     object IoU by size bucket."""
     model.eval()
-    dev = split.labels.device
+    dev = split.device
     cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=dev)
     bands = torch.zeros(2, num_classes, dtype=torch.long, device=dev)
-    edges = size_edges(split.labels.shape[-2:])
-    objects = torch.zeros(3, len(edges) - 1, dtype=torch.long, device=dev)
+    edges: tuple[float, ...] = ()
+    objects = torch.zeros(0, dtype=torch.long, device=dev)
+    seen_instances = False
     loss_sum, n_valid = torch.zeros((), device=dev), 0
     with torch.no_grad():
-        for i in range(0, len(split), batch_size):
-            images, labels = split.images[i : i + batch_size], split.labels[i : i + batch_size]
+        for images, labels, instances in split.batches(batch_size):
             with autocast():
                 out = model(_normalise(images))["out"]
             logits = F.interpolate(out.float(), labels.shape[-2:], mode="bilinear")
@@ -117,10 +118,13 @@ def evaluate(
             pred = logits.argmax(1)
             cm += confusion_matrix(pred, labels, num_classes, ignore_index)
             bands += boundary_counts(pred, labels, num_classes, boundary_width, ignore_index)
-            if split.instances is not None:
-                instances = split.instances[i : i + batch_size].long()
+            if instances is not None:
+                if not seen_instances:
+                    edges = size_edges(labels.shape[-2:])
+                    objects = torch.zeros(3, len(edges) - 1, dtype=torch.long, device=dev)
+                    seen_instances = True
                 objects += small_object_counts(
-                    pred, labels, instances, num_classes, edges, ignore_index=ignore_index
+                    pred, labels, instances.long(), num_classes, edges, ignore_index=ignore_index
                 )
     iou = iou_per_class(cm)
     boundary = boundary_iou_from_counts(bands)
@@ -134,7 +138,7 @@ def evaluate(
     metrics.update(
         {f"val/boundary_iou/{n}": float(v) for n, v in zip(names, boundary.tolist(), strict=True)}
     )
-    if split.instances is not None:
+    if seen_instances:
         by_size = small_object_iou(objects)
         metrics.update(
             {
@@ -158,6 +162,9 @@ def preflight(study: Study) -> None:
     model that breaks the contract is reported before any trial starts."""
     seen: set[str] = set()
     for recipe in study.recipes.values():
+        d = recipe.data
+        if d.root is not None:  # the layout is checked (file names only) before any training
+            load_disk_splits(d.name, Path(d.root), d.image_size, d.train_size, d.val_size)
         key = recipe.model.model_dump_json() + str(recipe.data.num_classes)
         if key in seen:
             continue
@@ -182,17 +189,26 @@ def fit(
     dev = torch.device(device)
     d, t = recipe.data, recipe.train
     train, val = load_splits(
-        d.name, d.num_classes, d.image_size, d.train_size, d.val_size, d.seed, dev
+        d.name,
+        d.num_classes,
+        d.image_size,
+        d.train_size,
+        d.val_size,
+        d.seed,
+        dev,
+        root=d.root,
+        num_workers=d.num_workers,
     )
     names = class_names(d.name, d.num_classes)
 
     torch.manual_seed(seed)
     model = build_model(recipe.model.name, d.num_classes, recipe.model.args).to(dev)
     model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    first_images = next(iter(val.batches(2)))[0]
     with torch.no_grad():
-        probe = model.eval()(_normalise(train.images[:2]))
-    check_outputs(probe, d.num_classes, name=f"model {recipe.model.name!r}")
-    embed = probe["embed"]
+        first = model.eval()(_normalise(first_images))
+    check_outputs(first, d.num_classes, name=f"model {recipe.model.name!r}")
+    embed = first["embed"]
     objective = Objective(recipe.loss, d.num_classes, embed.shape[1], d.ignore_index).to(dev)
     optimizer = _optimizer(recipe, list(model.parameters()))
 
@@ -218,10 +234,8 @@ def fit(
             sums: dict[str, Tensor] = {}
             aux_weights: list[tuple[int, float]] = []
             gradients: list[tuple[int, Mapping[str, float]]] = []
-            perm = torch.randperm(len(train), generator=order).to(dev)
-            for i in range(steps_per_epoch):
-                idx = perm[i * t.batch_size : (i + 1) * t.batch_size]
-                images, labels = _normalise(train.images[idx]), train.labels[idx]
+            for i, (raw, labels, _) in enumerate(train.batches(t.batch_size, order)):
+                images = _normalise(raw)
                 for group in optimizer.param_groups:
                     group["lr"] = t.lr * (1 - step / total_steps) ** t.poly_power
                 with autocast():
