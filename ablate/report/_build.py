@@ -14,8 +14,24 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from ablate.report.plots import plot_heatmap, plot_metric_vs_key, plot_training_curves
-from ablate.report.stats import summarize, verdict_sentence
+from ablate.losses.aux import aux_weight_at
+from ablate.report.latex import ablation_table, markdown_table
+from ablate.report.plots import (
+    plot_aux_weight,
+    plot_gradient_flow,
+    plot_heatmap,
+    plot_metric_vs_key,
+    plot_per_class_diff,
+    plot_training_curves,
+)
+from ablate.report.stats import (
+    ANOVA_TERMS,
+    interaction_test,
+    per_class_diff,
+    summarize,
+    two_way,
+    verdict_sentence,
+)
 from ablate.spec import Study
 from ablate.study._storage import trial_key
 
@@ -116,25 +132,45 @@ def _markdown_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
+def aux_weight_series(study: Study, points: int = 101) -> pd.DataFrame:
+    """α_t against training progress for every cell, computed from the recipes (exactly what
+    `fit` uses), long: cell, progress, weight. Empty when no cell's schedule moves the weight."""
+    rows = []
+    for cell in study.cells:
+        aux = study.recipes[cell.name].loss.aux
+        for i in range(points):
+            t = i / (points - 1)
+            weight = aux_weight_at(aux.schedule, aux.weight, t, until=aux.until, gamma=aux.gamma)
+            rows.append({"cell": cell.name, "progress": t, "weight": weight})
+    frame = pd.DataFrame(rows)
+    moving = frame.groupby("cell")["weight"].nunique() > 1
+    return frame if moving.any() else frame.iloc[0:0]
+
+
 def _plots(
-    study: Study, trials: pd.DataFrame, summary: pd.DataFrame, history: pd.DataFrame, out: Path
+    study: Study,
+    trials: pd.DataFrame,
+    summary: pd.DataFrame,
+    history: pd.DataFrame,
+    per_class: pd.DataFrame,
+    gradients: pd.DataFrame,
+    out: Path,
 ) -> list[Path]:
     metric = study.spec.metric.name
+    grid = list(study.spec.sweep.grid)
     files: list[Path] = []
     complete = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
-    if len(complete) and metric in complete.columns:
-        if study.spec.sweep.grid and len(study.spec.sweep.grid) == 2:
-            row_key, col_key = list(study.spec.sweep.grid)
+    if len(complete) and complete[metric].notna().any():
+        if len(grid) == 2:
             files += plot_heatmap(
                 summary,
-                row_key=row_key,
-                col_key=col_key,
+                row_key=grid[0],
+                col_key=grid[1],
                 out_dir=out,
                 stem="diff_heatmap",
                 metric=metric,
             )
-        grid_keys = list(study.spec.sweep.grid)
-        key = grid_keys[0] if len(grid_keys) == 1 and not study.spec.sweep.variants else None
+        key = grid[0] if len(grid) == 1 and not study.spec.sweep.variants else None
         files += plot_metric_vs_key(
             complete,
             summary,
@@ -146,77 +182,166 @@ def _plots(
         )
     if len(history):
         # the CE term, not the total: totals with different aux weights are not comparable
-        wanted = ["train/loss/ce", metric, "val/loss"]
-        if (
-            "train/aux_weight" in history.columns
-            and (history.groupby(["cell", "seed"])["train/aux_weight"].nunique() > 1).any()
-        ):
-            wanted.append("train/aux_weight")  # only when some schedule actually changes it
+        wanted = ["train/loss/ce", metric, "val/loss", "val/boundary_iou", "val/small_iou"]
         metrics = [m for m in dict.fromkeys(wanted) if m in history.columns]
         files += plot_training_curves(history, metrics=metrics, out_dir=out, stem="training_curves")
+    if len(per_class) and per_class["diff"].notna().any():
+        files += plot_per_class_diff(per_class, out_dir=out, stem="per_class_diff")
+    series = aux_weight_series(study)
+    if len(series):
+        files += plot_aux_weight(series, out_dir=out, stem="aux_weight")
+    if len(gradients):
+        files += plot_gradient_flow(gradients, out_dir=out, stem="gradient_flow")
     return files
 
 
+def _two_way_section(study: Study, trials: pd.DataFrame) -> list[str]:
+    """Two grid keys: the table of means and the two-way ANOVA with interaction."""
+    grid = list(study.spec.sweep.grid)
+    metric = study.spec.metric.name
+    if len(grid) != 2 or not len(trials):
+        return []
+    cells = set(expand_grid_names(study))
+    on_grid = trials[trials["cell"].isin(cells)]
+    table = two_way(on_grid, metric=metric, row_key=grid[0], col_key=grid[1])
+    test = interaction_test(on_grid, metric=metric, row_key=grid[0], col_key=grid[1])
+    lines = ["## Two-way table", "", f"Mean `{metric}` by `{grid[0]}` (rows) × `{grid[1]}`:", ""]
+    means = table["mean"].reset_index()
+    means.columns = [grid[0], *(f"{grid[1]}={c}" for c in means.columns[1:])]
+    lines += [_markdown_table(means, list(means.columns)), ""]
+    lines += [
+        "Two-way ANOVA (seed as a block): "
+        + "; ".join(
+            f"{term}: F = {test[f'F_{term}']:.3g}, p = {test[f'p_{term}']:.3g}"
+            for term in ANOVA_TERMS
+        )
+        + (f". {test['note']}" if test.get("note") else ""),
+        "",
+    ]
+    return lines
+
+
+def expand_grid_names(study: Study) -> list[str]:
+    return [c.name for c in study.cells if c.name not in study.spec.sweep.variants]
+
+
 def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
-    """Write results/<name>/{trials.csv, summary.csv, report.md, plots/} from storage."""
+    """Write results/<name>/{trials.csv, summary.csv, report.md, table.tex, plots/} from
+    storage: nothing is trained and MLflow is not read."""
     folder = results / study.spec.name
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     spec = study.spec
-    trials = trials_table(ostudy, study)
+    metric = spec.metric.name
     cells = [c.name for c in study.cells]
+    trials = trials_table(ostudy, study)
     if not len(trials):
         trials = pd.DataFrame(columns=["number", "state", "cell", "seed", *study.keys])
-    if spec.metric.name not in trials.columns:
-        trials[spec.metric.name] = math.nan
+    if metric not in trials.columns:
+        trials[metric] = math.nan
     summary = summarize(
         trials,
-        metric=spec.metric.name,
+        metric=metric,
         goal=spec.metric.goal,
         baseline=study.baseline,
         keys=study.keys,
         cells=cells,
     )
-    history = history_table(ostudy)
-    files = _plots(study, trials, summary, history, plots)
+    class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
+    per_class = (
+        per_class_diff(trials, baseline=study.baseline, class_columns=class_columns, cells=cells)
+        if class_columns
+        else pd.DataFrame(columns=["cell", "class", "diff"])
+    )
+    files = _plots(
+        study, trials, summary, history_table(ostudy), per_class, gradient_table(ostudy), plots
+    )
 
+    table_tex = folder / "table.tex"
+    table_tex.write_text(
+        ablation_table(
+            summary, metric=metric, keys=study.keys, baseline=study.baseline, goal=spec.metric.goal
+        ),
+        encoding="utf-8",
+    )
     trials.drop(columns=["error"], errors="ignore").to_csv(folder / "trials.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False)
     (folder / "report.md").write_text(
-        _report_markdown(study, trials, summary, files, folder), encoding="utf-8"
+        _report_markdown(study, ostudy, trials, summary, files, folder), encoding="utf-8"
     )
     return Report(
         folder,
         trials,
         summary,
-        [folder / "trials.csv", folder / "summary.csv", folder / "report.md", *files],
+        [folder / "trials.csv", folder / "summary.csv", folder / "report.md", table_tex, *files],
     )
 
 
-def _report_markdown(
-    study: Study, trials: pd.DataFrame, summary: pd.DataFrame, files: list[Path], folder: Path
-) -> str:
+def _run_facts(study: Study, ostudy: optuna.Study, trials: pd.DataFrame) -> list[str]:
+    """What was run: the file, the commit, versions, devices and time."""
     import torch
 
     spec = study.spec
     states = trials["state"].value_counts().to_dict() if len(trials) else {}
-    total_s = (
-        float(pd.to_numeric(trials.get("duration_s"), errors="coerce").sum())
-        if len(trials)
-        else 0.0
+    durations = pd.to_numeric(trials.get("duration_s"), errors="coerce") if len(trials) else None
+    total_s = float(durations.sum()) if durations is not None else 0.0
+    starts = [t.datetime_start for t in ostudy.get_trials(deepcopy=False) if t.datetime_start]
+    ends = [t.datetime_complete for t in ostudy.get_trials(deepcopy=False) if t.datetime_complete]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
+    return [
+        f"- study file: `{study.path}`; commit: `{_commit(study.path)}`",
+        f"- cells: {len(study.cells)} × seeds {spec.sweep.seeds}; baseline: `{study.baseline}`",
+        f"- metric: `{spec.metric.name}` ({spec.metric.goal})",
+        f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}",
+        f"- time: {wall / 60:.1f} min from the first trial's start to the last one's end; "
+        f"{total_s / 60:.1f} min of training summed over trials",
+        f"- devices: {_devices(ostudy)}; python {platform.python_version()}, torch "
+        f"{torch.__version__}, optuna {optuna.__version__}, on {platform.platform(terse=True)}",
+    ]
+
+
+def _commit(path: Path) -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=path.resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown (not a git checkout)"
+
+
+def _devices(ostudy: optuna.Study) -> str:
+    found = sorted(
+        {
+            str(t.user_attrs.get("device", "?"))
+            for t in ostudy.get_trials(deepcopy=False)
+            if t.state == TrialState.COMPLETE
+        }
     )
+    return ", ".join(found) or "none yet"
+
+
+def _report_markdown(
+    study: Study,
+    ostudy: optuna.Study,
+    trials: pd.DataFrame,
+    summary: pd.DataFrame,
+    files: list[Path],
+    folder: Path,
+) -> str:
+    spec = study.spec
     lines = [
         f"# {spec.name}",
         "",
         spec.description.strip() or "(no description)",
         "",
-        f"- study file: `{study.path}`",
-        f"- cells: {len(study.cells)} × seeds {spec.sweep.seeds}; baseline: `{study.baseline}`",
-        f"- metric: `{spec.metric.name}` ({spec.metric.goal})",
-        f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}",
-        f"- training time, summed over trials: {total_s / 60:.1f} min",
-        f"- python {platform.python_version()}, torch {torch.__version__}, "
-        f"optuna {optuna.__version__}",
+        *_run_facts(study, ostudy, trials),
         "",
         "## Verdicts",
         "",
@@ -226,29 +351,22 @@ def _report_markdown(
             lines.append(f"- {verdict_sentence(row.to_dict(), spec.metric.name)}")
     lines += [
         "",
-        "## Summary",
+        "## Ablation table",
         "",
-        "Mean of the metric over seeds with a 95% Student-t interval; `diff` is the mean paired "
-        "(by seed) difference from the baseline, `p_holm` its paired t-test p-value after Holm's "
-        "correction over the compared cells.",
+        "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline with "
+        "its 95% t-interval; p_holm is the paired t-test after Holm's correction over the "
+        "compared cells. The same table for LaTeX is in `table.tex`; every column, with the "
+        "Wilcoxon test, d_z and a bootstrap interval, is in `summary.csv`.",
         "",
-        _markdown_table(
+        markdown_table(
             summary,
-            [
-                "cell",
-                *study.keys,
-                "n",
-                "mean",
-                "std",
-                "ci_low",
-                "ci_high",
-                "diff",
-                "p_value",
-                "p_holm",
-                "verdict",
-            ],
+            metric=spec.metric.name,
+            keys=study.keys,
+            baseline=study.baseline,
+            goal=spec.metric.goal,
         ),
         "",
+        *_two_way_section(study, trials),
         "## Plots",
         "",
     ]

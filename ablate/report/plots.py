@@ -1,4 +1,5 @@
-"""Comparison plots for a study: the metric against a swept key, training curves, two-key heatmaps.
+"""Comparison plots for a study: the metric against a swept key, training curves, two-key heatmaps,
+per-class differences, gradient flow and auxiliary-weight schedules.
 
 Figures are built on a bare `matplotlib.figure.Figure` with the object API and never enter
 pyplot's figure registry, so plotting needs no GUI backend, leaves no global state behind and
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,9 @@ import numpy as np
 import pandas as pd
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, to_hex
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from ablate.report.stats import is_fraction_metric
@@ -33,6 +36,10 @@ _NUMERIC_JITTER = 0.015  # seed points spread ± this share of the key's range
 # Summary columns measured in the metric's unit, hence shown ×100 for fraction metrics.
 _METRIC_UNIT_COLUMNS = {"mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high"}
 _METRIC_UNIT_COLUMNS |= {"boot_low", "boot_high"}
+# Wang et al. (2015) add a companion head where the layers' mean |gradient| falls below this.
+WANG_THRESHOLD = 1e-7
+_ANNOTATED_CLASSES = 10  # per-class heatmaps print values up to this many classes, else stars only
+_PANEL_COLUMNS = 3  # gradient-flow panels per row (two rows hold the ~6 cells of a study)
 
 
 def plot_metric_vs_key(
@@ -109,6 +116,97 @@ def plot_heatmap(
     ax = fig.subplots()
     _draw_heatmap(ax, summary, row_key=row_key, col_key=col_key, value=value, metric=metric)
     return _save(fig, out_dir, stem)
+
+
+def plot_per_class_diff(per_class: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:
+    """Cells × classes: the per-class IoU difference from the baseline in points (×100).
+
+    `per_class` is the long table `per_class_diff` returns. A diverging colormap is centred at
+    0; a star marks a difference whose CI excludes 0, grey a class with no paired seeds. Values
+    are printed in the cells up to 10 classes; the figure widens with the number of classes.
+    """
+    return _save(_per_class_figure(per_class), out_dir, stem)
+
+
+def plot_gradient_flow(grad: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:
+    """One panel per cell: each layer's mean |gradient| (mean over seeds) over training, log y.
+
+    `grad` is long: columns `cell`, `seed`, `progress` (0-1), `layer`, `value`. Panels wrap three
+    to a row and share both axes, so cells compare at a glance; a dashed line marks the 1e-7
+    under which Wang et al. (2015) consider a layer's learning stalled. Layers keep one colour
+    across panels, in order of first appearance (input to output, as the probe lists them). A
+    mean of exactly 0 cannot be drawn on the log axis and leaves a gap.
+    """
+    return _save(_gradient_flow_figure(grad), out_dir, stem)
+
+
+def plot_aux_weight(series: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:
+    """The auxiliary-loss weight α_t against training progress, one line per cell.
+
+    `series` is long: columns `cell`, `progress` (0-1), `weight`; repeated (cell, progress)
+    rows, e.g. one per seed, are averaged. Line styles cycle as well as colours so that cells
+    sharing a schedule stay visible on top of each other.
+    """
+    return _save(_aux_weight_figure(series), out_dir, stem)
+
+
+def _per_class_figure(per_class: pd.DataFrame) -> Figure:
+    _require(per_class, ["cell", "class", "diff", "ci_low", "ci_high"], "per-class table")
+    cells = [str(c) for c in pd.unique(per_class["cell"])]
+    classes = pd.unique(per_class["class"])
+    annotate = len(classes) <= _ANNOTATED_CLASSES
+    # Room for the cell names (~0.08 in a character), the colour bar, then fixed-width columns.
+    names = 0.08 * max(len(c) for c in cells)
+    width = 1.8 + names + (0.62 if annotate else 0.36) * len(classes)
+    fig = Figure(figsize=(max(4.8, width), 1.9 + 0.32 * len(cells)), layout="constrained")
+    ax = fig.subplots()
+    _draw_per_class_diff(ax, per_class)
+    return fig
+
+
+def _gradient_flow_figure(grad: pd.DataFrame) -> Figure:
+    _require(grad, ["cell", "seed", "progress", "layer", "value"], "gradient table")
+    cells = list(pd.unique(grad["cell"]))
+    layers = list(pd.unique(grad["layer"]))
+    ncols = max(1, min(_PANEL_COLUMNS, len(cells)))
+    nrows = max(1, math.ceil(len(cells) / ncols))
+    fig = Figure(figsize=(3.3 * ncols + 0.4, 2.5 * nrows + 0.9), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey=True)
+    axes = list(grid.ravel())
+    palette = _layer_colors(layers)
+    for index, (ax, cell) in enumerate(zip(axes, cells, strict=False)):
+        _draw_gradient_flow(ax, grad[grad["cell"] == cell], colors=palette)
+        ax.set_title(textwrap.fill(str(cell), 34, break_long_words=True), fontsize="medium")
+        if index % ncols == 0:
+            ax.set_ylabel(r"mean $|\partial L / \partial w|$ of layer")
+        if index + ncols >= len(cells):  # lowest panel of its column: it carries the x axis
+            ax.xaxis.set_tick_params(labelbottom=True)
+            ax.set_xlabel("training progress (fraction of steps)")
+    for ax in axes[len(cells) :]:
+        ax.set_axis_off()
+    # From the palette, not from one panel: a layer missing from the first cell keeps its entry.
+    handles = [Line2D([], [], color=color, label=str(layer)) for layer, color in palette.items()]
+    handles += [line for line in axes[0].lines if line.get_gid() == "threshold"]
+    fig.legend(
+        handles=handles,
+        loc="outside lower center",
+        ncols=min(len(handles), 5),
+        title="layer (mean over seeds)",
+        fontsize="small",
+    )
+    return fig
+
+
+def _aux_weight_figure(series: pd.DataFrame) -> Figure:
+    _require(series, ["cell", "progress", "weight"], "aux-weight table")
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    cells = _draw_aux_weight(ax, series)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(len(cells), 3), fontsize="small"
+    )
+    return fig
 
 
 def _draw_metric_vs_key(
@@ -289,6 +387,112 @@ def _draw_heatmap(
     colorbar.set_label(f"{what}{unit}")
     ax.set_title(f"* p_holm < {STAR_ALPHA:g}", fontsize="small", loc="right")
     return grid
+
+
+def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
+    """Draw the cells × classes grid and return it (IoU points; NaN where not measured)."""
+    _require(per_class, ["cell", "class", "diff", "ci_low", "ci_high"], "per-class table")
+    cells = list(pd.unique(per_class["cell"]))
+    classes = list(pd.unique(per_class["class"]))
+    grid = np.full((len(cells), len(classes)), np.nan)
+    significant = np.zeros(grid.shape, dtype=bool)
+    filled = np.zeros(grid.shape, dtype=bool)
+    for row in per_class.to_dict("records"):
+        i, j = cells.index(row["cell"]), classes.index(row["class"])
+        if filled[i, j]:
+            raise ValueError(f"cell {row['cell']!r} has two rows for class {row['class']!r}")
+        filled[i, j] = True
+        grid[i, j] = float(row["diff"]) * 100.0
+        significant[i, j] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)  # NaN CI: False
+    finite = grid[np.isfinite(grid)]
+    vmax = float(np.max(np.abs(finite))) if finite.size and np.any(finite) else 1.0
+    norm = Normalize(-vmax, vmax)  # symmetric: white is exactly 0
+    cmap = colormaps["RdBu"].with_extremes(bad="0.88")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    annotate = len(classes) <= _ANNOTATED_CLASSES
+    for (i, j), shown in np.ndenumerate(grid):
+        star = "*" if significant[i, j] else ""
+        note = f"{shown:+.1f}{star}" if annotate and np.isfinite(shown) else star
+        if note:
+            color = _text_color(float(norm(shown)), diverging=True)
+            ax.text(j, i, note, ha="center", va="center", fontsize="small", color=color)
+    # Class names ("traffic light") are wider than a column: always slanted.
+    ticks = np.arange(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes], rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(len(cells)), [str(c) for c in cells])
+    ax.set_xlabel("class")
+    ax.set_ylabel("cell")
+    colorbar = ax.figure.colorbar(image, ax=ax)
+    colorbar.set_label("IoU − baseline (points)")
+    ax.set_title("* CI excludes 0; grey: no paired seeds", fontsize="small", loc="right")
+    return grid
+
+
+def _draw_gradient_flow(ax: Axes, grad: pd.DataFrame, *, colors: dict[Any, str]) -> None:
+    """One line per layer (gid = layer name): the mean over seeds at each progress value."""
+    value = pd.to_numeric(grad["value"], errors="coerce")
+    means = value.groupby([grad["layer"], grad["progress"]], sort=False).mean()
+    for layer, color in colors.items():
+        if layer not in means.index.get_level_values(0):
+            continue
+        curve = means.loc[layer].sort_index().dropna()
+        x = curve.index.to_numpy(dtype=float)
+        ax.plot(x, curve.to_numpy(dtype=float), color=color, label=str(layer), gid=str(layer))
+    ax.axhline(
+        WANG_THRESHOLD,
+        ls="--",
+        lw=1,
+        color="0.3",
+        label=r"Wang et al. threshold ($10^{-7}$)",
+        gid="threshold",
+    )
+    ax.set_yscale("log")
+    ax.set_xlim(0.0, 1.0)
+    ax.grid(alpha=0.3, which="major")
+
+
+def _layer_colors(layers: Sequence[Any]) -> dict[Any, str]:
+    """Distinct colours up to ten layers; beyond that a viridis ramp from input to output."""
+    if len(layers) <= 10:
+        return {layer: f"C{i}" for i, layer in enumerate(layers)}
+    ramp = colormaps["viridis"](np.linspace(0.0, 0.92, len(layers)))
+    return {layer: to_hex(c) for layer, c in zip(layers, ramp, strict=True)}
+
+
+def _draw_aux_weight(ax: Axes, series: pd.DataFrame) -> list[Any]:
+    """One line per cell (gid = cell name), averaged over repeated progress values."""
+    cells = list(pd.unique(series["cell"]))
+    weight = pd.to_numeric(series["weight"], errors="coerce")
+    styles = ("-", "--", ":", "-.")
+    # Earlier lines are wider, so a later cell with the same schedule leaves them as an outline.
+    widths = np.linspace(2.8, 1.2, len(cells)) if len(cells) > 1 else [1.6]
+    for i, cell in enumerate(cells):
+        rows = series["cell"] == cell
+        curve = weight[rows].groupby(series.loc[rows, "progress"]).mean().dropna()
+        ax.plot(
+            curve.index.to_numpy(dtype=float),
+            curve.to_numpy(dtype=float),
+            color=f"C{i % 10}",
+            ls=styles[i % len(styles)],
+            lw=widths[i],
+            label=str(cell),
+            gid=str(cell),
+        )
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("training progress (fraction of steps)")
+    ax.set_ylabel(r"auxiliary-loss weight $\alpha_t$")
+    ax.grid(alpha=0.3)
+    return cells
+
+
+def _require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """A table to plot must have these columns and at least one row."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+    if not len(table):
+        raise ValueError(f"{what} is empty: nothing to plot")
 
 
 def _text_color(shade: float, *, diverging: bool) -> str:

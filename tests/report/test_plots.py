@@ -8,16 +8,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
+from matplotlib.text import Text
 
 from ablate.report.plots import (
     DPI,
+    WANG_THRESHOLD,
+    _aux_weight_figure,
     _draw_heatmap,
     _draw_metric_vs_key,
+    _draw_per_class_diff,
     _draw_training_curve,
+    _gradient_flow_figure,
+    _per_class_figure,
+    plot_aux_weight,
+    plot_gradient_flow,
     plot_heatmap,
     plot_metric_vs_key,
+    plot_per_class_diff,
     plot_training_curves,
 )
 from ablate.report.stats import summarize
@@ -225,3 +235,176 @@ def test_heatmap_rejects_cells_sharing_a_slot():
     with pytest.raises(ValueError, match="share"):
         ax = Figure().subplots()
         _draw_heatmap(ax, summary, row_key="target", col_key="target", value="diff", metric=None)
+
+
+def assert_no_overlapping_text(fig: Figure) -> None:
+    """Render the figure and check that no two visible, non-empty texts overlap.
+
+    Texts pass when their bounding boxes share no pixels. A slanted text's box is larger than
+    the text, so two texts slanted by the same angle (tick labels) whose boxes meet are parallel
+    strips instead: their anchors must lie at least a line height apart across the slant.
+    """
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    texts = [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    for n, text in enumerate(texts):
+        box = text.get_window_extent(renderer).padded(-1)
+        for other in texts[n + 1 :]:
+            if not box.overlaps(other.get_window_extent(renderer).padded(-1)):
+                continue
+            pair = f"{text.get_text()!r} overlaps {other.get_text()!r}"
+            angle = text.get_rotation()
+            assert angle % 360 and angle == other.get_rotation(), pair
+            anchors = [t.get_transform().transform(t.get_position()) for t in (text, other)]
+            across = np.array([-np.sin(np.radians(angle)), np.cos(np.radians(angle))])
+            line = max(t.get_fontsize() for t in (text, other)) * fig.dpi / 72
+            assert abs(np.dot(anchors[1] - anchors[0], across)) >= line, pair
+
+
+CITYSCAPES = [
+    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
+    "motorcycle", "bicycle",
+]  # fmt: skip
+
+
+def make_per_class(classes: list[str], cells: list[str]) -> pd.DataFrame:
+    """diff = 0.01 * (class index - 2) * (cell index + 1); CI ± 0.015, so |diff| > 0.015 is
+    significant. The first cell has no paired seed for the second class."""
+    rows = []
+    for c, cell in enumerate(cells):
+        for k, name in enumerate(classes):
+            diff = 0.01 * (k - 2) * (c + 1)
+            row = {"cell": cell, "class": name, "diff": diff, "n_pairs": 3}
+            row |= {"ci_low": diff - 0.015, "ci_high": diff + 0.015}
+            if (c, k) == (0, 1):
+                row |= {"diff": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_pairs": 0}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def test_per_class_diff_writes_files(tmp_path: Path):
+    table = make_per_class(CITYSCAPES[:5], ["aux_0.4", "lovasz"])
+    paths = plot_per_class_diff(table, out_dir=tmp_path, stem="per_class")
+    assert paths == [tmp_path / "per_class.png", tmp_path / "per_class.svg"]
+    assert_written(paths)
+
+
+def test_per_class_grid_is_in_points_with_stars_where_the_ci_excludes_zero():
+    ax = Figure().subplots()
+    grid = _draw_per_class_diff(ax, make_per_class(CITYSCAPES[:4], ["aux_0.4", "lovasz"]))
+    np.testing.assert_allclose(grid, [[-2.0, np.nan, 0.0, 1.0], [-4.0, -2.0, 0.0, 2.0]])
+    texts = {
+        (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts
+    }
+    assert texts == {
+        (0, 0): "-2.0*",
+        (0, 2): "+0.0",
+        (0, 3): "+1.0",
+        (1, 0): "-4.0*",
+        (1, 1): "-2.0*",
+        (1, 2): "+0.0",
+        (1, 3): "+2.0*",
+    }  # no text on the class without paired seeds
+    image = ax.images[0]
+    assert image.norm.vmin == -image.norm.vmax == -4.0  # centred at 0
+    assert image.get_cmap().name.startswith("RdBu")
+    assert [t.get_text() for t in ax.get_xticklabels()] == CITYSCAPES[:4]
+    assert "points" in image.colorbar.ax.get_ylabel()
+
+
+def test_per_class_many_classes_stars_only_and_labels_stay_apart():
+    cells = ["loss.aux.weight=0.4", "lovasz_plus_ohem_and_a_long_name", "cpp_target"]
+    fig = _per_class_figure(make_per_class(CITYSCAPES, cells))
+    ax = fig.axes[0]
+    assert {t.get_text() for t in ax.texts} == {"*"}
+    assert_no_overlapping_text(fig)
+
+
+def test_per_class_rejects_a_repeated_class():
+    table = make_per_class(["road", "pole"], ["aux"])  # pole: no paired seed, NaN
+    with pytest.raises(ValueError, match="two rows for class 'pole'"):
+        _draw_per_class_diff(Figure().subplots(), pd.concat([table, table.tail(1)]))
+    with pytest.raises(ValueError, match="two rows for class 'road'"):
+        _draw_per_class_diff(Figure().subplots(), pd.concat([table, table]))
+
+
+LAYERS = ["stem", "stage1", "stage2", "ppm", "head"]
+
+
+def make_gradients(cells: list[str]) -> pd.DataFrame:
+    """value = 10^-(3 + layer index) * (1 + seed) * (1 - progress / 2), progress 0, 0.5, 1."""
+    rows = [
+        {
+            "cell": cell,
+            "seed": seed,
+            "progress": t,
+            "layer": layer,
+            "value": 10.0 ** -(3 + k) * (1 + seed) * (1 - t / 2),
+        }
+        for cell in cells
+        for seed in SEEDS
+        for t in (0.0, 0.5, 1.0)
+        for k, layer in enumerate(LAYERS)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_gradient_flow_writes_files(tmp_path: Path):
+    paths = plot_gradient_flow(make_gradients(["base", "aux"]), out_dir=tmp_path, stem="grad")
+    assert_written(paths)
+
+
+def test_gradient_flow_has_a_log_panel_per_cell_with_seed_means_and_the_threshold():
+    cells = ["base", "aux_0.4", "lovasz_plus_ohem", "everything_together"]
+    fig = _gradient_flow_figure(make_gradients(cells))
+    panels = [ax for ax in fig.axes if ax.axison]
+    assert [ax.get_title() for ax in panels] == cells  # 4 cells: 3 + 1, wrapped
+    assert len(fig.axes) == 6
+    first = panels[0]
+    assert first.get_yscale() == "log"
+    stage1 = next(line for line in first.lines if line.get_gid() == "stage1")
+    np.testing.assert_allclose(stage1.get_xdata(), [0.0, 0.5, 1.0])
+    np.testing.assert_allclose(stage1.get_ydata(), [2e-4, 1.5e-4, 1e-4])  # mean of 1, 2, 3 × ...
+    for ax in panels:
+        threshold = next(line for line in ax.lines if line.get_gid() == "threshold")
+        assert threshold.get_linestyle() == "--"
+        np.testing.assert_allclose(threshold.get_ydata(), [WANG_THRESHOLD] * 2)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:-1] == LAYERS and legend[-1].startswith("Wang et al. threshold")
+    # Every panel at the bottom of its column has a labelled x axis, units included.
+    assert [bool(ax.get_xlabel()) for ax in panels] == [False, True, True, True]
+    assert all("progress" in ax.get_xlabel() for ax in panels[1:])
+    assert_no_overlapping_text(fig)
+
+
+def test_gradient_flow_needs_its_columns(tmp_path: Path):
+    with pytest.raises(ValueError, match="layer"):
+        plot_gradient_flow(make_gradients(["a"]).drop(columns="layer"), out_dir=tmp_path, stem="g")
+
+
+def make_schedules() -> pd.DataFrame:
+    """Two seeds logged the same linear decay; a constant schedule; a step at progress 0.5."""
+    rows = []
+    for t in np.linspace(0.0, 1.0, 11):
+        rows += [{"cell": "linear", "progress": t, "weight": 0.4 * (1 - t)} for _ in SEEDS]
+        rows.append({"cell": "constant", "progress": t, "weight": 0.4})
+        rows.append({"cell": "step", "progress": t, "weight": 0.4 if t < 0.5 else 0.0})
+    return pd.DataFrame(rows)
+
+
+def test_aux_weight_writes_files(tmp_path: Path):
+    assert_written(plot_aux_weight(make_schedules(), out_dir=tmp_path, stem="aux"), (6.4, 3.6))
+
+
+def test_aux_weight_draws_one_line_per_cell_against_progress():
+    fig = _aux_weight_figure(make_schedules())
+    ax = fig.axes[0]
+    assert [line.get_gid() for line in ax.lines] == ["linear", "constant", "step"]
+    linear = ax.lines[0]
+    np.testing.assert_allclose(linear.get_xdata(), np.linspace(0.0, 1.0, 11))
+    np.testing.assert_allclose(linear.get_ydata(), 0.4 * (1 - np.linspace(0.0, 1.0, 11)))
+    assert len({line.get_linestyle() for line in ax.lines}) == 3
+    assert ax.get_xlim() == (0.0, 1.0) and ax.get_ylim()[0] == 0.0
+    assert "progress" in ax.get_xlabel() and "alpha" in ax.get_ylabel()
+    assert_no_overlapping_text(fig)

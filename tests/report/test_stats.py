@@ -11,11 +11,14 @@ import pytest
 from scipy import stats
 
 from ablate.report.stats import (
+    ANOVA_TERMS,
     SUMMARY_STATS,
     holm,
+    interaction_test,
     is_fraction_metric,
     per_class_diff,
     summarize,
+    two_way,
     verdict_sentence,
 )
 
@@ -262,3 +265,138 @@ def test_fraction_metrics_are_recognised_by_name():
     assert is_fraction_metric("val/mIoU") and is_fraction_metric("val/iou/car")
     assert is_fraction_metric("best/val/pixel_acc")
     assert not is_fraction_metric("train/loss") and not is_fraction_metric("duration_s")
+
+
+# --------------------------------------------------------------------------- two-key grids
+
+# A 2 × 2 grid, seeds 0-2. Cell means 5, 7 / 7, 13 -> grand mean 8, row means 6, 10, column means
+# 6, 10. Interaction residuals m_ij - m_i - m_j + m = +1, -1 / -1, +1. Deviations from the cell
+# mean per seed: (-1, +1, 0), (-1, +2, -1), (-1, 0, +1), (-1, +1, 0), so seed means are
+# 8 - 1, 8 + 1, 8 + 0 and the residuals after the seed block are 0, 0, 0 / 0, +1, -1 /
+# 0, -1, +1 / 0, 0, 0.
+GRID = {
+    ("full", 0.0): [4.0, 6.0, 5.0],
+    ("full", 0.4): [6.0, 9.0, 6.0],
+    ("cpp", 0.0): [6.0, 7.0, 8.0],
+    ("cpp", 0.4): [12.0, 14.0, 13.0],
+}
+SS_ROW = 2 * 3 * ((6 - 8) ** 2 + (10 - 8) ** 2)  # b r sum_i (m_i - m)^2 = 48
+SS_COL = 2 * 3 * ((6 - 8) ** 2 + (10 - 8) ** 2)  # a r sum_j (m_j - m)^2 = 48
+SS_INT = 3 * (1 + 1 + 1 + 1)  # r sum_ij (interaction residual)^2 = 12
+SS_WITHIN = (1 + 1 + 0) + (1 + 4 + 1) + (1 + 0 + 1) + (1 + 1 + 0)  # = 12, df a b (r - 1) = 8
+SS_SEED = 2 * 2 * (1 + 1 + 0)  # a b sum_k (m_k - m)^2 = 8, df r - 1 = 2
+SS_BLOCKED_ERROR = 4  # 1 + 1 + 1 + 1 = SS_WITHIN - SS_SEED, df (a b - 1)(r - 1) = 6
+
+
+def grid_trials(grid: dict[tuple[Any, Any], list[float]], extra: list[dict] | None = None):
+    rows = [
+        {"state": "COMPLETE", "cell": f"{t}_{w}", "seed": seed, "target": t, "w": w, METRIC: m}
+        for (t, w), values in grid.items()
+        for seed, m in enumerate(values)
+    ]
+    table = pd.DataFrame(rows + (extra or []))
+    table.insert(0, "number", range(len(table)))
+    return table
+
+
+def anova(trials: pd.DataFrame, **kw: Any) -> dict[str, Any]:
+    return interaction_test(trials, metric=METRIC, row_key="target", col_key="w", **kw)
+
+
+def test_two_way_tabulates_mean_and_n_of_complete_seeds():
+    extra = [
+        {"state": "FAIL", "cell": "cpp_0.4", "seed": 3, "target": "cpp", "w": 0.4, METRIC: 99.0},
+        {"state": "COMPLETE", "cell": "cpp_0.4", "seed": 4, "target": "cpp", "w": 0.4},  # NaN
+        {"state": "FAIL", "cell": "lovasz_0.0", "seed": 0, "target": "lovasz", "w": 0.0},
+    ]
+    table = two_way(grid_trials(GRID, extra), metric=METRIC, row_key="target", col_key="w")
+    assert list(table["mean"].index) == ["full", "cpp", "lovasz"]
+    assert list(table["mean"].columns) == [0.0, 0.4]
+    assert table.index.name == "target" and table["mean"].columns.name == "w"
+    np.testing.assert_allclose(table["mean"].to_numpy(), [[5, 7], [7, 13], [np.nan, np.nan]])
+    np.testing.assert_array_equal(table["n"].to_numpy(), [[3, 3], [3, 3], [0, 0]])
+
+
+def test_two_way_rejects_two_cells_on_one_pair():
+    extra = [{"state": "COMPLETE", "cell": "again", "seed": 0, "target": "cpp", "w": 0.4}]
+    with pytest.raises(ValueError, match=r"share target=cpp, w=0\.4"):
+        two_way(grid_trials(GRID, extra), metric=METRIC, row_key="target", col_key="w")
+
+
+def test_interaction_test_matches_hand_computed_sums_of_squares():
+    plain = anova(grid_trials(GRID), block_seed=False)
+    for term, ss in zip(ANOVA_TERMS, (SS_ROW, SS_COL, SS_INT), strict=True):
+        assert plain[f"ss_{term}"] == pytest.approx(ss)
+        assert plain[f"df_{term}"] == 1
+        assert plain[f"F_{term}"] == pytest.approx(ss / (SS_WITHIN / 8))  # 32, 32, 8
+        assert plain[f"p_{term}"] == pytest.approx(stats.f.sf(ss / 1.5, 1, 8))
+    assert (plain["ss_error"], plain["df_error"]) == (pytest.approx(SS_WITHIN), 8)
+    assert plain["ss_seed"] == 0 and plain["df_seed"] == 0
+    assert (plain["n_seeds"], plain["n_dropped"], plain["note"]) == (3, 0, "")
+
+    blocked = anova(grid_trials(GRID))
+    assert blocked["blocked"] and blocked["ss_seed"] == pytest.approx(SS_SEED)
+    assert (blocked["ss_error"], blocked["df_error"]) == (pytest.approx(SS_BLOCKED_ERROR), 6)
+    assert blocked["ss_interaction"] == pytest.approx(SS_INT)
+    assert blocked["F_interaction"] == pytest.approx(SS_INT / (4 / 6))  # 18
+    assert blocked["p_interaction"] == pytest.approx(stats.f.sf(18.0, 1, 6))
+    assert blocked["p_interaction"] < plain["p_interaction"]  # the block took out seed noise
+
+
+def test_seed_block_with_two_cells_is_the_paired_t_test():
+    # One row level, two columns: the blocked F for the column is t^2 of the paired t-test.
+    grid = {("full", 0.0): BASE, ("full", 0.4): AUX}
+    result = anova(grid_trials(grid))
+    paired = stats.ttest_rel(AUX, BASE)
+    assert result["F_col"] == pytest.approx(paired.statistic**2)
+    assert result["p_col"] == pytest.approx(paired.pvalue)
+    assert math.isnan(result["F_row"]) and math.isnan(result["F_interaction"])
+    assert "one level" in result["note"]
+
+
+def test_without_block_one_key_is_one_way_anova():
+    groups = [[0.60, 0.62, 0.61], [0.63, 0.66, 0.62], [0.58, 0.64, 0.60]]
+    grid = {("full", w): g for w, g in zip((0.0, 0.4, 0.8), groups, strict=True)}
+    result = anova(grid_trials(grid), block_seed=False)
+    one_way = stats.f_oneway(*groups)
+    assert result["F_col"] == pytest.approx(one_way.statistic)
+    assert result["p_col"] == pytest.approx(one_way.pvalue)
+
+
+def test_seeds_missing_from_a_pair_are_left_out_everywhere():
+    grid = {pair: [*values, 20.0] for pair, values in GRID.items()}  # a fourth seed ...
+    del grid[("cpp", 0.4)][3]  # ... that one pair lacks (it crashed)
+    result = anova(grid_trials(grid))
+    assert (result["n_seeds"], result["n_dropped"]) == (3, 3)
+    assert "3 result(s)" in result["note"]
+    assert result["F_interaction"] == pytest.approx(18.0)  # the balanced example again
+
+
+def test_no_seed_common_to_every_pair_has_no_test():
+    grid = {pair: values[:1] for pair, values in GRID.items()}
+    trials = grid_trials(grid)
+    trials.loc[trials["cell"] == "cpp_0.4", "seed"] = 7  # its only result is on another seed
+    result = anova(trials)
+    assert (result["n_seeds"], result["n_dropped"]) == (0, 4)
+    assert result["note"] == "no seed has a result in every pair" and math.isnan(result["ss_row"])
+
+
+def test_one_seed_per_pair_has_no_test():
+    result = anova(grid_trials({pair: values[:1] for pair, values in GRID.items()}))
+    assert result["df_error"] == 0 and result["ss_row"] == pytest.approx(16.0)
+    assert all(math.isnan(result[f"{s}_{t}"]) for s in ("F", "p") for t in ANOVA_TERMS)
+    assert "no error degrees of freedom" in result["note"]
+
+
+def test_pair_without_results_makes_everything_nan():
+    extra = [{"state": "DIVERGED", "cell": "cpp_0.8", "seed": 0, "target": "cpp", "w": 0.8}]
+    result = anova(grid_trials(GRID, extra))
+    assert all(math.isnan(result[f"{s}_{t}"]) for s in ("F", "p", "ss") for t in ANOVA_TERMS)
+    assert result["note"] == "no completed seed for target=full, w=0.8; target=cpp, w=0.8"
+
+
+def test_no_residual_variance_leaves_f_undefined():
+    additive = {("full", 0.0): [1.0, 2.0], ("full", 0.4): [3.0, 4.0]}  # a pure seed shift
+    result = anova(grid_trials(additive))
+    assert result["ss_col"] == pytest.approx(4.0) and math.isnan(result["F_col"])
+    assert "no residual variance" in result["note"]

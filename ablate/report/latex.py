@@ -1,0 +1,222 @@
+"""Paper-ready tables of a study's summary: LaTeX (booktabs) and Markdown, with the same content.
+
+One row per cell: the cell (the baseline marked), its swept values, the number of completed
+seeds, mean ± std of the metric, the mean paired difference from the baseline with its 95%
+Student-t interval, and the Holm-corrected p-value of the paired t-test; the best mean is bold.
+Fraction metrics (IoU, accuracy) are shown ×100 in points with 2 decimals, as the rest of the
+report does; others in their own units with 3. A value that does not exist (a cell with no
+completed seed, the baseline's own difference, a swept key a cell leaves unset) is a dash.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ablate.report.stats import is_fraction_metric
+
+Goal = Literal["maximize", "minimize"]
+
+_COLUMNS = ("cell", "n", "mean", "std", "diff", "diff_ci_low", "diff_ci_high", "p_holm")
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+_LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
+# Markdown: characters that could start markup or end a table cell. An underscore inside a word
+# ("no_aux") cannot open emphasis in CommonMark and is left readable; one at a word edge is not.
+_MARKDOWN_PATTERN = re.compile(r"[\\`*|<\[\]]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
+
+
+def escape_latex(text: str) -> str:
+    """`text` with LaTeX's special characters escaped, for use in text mode."""
+    return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIAL[m.group()], text)
+
+
+def escape_markdown(text: str) -> str:
+    """`text` safe inside a Markdown table cell: markup characters and pipes backslash-escaped."""
+    return _MARKDOWN_PATTERN.sub(lambda m: "\\" + m.group(), text)
+
+
+@dataclass(frozen=True)
+class _Syntax:
+    """How one output language writes the shared content."""
+
+    text: Callable[[str], str]  # escapes plain text
+    number: Callable[[str, bool], str]  # wraps a formatted number, bold or not
+    missing: str
+    pm: str
+    headers: tuple[str, str, str, str]  # n, mean header suffix, difference, p-value
+
+
+_LATEX = _Syntax(
+    text=escape_latex,
+    number=lambda s, bold: f"$\\mathbf{{{s}}}$" if bold else f"${s}$",
+    missing="--",  # typesets as an en dash; "–" itself needs a UTF-8 aware setup
+    pm=r" \pm ",
+    headers=("$n$", r" (\%)", r"$\Delta$ [95\% CI]", r"$p_{\mathrm{Holm}}$"),
+)
+_MARKDOWN = _Syntax(
+    text=escape_markdown,
+    number=lambda s, bold: f"**{s}**" if bold else s,
+    missing="–",
+    pm=" ± ",
+    headers=("n", " (%)", "Δ [95% CI]", "p (Holm)"),
+)
+
+
+def ablation_table(
+    summary: pd.DataFrame,
+    *,
+    metric: str,
+    keys: Sequence[str],
+    baseline: str,
+    caption: str | None = None,
+    goal: Goal | None = None,
+) -> str:
+    """A LaTeX `table` (booktabs rules, needs `\\usepackage{booktabs}`) of the summary.
+
+    `caption` is inserted as LaTeX, unescaped, so it may hold markup; None gives one that says
+    what the columns are. `goal` decides which mean is best (bold); None reads it from the
+    metric's name: lower is better for a loss, higher for anything else.
+    """
+    header, rows = _content(summary, metric, keys, baseline, goal, _LATEX)
+    spec = "l" * (1 + len(keys)) + "r" * 4
+    caption = _default_caption(metric) if caption is None else caption
+    lines = [r"\begin{table}[tbp]", r"\centering"]
+    if caption:
+        lines.append(rf"\caption{{{caption}}}")
+    lines += [
+        rf"\begin{{tabular}}{{{spec}}}",
+        r"\toprule",
+        " & ".join(header) + r" \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join(row) + r" \\" for row in rows]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(
+    summary: pd.DataFrame,
+    *,
+    metric: str,
+    keys: Sequence[str],
+    baseline: str,
+    goal: Goal | None = None,
+) -> str:
+    """The same table as `ablation_table`, in Markdown (numbers right-aligned), for a README."""
+    header, rows = _content(summary, metric, keys, baseline, goal, _MARKDOWN)
+    align = ["---"] * (1 + len(keys)) + ["---:"] * 4
+    lines = [_markdown_row(header), _markdown_row(align), *map(_markdown_row, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def _markdown_row(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _content(
+    summary: pd.DataFrame,
+    metric: str,
+    keys: Sequence[str],
+    baseline: str,
+    goal: Goal | None,
+    syntax: _Syntax,
+) -> tuple[list[str], list[list[str]]]:
+    """The header and the body rows, each cell already written in `syntax`."""
+    missing = [c for c in (*_COLUMNS, *keys) if c not in summary.columns]
+    if missing:
+        raise ValueError(f"summary lacks column(s) {missing}; it has {list(summary.columns)}")
+    if baseline not in set(summary["cell"]):
+        raise ValueError(f"baseline cell {baseline!r} is not in the summary")
+    fraction = is_fraction_metric(metric)
+    scale, digits = (100.0, 2) if fraction else (1.0, 3)
+    goal = goal or ("minimize" if "loss" in metric.lower() else "maximize")
+
+    means = [round(float(m) * scale, digits) for m in summary["mean"]]
+    finite = [m for m in means if not math.isnan(m)]
+    best = (max if goal == "maximize" else min)(finite) if finite else math.nan
+
+    n_header, unit, diff_header, p_header = syntax.headers
+    name = syntax.text(metric.removeprefix("val/")) + (unit if fraction else "")
+    header = [syntax.text("cell"), *map(syntax.text, keys), n_header, name, diff_header, p_header]
+    rows = []
+    for row, mean in zip(summary.to_dict("records"), means, strict=True):
+        cell = str(row["cell"]) + (" (baseline)" if row["cell"] == baseline else "")
+        values = [_value_text(row[key], syntax) for key in keys]
+        spread = _mean_std(mean, float(row["std"]) * scale, digits, syntax, bold=mean == best)
+        if row["cell"] == baseline:
+            diff = syntax.missing
+        else:
+            diff = _difference(row, scale, digits, syntax)
+        n = syntax.missing if pd.isna(row["n"]) else str(int(row["n"]))
+        p_holm = _p_value(float(row["p_holm"]), syntax)
+        rows.append([syntax.text(cell), *values, n, spread, diff, p_holm])
+    return header, rows
+
+
+def _value_text(value: Any, syntax: _Syntax) -> str:
+    """A swept value as the study file would write it; unset or null is a dash."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return syntax.missing
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value)).lower()
+    if isinstance(value, float):
+        return syntax.text(f"{value:g}")
+    return syntax.text(str(value))
+
+
+def _mean_std(mean: float, std: float, digits: int, syntax: _Syntax, *, bold: bool) -> str:
+    if math.isnan(mean):
+        return syntax.missing
+    text = f"{mean:.{digits}f}"
+    if not math.isnan(std):  # one seed has no spread
+        text += f"{syntax.pm}{std:.{digits}f}"
+    return syntax.number(text, bold)
+
+
+def _difference(row: dict[str, Any], scale: float, digits: int, syntax: _Syntax) -> str:
+    diff = float(row["diff"]) * scale
+    if math.isnan(diff):
+        return syntax.missing
+    text = syntax.number(f"{diff:+.{digits}f}", False)
+    low, high = float(row["diff_ci_low"]) * scale, float(row["diff_ci_high"]) * scale
+    if not (math.isnan(low) or math.isnan(high)):  # one paired seed has no interval
+        # Each number on its own: in LaTeX math mode the space before "[" would vanish.
+        bounds = (syntax.number(f"{x:+.{digits}f}", False) for x in (low, high))
+        text += " [{}, {}]".format(*bounds)
+    return text
+
+
+def _p_value(p: float, syntax: _Syntax) -> str:
+    if math.isnan(p):
+        return syntax.missing
+    return syntax.number("<0.001" if p < 0.001 else f"{p:.3f}", False)
+
+
+def _default_caption(metric: str) -> str:
+    name = escape_latex(metric)
+    unit = " in points ($\\times 100$)" if is_fraction_metric(metric) else ""
+    return (
+        f"{name}{unit}: mean $\\pm$ std over $n$ seeds. $\\Delta$: mean paired (by seed) "
+        r"difference from the baseline with its 95\% CI; $p_{\mathrm{Holm}}$: paired $t$-test, "
+        r"Holm-corrected over the compared cells. Best mean in bold; -- : no value."
+    )
