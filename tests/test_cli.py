@@ -1,3 +1,6 @@
+import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -38,34 +41,85 @@ def test_ui_without_a_store_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
 
 
-@pytest.mark.slow
-def test_ui_serves_the_store_on_localhost(tmp_path: Path) -> None:
-    from mlflow import MlflowClient
+TINY = """
+name: tiny
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 8, val_size: 4}
+  model: {name: pspnet_tiny, args: {width: 4}}
+  train: {epochs: 1, batch_size: 8}
+sweep: {grid: {loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]}
+"""
 
-    MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment("probe")
+
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return int(s.getsockname()[1])
+
+
+def _post(url: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    return json.loads(urllib.request.urlopen(request, timeout=10).read())
+
+
+@pytest.mark.slow
+def test_ui_serves_the_study_tree_over_rest_on_localhost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    assert CliRunner().invoke(app, ["run", "tiny.yaml", "--workers", "1"]).exit_code == 0
+    port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ablate", "ui", "--results", str(tmp_path), "--port", str(port)],
+        [sys.executable, "-m", "ablate", "ui", "--results", "results", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    api = f"http://127.0.0.1:{port}/api/2.0/mlflow"
     try:
-        body = b""
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        deadline = time.monotonic() + 90
+        while True:
             try:
-                url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=probe"
-                body = urllib.request.urlopen(url, timeout=2).read()
+                got = urllib.request.urlopen(
+                    f"{api}/experiments/get-by-name?experiment_name=tiny", timeout=2
+                )
+                experiment = json.loads(got.read())["experiment"]
                 break
             except OSError:
+                assert time.monotonic() < deadline, "the UI did not answer within 90 s"
                 time.sleep(0.5)
-        assert b'"name": "probe"' in body or b'"name":"probe"' in body
-    finally:
-        import os
-        import signal
 
+        def children(parent: str) -> list[dict]:
+            found = _post(
+                f"{api}/runs/search",
+                {
+                    "experiment_ids": [experiment["experiment_id"]],
+                    "filter": f"tags.mlflow.parentRunId = '{parent}'",
+                },
+            )
+            return found.get("runs", [])
+
+        everything = _post(f"{api}/runs/search", {"experiment_ids": [experiment["experiment_id"]]})
+        study_runs = [
+            r
+            for r in everything["runs"]
+            if {"key": "ablate.level", "value": "study"} in r["data"]["tags"]
+        ]
+        assert len(study_runs) == 1
+        cells = children(study_runs[0]["info"]["run_id"])
+        assert len(cells) == 2
+        for cell in cells:
+            seeds = children(cell["info"]["run_id"])
+            assert len(seeds) == 2
+            for run in seeds:
+                params = {p["key"]: p["value"] for p in run["data"]["params"]}
+                metrics = {m["key"] for m in run["data"]["metrics"]}
+                assert params["loss.aux.weight"] in ("0.0", "0.4") and "seed" in params
+                assert {"val/mIoU", "train/loss/ce", "val/boundary_iou"} <= metrics
+            assert "val/mIoU/mean" in {m["key"] for m in cell["data"]["metrics"]}
+    finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
+        proc.wait(timeout=30)
