@@ -266,14 +266,39 @@ def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
     )
     trials.drop(columns=["error"], errors="ignore").to_csv(folder / "trials.csv", index=False)
     summary.to_csv(folder / "summary.csv", index=False)
-    (folder / "report.md").write_text(
-        _report_markdown(study, ostudy, trials, summary, files, folder), encoding="utf-8"
-    )
+    text = _report_markdown(study, ostudy, trials, summary, files, folder)
+    (folder / "report.md").write_text(text, encoding="utf-8")
+    (folder / "report.html").write_text(_html(spec.name, text), encoding="utf-8")
     return Report(
         folder,
         trials,
         summary,
-        [folder / "trials.csv", folder / "summary.csv", folder / "report.md", table_tex, *files],
+        [
+            folder / "trials.csv",
+            folder / "summary.csv",
+            folder / "report.md",
+            folder / "report.html",
+            table_tex,
+            *files,
+        ],
+    )
+
+
+_CSS = (
+    "body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+    "th{background:#f3f3f3}img{max-width:100%;margin:.5em 0}code{background:#f5f5f5}"
+)
+
+
+def _html(title: str, markdown_text: str) -> str:
+    """report.md as a standalone page (plots linked relatively), for a browser."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
     )
 
 
