@@ -242,8 +242,10 @@ def test_a_model_breaking_the_contract_is_reported_before_training(study_dir: Pa
 
 @pytest.mark.slow
 def test_two_worker_processes_train_every_pair_exactly_once(study_dir: Path) -> None:
-    result = CliRunner().invoke(app, ["run", "tiny.yaml", "--workers", "2"])
+    grads = ["--set", "base.train.diagnostics.grad_every=1"]
+    result = CliRunner().invoke(app, ["run", "tiny.yaml", "--workers", "2", *grads])
     assert result.exit_code == 0, result.output
+    assert (study_dir / "results" / "tiny" / "plots" / "gradient_flow.png").exists()
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
     assert len(trials) == 4 and set(trials["state"]) == {"COMPLETE"}
     assert not trials.duplicated(["cell", "seed"]).any()
