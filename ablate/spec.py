@@ -486,6 +486,11 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
     except ValidationError as exc:
         _raise_validation(file, exc, StudySpec)
 
+    if spec.sweep.search is not None:  # parsed and checked, but the engine cannot run it yet
+        raise SpecError(
+            f"{file}: sweep.search: search studies are not supported yet; "
+            "use sweep.grid or sweep.variants"
+        )
     cells = expand_cells(spec.sweep)
     recipes: dict[str, Recipe] = {}
     for key in spec.sweep.grid:

@@ -146,3 +146,12 @@ def test_bad_files_name_file_key_and_allowed(
     with pytest.raises(SpecError, match=pattern) as info:
         load_study(path)
     assert str(path) in str(info.value)
+
+
+def test_search_studies_are_refused_clearly_until_the_engine_runs_them(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "grid: {loss.aux.weight: [0.0, 0.4]}",
+        "search: {n_trials: 4, space: {loss.aux.weight: {low: 0.0, high: 1.0}}}",
+    ).replace("baseline: {loss.aux.weight: 0.0}\n", "")
+    with pytest.raises(SpecError, match="sweep.search: search studies are not supported yet"):
+        load_study(write(tmp_path, text))
