@@ -153,5 +153,5 @@ def test_search_studies_are_refused_clearly_until_the_engine_runs_them(tmp_path:
         "grid: {loss.aux.weight: [0.0, 0.4]}",
         "search: {n_trials: 4, space: {loss.aux.weight: {low: 0.0, high: 1.0}}}",
     ).replace("baseline: {loss.aux.weight: 0.0}\n", "")
-    with pytest.raises(SpecError, match="sweep.search: search studies are not supported yet"):
+    with pytest.raises(SpecError, match=r"sweep\.search: search studies are not supported yet"):
         load_study(write(tmp_path, text))
