@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,12 @@ HEARTBEAT_S = 10  # a running trial records a heartbeat this often ...
 GRACE_S = 60  # ... and is declared dead (then re-queued) after this long without one
 
 
+def _seconds(name: str, default: int) -> int:
+    """An interval from the environment (ABLATE_HEARTBEAT_S, ABLATE_GRACE_S), read when a
+    storage is opened so tests can shorten it; the default otherwise."""
+    return int(os.environ.get(name, default))
+
+
 def default_storage_url(results: Path, name: str) -> str:
     return f"sqlite:///{(results / name / 'optuna.db').resolve()}"
 
@@ -30,8 +37,8 @@ def open_storage(url: str) -> RDBStorage:
         return RDBStorage(
             url,
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
+            heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
+            grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
             heartbeat_stale_trial_callback=requeue_stale,
         )
 

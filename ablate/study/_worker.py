@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import threading
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
 import optuna
@@ -14,7 +18,13 @@ import yaml
 from optuna.trial import TrialState
 
 from ablate.spec import Study, apply_overrides
-from ablate.study._queue import pop_waiting, retry_or_give_up, wait_for_pending
+from ablate.study._queue import (
+    abandon,
+    pop_waiting,
+    retry_or_give_up,
+    set_user_attrs,
+    wait_for_pending,
+)
 from ablate.study._storage import HEARTBEAT_S, create_or_load
 from ablate.track import RunTree, TrialRun, flatten
 from ablate.train import EpochResult, fit
@@ -33,16 +43,21 @@ class WorkerConfig:
 
 
 class _Heartbeat:
-    """Records the trial's heartbeat every HEARTBEAT_S seconds while the trial runs."""
+    """Records the trial's heartbeat at the storage's interval (HEARTBEAT_S) from the moment the
+    trial is claimed until it is told, so a worker that dies at any point is noticed."""
 
     def __init__(self, storage: Any, trial_id: int) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, args=(storage, trial_id), daemon=True)
 
     def _beat(self, storage: Any, trial_id: int) -> None:
+        interval = storage.get_heartbeat_interval() or HEARTBEAT_S
         while True:
-            storage.record_heartbeat(trial_id)
-            if self._stop.wait(HEARTBEAT_S):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a storage hiccup must not stop the heartbeat for good
+                warnings.warn(f"heartbeat of trial {trial_id} not recorded: {exc}", stacklevel=1)
+            if self._stop.wait(interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
@@ -52,6 +67,49 @@ class _Heartbeat:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+_CLIENTS = ("sqlalchemy", "sqlite3", "psycopg2", "mlflow", "optuna", "alembic")
+
+
+def _in_client(frame: FrameType | None) -> bool:
+    """Whether this stack is inside database or tracking client code."""
+    while frame is not None:
+        if str(frame.f_globals.get("__name__", "")).startswith(_CLIENTS):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def _interrupts_outside_clients() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt in this worker only outside database and MLflow client
+    code; inside, it is looked at again every 50 ms. Raised inside, it can leave a connection
+    holding a lock (a SQLite write lock, a PostgreSQL row lock) that the cleanup of the
+    interrupted trial then waits on: seen with two workers and SQLite, both stuck for the whole
+    busy timeout, their trials left RUNNING. Only in the main thread, and only where Ctrl-C has
+    Python's default handler."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if _in_client(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0.05)  # SIGALRM: this handler again
+        else:
+            raise KeyboardInterrupt
+
+    alarm = signal.signal(signal.SIGALRM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGALRM, alarm)
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -81,7 +139,7 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     )
 
     run = TrialRun(cfg.tree, spec.name, cell, seed, frozen.number)
-    storage.set_trial_user_attr(trial_id, "mlflow_run_id", run.run_id)
+    set_user_attrs(ostudy, trial_id, {"mlflow_run_id": run.run_id, "device": cfg.device})
     config = recipe.model_dump(mode="json")
     run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": frozen.number})
     run.log_text(
@@ -112,13 +170,7 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         )
 
     try:
-        with _Heartbeat(storage, trial_id):
-            result = fit(recipe, seed, cfg.device, on_epoch=on_epoch)
-    except KeyboardInterrupt:
-        storage.set_trial_user_attr(trial_id, "error", "interrupted (Ctrl-C)")
-        ostudy.tell(frozen.number, state=TrialState.FAIL)
-        run.end("KILLED")
-        raise
+        result = fit(recipe, seed, cfg.device, on_epoch=on_epoch)
     except Exception as exc:  # a crashing trial is recorded and retried; the study goes on
         error = _describe_error(exc)
         storage.set_trial_user_attr(trial_id, "error", error)
@@ -146,20 +198,17 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         "gradients": gradients,
         "total_steps": result.total_steps,
     }
-    for key, value in attrs.items():
-        storage.set_trial_user_attr(trial_id, key, value)
+    value = result.final.get(metric, math.nan)
+    failed = result.diverged or not math.isfinite(value)
+    outcome = ("diverged" if result.diverged else "no-value") if failed else "complete"
+    set_user_attrs(ostudy, trial_id, {**attrs, "outcome": outcome})  # one write, not seven
     if result.checkpoint is not None:
         run.log_torch(result.checkpoint, "model.pt")
-    value = result.final.get(metric, math.nan)
-    if result.diverged or not math.isfinite(value):
-        outcome = "diverged" if result.diverged else "no-value"
-        storage.set_trial_user_attr(trial_id, "outcome", outcome)
+    if failed:
         ostudy.tell(frozen.number, state=TrialState.PRUNED)
         run.set_tag("ablate.outcome", outcome)
         run.end("FAILED")
     else:
-        outcome = "complete"
-        storage.set_trial_user_attr(trial_id, "outcome", outcome)
         ostudy.tell(frozen.number, value)
         run.end("FINISHED")
     report(
@@ -179,11 +228,17 @@ def work(cfg: WorkerConfig, report: Report) -> None:
     import torch
 
     torch.set_num_threads(cfg.threads)
-    ostudy = create_or_load(cfg.study, cfg.storage_url)
-    while True:
-        trial_id = pop_waiting(ostudy)
-        if trial_id is not None:
-            run_trial(cfg, ostudy, trial_id, report)
-        elif not wait_for_pending(ostudy):
-            break
+    with _interrupts_outside_clients():
+        ostudy = create_or_load(cfg.study, cfg.storage_url)
+        while True:
+            trial_id = pop_waiting(ostudy)
+            if trial_id is not None:
+                with _Heartbeat(ostudy._storage, trial_id):
+                    try:
+                        run_trial(cfg, ostudy, trial_id, report)
+                    except KeyboardInterrupt:  # wherever it lands: FAIL now, not after the grace
+                        abandon(ostudy, trial_id, "interrupted (Ctrl-C)", cfg.tree.tracking_uri)
+                        raise
+            elif not wait_for_pending(ostudy):
+                break
     report({"event": "exit", "worker": cfg.worker})

@@ -1,0 +1,264 @@
+"""What the study engine costs per trial, and how it scales with devices.
+
+    python benchmarks/engine.py                  # SQLite, and PostgreSQL if ABLATE_TEST_POSTGRES
+    python benchmarks/engine.py --quick          # fewer trials, N up to 4: a smoke run
+
+Overhead: one in-process worker drains a queue of trials whose training is a no-op (`fit`
+replaced by a function that reports one epoch of the metrics a real trial logs, and returns), so
+what is timed is the engine alone: popping the trial, the MLflow run with its parameters, config
+artifact and one epoch of metrics, the trial's attributes and `tell`. Steady state: the time
+between the first and the last trial's end over the trials in between (the first trial pays for
+imports and MLflow's first run). "queue only" replaces the MLflow run by a stub; "enqueue" is
+`ablate run` putting each (cell, seed) into the queue. Goal: <= 50 ms per trial.
+
+Scaling: N worker processes ("simulated devices") whose trials sleep --sleep seconds instead of
+training, R rounds of N trials. Every worker imports, opens the storage and waits at a barrier;
+the clock starts when they are released and stops at the last trial's end. Throughput is trials
+per second; ideal is N / sleep; goal >= 0.9 of ideal. On this machine's 2 cores the workers'
+own overhead competes for the CPU once N is large, which the last column shows.
+
+Optuna storage: SQLite file, and PostgreSQL (a fresh database per measurement) where
+ABLATE_TEST_POSTGRES=postgresql+psycopg2://USER:PASSWORD@127.0.0.1:5432/DB names a role that
+may create databases. MLflow: a SQLite file in both cases (the default tracking store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+
+STUDY = """
+name: engine
+description: engine overhead
+base:
+  data: {{num_classes: 4, image_size: [32, 32], train_size: 1, val_size: 1}}
+  model: {{name: pspnet_tiny, args: {{width: 4}}}}
+  train: {{epochs: 1, batch_size: 1}}
+sweep:
+  grid: {{loss.aux.weight: [0.0, 0.4]}}
+  seeds: {seeds}
+baseline: {{loss.aux.weight: 0.0}}
+"""
+METRICS = {  # one epoch of what a 4-class trial logs
+    "train/loss": 1.2,
+    "train/loss/ce": 1.0,
+    "train/loss/aux": 0.5,
+    "train/images_per_s": 900.0,
+    "val/mIoU": 0.3,
+    "val/pixel_acc": 0.7,
+    **{f"val/iou/class{c}": 0.3 for c in range(4)},
+}
+
+
+# ---------------------------------------------------------------- storages
+
+
+def storage_names() -> list[str]:
+    return ["sqlite", "postgres"] if os.environ.get("ABLATE_TEST_POSTGRES") else ["sqlite"]
+
+
+@contextlib.contextmanager
+def storage(name: str, folder: Path) -> Iterator[str]:
+    """An empty Optuna storage: a SQLite file in `folder`, or a PostgreSQL database of its own
+    on the server ABLATE_TEST_POSTGRES points at, dropped afterwards."""
+    if name == "sqlite":
+        yield f"sqlite:///{folder / 'optuna.db'}"
+        return
+    import psycopg2
+    from sqlalchemy.engine import make_url
+
+    url = make_url(os.environ["ABLATE_TEST_POSTGRES"])
+    db = f"ablate_bench_{uuid.uuid4().hex[:8]}"
+    admin = psycopg2.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        dbname=url.database or "postgres",
+    )  # fmt: skip
+    admin.autocommit = True  # CREATE/DROP DATABASE cannot run inside a transaction
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{db}"')
+        yield url.set(database=db).render_as_string(hide_password=False)
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+# ---------------------------------------------------------------- a study without training
+
+
+def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
+    """The study file, its queue of `trials` (cell, seed) pairs and its MLflow run tree, as
+    `ablate run` leaves them before its workers start: the WorkerConfig a worker gets, and the
+    time to enqueue one pair (ms)."""
+    from ablate.spec import load_study
+    from ablate.study import Locations, create_or_load, design_pairs, prepare
+    from ablate.study._queue import sync_queue
+    from ablate.study._worker import WorkerConfig
+
+    path = folder / "engine.yaml"
+    path.write_text(STUDY.format(seeds=list(range((trials + 1) // 2))))
+    study = load_study(path, ())
+    where = Locations.resolve(folder / "results", "engine", url, None)
+    ostudy = create_or_load(study, url)
+    t0 = time.perf_counter()
+    queued = sync_queue(ostudy, design_pairs(study))
+    enqueue_ms = 1000 * (time.perf_counter() - t0) / queued.enqueued
+    tree = prepare(study, where)
+    ostudy.set_user_attr("mlflow", {"tracking_uri": tree.tracking_uri})
+    return WorkerConfig(study, url, tree, "cpu", 1, 0), enqueue_ms
+
+
+def fake_fit(sleep_s: float) -> Any:
+    """A `fit` that trains nothing: sleeps, reports one epoch, returns."""
+    from ablate.train import EpochResult, FitResult
+
+    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+        time.sleep(sleep_s)
+        epoch = EpochResult(1, {**METRICS, "train/aux_weight": 0.4}, [(0, 0.4)])
+        if on_epoch is not None:
+            on_epoch(epoch)
+        return FitResult([epoch], False, sleep_s, {"val/mIoU": METRICS["val/mIoU"]})
+
+    return fit
+
+
+class NoRun:
+    """Stands in for the MLflow run when timing the queue alone."""
+
+    def __init__(self, *args: Any) -> None:
+        self.run_id = uuid.uuid4().hex
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+# ---------------------------------------------------------------- overhead
+
+
+def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, float]:
+    """(enqueue, steady-state trial) ms per trial of one in-process worker with no-op training;
+    with `mlflow` False the MLflow run is a stub."""
+    from ablate.study import _worker
+
+    cfg, enqueue_ms = start(folder, url, trials)
+    real = (_worker.fit, _worker.TrialRun)
+    _worker.fit = fake_fit(0.0)  # type: ignore[assignment]
+    if not mlflow:
+        _worker.TrialRun = NoRun  # type: ignore[assignment,misc]
+    ends: list[float] = []
+
+    def report(event: dict[str, Any]) -> None:
+        if event["event"] == "end":
+            ends.append(time.perf_counter())
+
+    try:
+        _worker.work(cfg, report)
+    finally:
+        _worker.fit, _worker.TrialRun = real  # type: ignore[misc]
+    return enqueue_ms, 1000 * (ends[-1] - ends[0]) / (len(ends) - 1)
+
+
+# ---------------------------------------------------------------- scaling
+
+
+def _device(cfg: Any, sleep_s: float, ready: Any, go: Any, ends: Any) -> None:
+    """One simulated device: set up, wait for the start, drain the queue."""
+    from ablate.study import _worker
+    from ablate.study._storage import create_or_load
+
+    _worker.fit = fake_fit(sleep_s)  # type: ignore[assignment]
+    create_or_load(cfg.study, cfg.storage_url)  # the storage's first connection, before the clock
+    _worker.TrialRun(cfg.tree, "warm-up", next(iter(cfg.tree.cell_run_ids)), -1, -1).end("KILLED")
+    ready.release()
+    go.wait()
+    _worker.work(cfg, lambda e: ends.put(time.time()) if e["event"] == "end" else None)
+
+
+def scaling(url: str, folder: Path, n: int, rounds: int, sleep_s: float) -> tuple[float, float]:
+    """Throughput (trials/s) of n devices, and its ratio to the ideal n / sleep_s."""
+    trials = n * rounds
+    cfg, _ = start(folder, url, trials)
+    ctx = mp.get_context("spawn")
+    ready, go, ends = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_device, args=(cfg, sleep_s, ready, go, ends)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    for _ in procs:
+        ready.acquire()
+    t0 = time.time()
+    go.set()
+    last = max(ends.get(timeout=600) for _ in range(trials))
+    for p in procs:
+        p.join()
+    throughput = trials / (last - t0)
+    return throughput, throughput * sleep_s / n
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=100, help="trials for the overhead rows")
+    parser.add_argument("--devices", default="1,2,4,8,16", help="N for the scaling rows")
+    parser.add_argument("--rounds", type=int, default=6, help="trials per device")
+    parser.add_argument("--sleep", type=float, default=1.0, help="seconds per simulated trial")
+    parser.add_argument("--quick", action="store_true", help="20 trials, N = 1, 2, 4, 3 rounds")
+    args = parser.parse_args()
+    if args.quick:
+        args.trials, args.devices, args.rounds = 20, "1,2,4", 3
+    devices = [int(d) for d in args.devices.split(",")]
+
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    print(f"engine overhead per trial (no-op training, steady state over {args.trials} trials), ms")
+    print(f"{'storage':10} {'enqueue':>9} {'trial':>9} {'queue only':>11} {'MLflow':>9}  goal <=50")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in storage_names():
+            rows = []
+            for mlflow in (True, False):
+                folder = Path(tmp) / f"{name}-{'mlflow' if mlflow else 'queue'}"
+                folder.mkdir()
+                with storage(name, folder) as url:
+                    rows.append(overhead(url, folder, args.trials, mlflow))
+            (enqueue_ms, trial_ms), (_, queue_ms) = rows
+            print(
+                f"{name:10} {enqueue_ms:9.1f} {trial_ms:9.1f} {queue_ms:11.1f} "
+                f"{trial_ms - queue_ms:9.1f}  {'ok' if trial_ms <= 50 else 'over'}",
+                flush=True,
+            )
+
+        print(f"\nscaling: N workers, trials sleep {args.sleep} s, {args.rounds} per worker")
+        print(f"{'storage':10} {'N':>3} {'trials/s':>9} {'ideal':>7} {'ratio':>6}  goal >= 0.9")
+        for name in storage_names():
+            for n in devices:
+                folder = Path(tmp) / f"{name}-scale-{n}"
+                folder.mkdir()
+                with storage(name, folder) as url:
+                    throughput, ratio = scaling(url, folder, n, args.rounds, args.sleep)
+                print(
+                    f"{name:10} {n:3d} {throughput:9.2f} {n / args.sleep:7.2f} {ratio:6.2f}  "
+                    f"{'ok' if ratio >= 0.9 else 'under'}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
