@@ -29,6 +29,12 @@ def study_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def _run(*overrides: str, workers: str = "1"):
+    """`ablate run tiny.yaml --workers N --set ...` in-process; the click result."""
+    sets = [arg for o in overrides for arg in ("--set", o)]
+    return CliRunner().invoke(app, ["run", "tiny.yaml", "--workers", workers, *sets])
+
+
 def _mlflow_runs(root: Path) -> list:
     from mlflow import MlflowClient
 
@@ -157,23 +163,11 @@ def test_changed_recipe_under_the_same_name_is_refused(study_dir: Path) -> None:
 
 @pytest.mark.slow
 def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir: Path) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "tiny.yaml",
-            "--workers",
-            "1",
-            "--set",
-            "sweep.seeds=[0]",
-            "--set",
-            "sweep.grid={model.args.crash: [false, true]}",
-            "--set",
-            "base.model={name: 'tests.study.crashing_model:build'}",
-            "--set",
-            "baseline={model.args.crash: false}",
-        ],
+    result = _run(
+        "sweep.seeds=[0]",
+        "sweep.grid={model.args.crash: [false, true]}",
+        "base.model={name: 'tests.study.crashing_model:build'}",
+        "baseline={model.args.crash: false}",
     )
     assert result.exit_code == 1, result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
@@ -193,21 +187,8 @@ def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir
 
 @pytest.mark.slow
 def test_a_diverging_trial_is_recorded_as_diverged_not_retried(study_dir: Path) -> None:
-    runner = CliRunner()
-    result = runner.invoke(
-        app,
-        [
-            "run",
-            "tiny.yaml",
-            "--workers",
-            "1",
-            "--set",
-            "sweep.seeds=[0]",
-            "--set",
-            "sweep.grid={train.lr: [0.01, 1.0e+12]}",
-            "--set",
-            "baseline={train.lr: 0.01}",
-        ],
+    result = _run(
+        "sweep.seeds=[0]", "sweep.grid={train.lr: [0.01, 1.0e+12]}", "baseline={train.lr: 0.01}"
     )
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
