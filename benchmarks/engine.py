@@ -225,7 +225,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=100, help="trials for the overhead rows")
     parser.add_argument("--repeat", type=int, default=3, help="overhead rows: median of runs")
     parser.add_argument("--devices", default="1,2,4,8,16", help="N for the scaling rows")
-    parser.add_argument("--rounds", type=int, default=6, help="trials per device")
+    parser.add_argument("--rounds", type=int, default=20, help="trials per device")
     parser.add_argument("--sleep", type=float, default=1.0, help="seconds per simulated trial")
     parser.add_argument("--quick", action="store_true", help="20 trials, N = 1, 2, 4, 3 rounds")
     args = parser.parse_args()

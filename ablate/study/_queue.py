@@ -77,6 +77,13 @@ def sync_queue(
     return QueueState(len(pairs), done, pending, enqueued, failed)
 
 
+def _engine(ostudy: optuna.Study) -> Any:
+    """The SQLAlchemy engine of the study's RDBStorage (behind Optuna's cache), for the few
+    statements below that Optuna has no atomic or batched call for."""
+    storage: Any = getattr(ostudy._storage, "_backend", ostudy._storage)
+    return storage.engine
+
+
 def _move(ostudy: optuna.Study, trial_id: int, old: TrialState, new: TrialState) -> bool:
     """Change a trial's state from `old` to `new` in one conditional UPDATE; True when this
     process made the change. Optuna's `set_trial_state_values` reads the state, then writes
@@ -84,11 +91,10 @@ def _move(ostudy: optuna.Study, trial_id: int, old: TrialState, new: TrialState)
     in 300 pops with 4 processes). A single UPDATE ... WHERE state = old cannot be won twice on
     any database. Claiming a trial also records its first heartbeat in the same transaction, so
     a worker that dies right after claiming leaves a trial the heartbeat sweep will find."""
-    backend: Any = getattr(ostudy._storage, "_backend", ostudy._storage)  # behind the cache
     trials = TrialModel.__table__
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # Optuna stores naive UTC
     stamp = "datetime_start" if new == TrialState.RUNNING else "datetime_complete"
-    with backend.engine.begin() as conn:
+    with _engine(ostudy).begin() as conn:
         changed = conn.execute(
             sqlalchemy.update(trials)
             .where(trials.c.trial_id == trial_id, trials.c.state == old)
@@ -102,10 +108,11 @@ def _move(ostudy: optuna.Study, trial_id: int, old: TrialState, new: TrialState)
 def set_user_attrs(ostudy: optuna.Study, trial_id: int, attrs: Mapping[str, Any]) -> None:
     """Several user attributes of a trial this worker holds, in one transaction: Optuna writes
     each in its own (~4 ms apiece on SQLite, the engine's largest cost per trial)."""
-    backend: Any = getattr(ostudy._storage, "_backend", ostudy._storage)
     table = TrialUserAttributeModel.__table__
     rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
-    with backend.engine.begin() as conn:
+    if not rows:
+        return
+    with _engine(ostudy).begin() as conn:
         conn.execute(
             sqlalchemy.delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(attrs))
         )
@@ -115,7 +122,6 @@ def set_user_attrs(ostudy: optuna.Study, trial_id: int, attrs: Mapping[str, Any]
 def _oldest_waiting(ostudy: optuna.Study, limit: int) -> list[int]:
     """Ids of the `limit` oldest WAITING trials: one indexed query, where `get_trials` would
     read and parse every unfinished trial with its attributes on every pop."""
-    backend: Any = getattr(ostudy._storage, "_backend", ostudy._storage)
     trials = TrialModel.__table__
     query = (
         sqlalchemy.select(trials.c.trial_id)
@@ -123,7 +129,7 @@ def _oldest_waiting(ostudy: optuna.Study, limit: int) -> list[int]:
         .order_by(trials.c.trial_id)
         .limit(limit)
     )
-    with backend.engine.connect() as conn:
+    with _engine(ostudy).connect() as conn:
         return [int(i) for i in conn.execute(query).scalars()]
 
 

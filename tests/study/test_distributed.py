@@ -1,6 +1,7 @@
 """Several worker processes on one study, on SQLite and on PostgreSQL: every (cell, seed) is
 trained exactly once, also when a worker is SIGKILLed or `ablate run` is interrupted mid-trial."""
 
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -19,7 +20,8 @@ from rich.console import Console
 from ablate.spec import load_study
 from ablate.study import Locations, design_pairs, run_study
 from ablate.study import _run as study_run
-from ablate.study._storage import trial_key
+from ablate.study._queue import enqueue, pop_waiting
+from ablate.study._storage import open_storage, trial_key
 from tests.study.test_run_cli import STUDY
 
 pytestmark = pytest.mark.slow
@@ -122,6 +124,31 @@ def _assert_every_pair_done_once(
     ) == Counter(pairs)
     assert {runs[t.user_attrs["mlflow_run_id"]].info.status for t in complete} == {"FINISHED"}
     assert {r.info.status for r in runs.values()} <= {"FINISHED", "KILLED"}
+
+
+def _claim_all(url: str, claimed: Any) -> None:
+    """A worker that only claims: every WAITING trial it wins, until none is left."""
+    ostudy = optuna.load_study(study_name="race", storage=open_storage(url))
+    ids = []
+    while (trial_id := pop_waiting(ostudy)) is not None:
+        ids.append(trial_id)
+    claimed.put(ids)
+
+
+def test_four_processes_popping_at_once_never_claim_one_trial_twice(storage_url: str) -> None:
+    ostudy = optuna.create_study(study_name="race", storage=open_storage(storage_url))
+    for seed in range(200):
+        enqueue(ostudy, "cell", seed, {}, attempt=1)
+    ctx = mp.get_context("spawn")
+    claimed = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all, args=(storage_url, claimed)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    ids = [i for _ in procs for i in claimed.get(timeout=240)]
+    for proc in procs:
+        proc.join()
+    assert sorted(ids) == [t._trial_id for t in ostudy.get_trials()]  # each exactly once
+    assert {t.state for t in ostudy.get_trials()} == {TrialState.RUNNING}
 
 
 def test_three_worker_processes_train_every_pair_exactly_once(
