@@ -99,8 +99,8 @@ def run(
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
     s = load_study(study, set_ or ())
-    from ablate.report import publish, run_tree_of, write_report
-    from ablate.study import Locations, create_or_load, run_study
+    from ablate.report import publish, write_report
+    from ablate.study import Locations, create_or_load, run_study, run_tree_of
     from ablate.train import preflight
 
     preflight(s)
@@ -133,8 +133,7 @@ def worker(
     """Join a study that `ablate run --storage URL` started and pull its trials."""
     from optuna.trial import TrialState
 
-    from ablate.report import run_tree_of
-    from ablate.study import load_existing, plan_devices
+    from ablate.study import load_existing, plan_devices, run_tree_of
     from ablate.study._pool import run_workers
     from ablate.study._worker import WorkerConfig
 
@@ -190,8 +189,8 @@ def report(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
-    from ablate.report import publish, run_tree_of, write_report
-    from ablate.study import default_storage_url, load_existing
+    from ablate.report import publish, write_report
+    from ablate.study import default_storage_url, load_existing, run_tree_of
 
     s = _study(study, None, results, storage)
     ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))

@@ -173,6 +173,13 @@ class TrialRun:
         self._client.set_terminated(self.run_id, status=status)
 
 
+def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> None:
+    """End a run left RUNNING (its worker died or was interrupted) with `status`."""
+    client = _client(tracking_uri)
+    if client.get_run(run_id).info.status == "RUNNING":
+        client.set_terminated(run_id, status=status)
+
+
 def log_cell_aggregates(
     tree: RunTree, aggregates: Mapping[str, Mapping[str, float]], finished: Iterable[str]
 ) -> None:

@@ -1,7 +1,7 @@
 """The report: trials table, statistics over seeds, plots and report.md."""
 
 from ablate.report._build import Report, history_table, trials_table, write_report
-from ablate.report._publish import publish, run_tree_of
+from ablate.report._publish import publish
 from ablate.report.stats import per_class_diff, summarize, verdict_sentence
 
 __all__ = [
@@ -9,7 +9,6 @@ __all__ = [
     "history_table",
     "per_class_diff",
     "publish",
-    "run_tree_of",
     "summarize",
     "trials_table",
     "verdict_sentence",

@@ -5,26 +5,11 @@ from __future__ import annotations
 
 import math
 
-import optuna
-
 from ablate.report._build import Report
 from ablate.spec import Study
 from ablate.track import RunTree, log_cell_aggregates, log_study_artifacts
 
 _AGGREGATES = ("n", "mean", "std", "ci_low", "ci_high", "diff", "p_value", "p_holm")
-
-
-def run_tree_of(ostudy: optuna.Study, tracking_uri: str | None = None) -> RunTree | None:
-    """The MLflow run tree `ablate run` recorded with the study, if any."""
-    attrs = ostudy.user_attrs.get("mlflow")
-    if attrs is None:
-        return None
-    return RunTree(
-        tracking_uri or attrs["tracking_uri"],
-        attrs["experiment_id"],
-        attrs["study_run_id"],
-        attrs["cell_run_ids"],
-    )
 
 
 def publish(report: Report, study: Study, tree: RunTree) -> None:

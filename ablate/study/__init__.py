@@ -2,7 +2,12 @@
 
 from ablate.study._pool import plan_devices
 from ablate.study._run import Locations, RunOutcome, design_pairs, prepare, run_study
-from ablate.study._storage import create_or_load, default_storage_url, load_existing
+from ablate.study._storage import (
+    create_or_load,
+    default_storage_url,
+    load_existing,
+    run_tree_of,
+)
 
 __all__ = [
     "Locations",
@@ -14,4 +19,5 @@ __all__ = [
     "plan_devices",
     "prepare",
     "run_study",
+    "run_tree_of",
 ]

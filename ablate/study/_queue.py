@@ -23,6 +23,7 @@ from optuna.storages._rdb.models import TrialHeartbeatModel, TrialModel, TrialUs
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate.study._storage import trial_key
+from ablate.track import end_if_running
 
 MAX_RETRIES = 2  # a crashing trial is tried at most 1 + MAX_RETRIES times per `ablate run`
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # PRUNED = diverged: an outcome, not retried
@@ -160,11 +161,7 @@ def _kill_run(tracking_uri: str | None, trial: FrozenTrial) -> None:
     if not tracking_uri or not run_id:
         return
     try:
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=tracking_uri)
-        if client.get_run(run_id).info.status == "RUNNING":
-            client.set_terminated(run_id, status="KILLED")
+        end_if_running(tracking_uri, run_id, "KILLED")
     except Exception as exc:
         warnings.warn(f"could not end MLflow run {run_id} as KILLED: {exc}", stacklevel=2)
 

@@ -13,7 +13,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial
 
 from ablate.spec import SpecError, Study
-from ablate.track import flatten
+from ablate.track import RunTree, flatten
 
 HEARTBEAT_S = 10  # a running trial records a heartbeat this often ...
 GRACE_S = 60  # ... and is declared dead (then re-queued) after this long without one
@@ -109,3 +109,16 @@ def trial_key(trial: FrozenTrial) -> tuple[str, int] | None:
     if "cell" not in attrs or "seed" not in attrs:
         return None
     return str(attrs["cell"]), int(attrs["seed"])
+
+
+def run_tree_of(ostudy: optuna.Study, tracking_uri: str | None = None) -> RunTree | None:
+    """The MLflow run tree `ablate run` recorded with the study, if any."""
+    attrs = ostudy.user_attrs.get("mlflow")
+    if attrs is None:
+        return None
+    return RunTree(
+        tracking_uri or attrs["tracking_uri"],
+        attrs["experiment_id"],
+        attrs["study_run_id"],
+        attrs["cell_run_ids"],
+    )
