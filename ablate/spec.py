@@ -146,8 +146,8 @@ class Recipe(_Frozen):
 
 
 class RangeSpec(_Frozen):
-    low: float
-    high: float
+    low: int | float  # an int bound stays an int: a whole-number key is searched over integers
+    high: int | float
     log: bool = False
 
     @model_validator(mode="after")
@@ -161,8 +161,18 @@ class RangeSpec(_Frozen):
 
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random"] = "tpe"
-    n_trials: int = Field(20, ge=1)
-    space: dict[str, RangeSpec]
+    n_trials: int = Field(20, ge=1)  # configurations sampled, each trained once on `seed`
+    space: dict[str, RangeSpec] = Field(min_length=1)
+    confirm_top: int = Field(0, ge=0)  # the K best then train on every seed, beside a baseline
+    seed: int | None = Field(None, ge=0)  # the search trials' seed; default: the first of seeds
+
+    @model_validator(mode="after")
+    def _confirm_at_most_all(self) -> SearchSpec:
+        if self.confirm_top > self.n_trials:
+            raise ValueError(
+                f"confirm_top ({self.confirm_top}) cannot exceed n_trials ({self.n_trials})"
+            )
+        return self
 
 
 class SweepSpec(_Frozen):
@@ -246,9 +256,23 @@ class Study:
     baseline: str  # the baseline cell's name
 
     @property
+    def search(self) -> SearchSpec | None:
+        return self.spec.sweep.search
+
+    @property
+    def search_seed(self) -> int:
+        """The seed every search trial trains with."""
+        search = self.spec.sweep.search
+        if search is not None and search.seed is not None:
+            return search.seed
+        return self.spec.sweep.seeds[0]
+
+    @property
     def keys(self) -> list[str]:
         """The swept keys, in file order (the columns of the results tables)."""
         seen: dict[str, None] = {}
+        if self.search is not None:  # search cells get their values from the sampler
+            seen.update(dict.fromkeys(self.search.space))
         for cell in self.cells:
             seen.update(dict.fromkeys(cell.overrides))
         return list(seen)
@@ -276,6 +300,15 @@ def _short_keys(keys: Sequence[str]) -> dict[str, str]:
                 break
         short[key] = candidate
     return short
+
+
+SEARCH_BASELINE = "baseline"  # a search study's reference cell, trained on every seed
+
+
+def search_cell_names(n_trials: int) -> list[str]:
+    """The cells of a search: one per sampled configuration, `search-00`, `search-01`, ..."""
+    width = max(2, len(str(n_trials - 1)))
+    return [f"search-{i:0{width}d}" for i in range(n_trials)]
 
 
 def expand_cells(sweep: SweepSpec) -> list[Cell]:
@@ -486,11 +519,8 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
     except ValidationError as exc:
         _raise_validation(file, exc, StudySpec)
 
-    if spec.sweep.search is not None:  # parsed and checked, but the engine cannot run it yet
-        raise SpecError(
-            f"{file}: sweep.search: search studies are not supported yet; "
-            "use sweep.grid or sweep.variants"
-        )
+    if spec.sweep.search is not None:
+        return _build_search(spec, spec.sweep.search, file)
     cells = expand_cells(spec.sweep)
     recipes: dict[str, Recipe] = {}
     for key in spec.sweep.grid:
@@ -498,9 +528,6 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
     for name, patch in spec.sweep.variants.items():
         for key in patch:
             _check_key(file, f"sweep.variants.{name}", key)
-    if spec.sweep.search:
-        for key in spec.sweep.search.space:
-            _check_key(file, "sweep.search.space", key)
     for cell in cells:
         try:
             recipes[cell.name] = apply_overrides(spec.base, cell.overrides)
@@ -512,4 +539,71 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
             )
             _raise_validation(file, exc, Recipe, context=f"in {where}, ")
     baseline = _resolve_baseline(file, spec, cells) if cells else ""
+    return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)
+
+
+def search_kind(key: str, bounds: RangeSpec) -> Literal["int", "float"]:
+    """How a searched key is sampled: integers for a whole-number recipe field (or a
+    `model.args` key with whole-number bounds), floats otherwise."""
+    annotation = _leaf_annotation(key)
+    if annotation is None:  # free `model.args` key: the bounds say
+        both_int = all(isinstance(b, int) for b in (bounds.low, bounds.high))
+        return "int" if both_int else "float"
+    return "int" if annotation is int else "float"
+
+
+def _leaf_annotation(dotted: str) -> Any:
+    """The type annotation of a recipe leaf; None below `model.args` (free keys)."""
+    model: Any = Recipe
+    for part in dotted.split("."):
+        if model is ModelSpec and part == "args":
+            return None
+        model = model.model_fields[part].annotation
+    return model
+
+
+_RANGE_TYPES = (int, float, float | None, int | None)
+
+
+def _build_search(spec: StudySpec, search: SearchSpec, file: Path) -> Study:
+    """A search study: a cell per sampled configuration (values chosen while it runs) and, when
+    the best are to be confirmed, a baseline cell trained on every seed."""
+    for key, bounds in search.space.items():
+        where = f"sweep.search.space.{key}"
+        _check_key(file, "sweep.search.space", key)
+        annotation = _leaf_annotation(key)
+        if annotation is not None and annotation not in _RANGE_TYPES:
+            raise SpecError(
+                f"{file}: {where}: {key} is not a number, so it cannot be searched over a "
+                "range; sweep its values with sweep.grid or sweep.variants"
+            )
+        if annotation in (int, int | None) and not all(
+            isinstance(b, int) for b in (bounds.low, bounds.high)
+        ):
+            raise SpecError(
+                f"{file}: {where}: {key} is a whole number: give whole-number low and high "
+                f"(got {bounds.low!r}, {bounds.high!r})"
+            )
+        for bound in ("low", "high"):
+            try:
+                apply_overrides(spec.base, {key: getattr(bounds, bound)})
+            except ValidationError as exc:
+                _raise_validation(file, exc, Recipe, context=f"in {where}.{bound}, ")
+    if isinstance(spec.baseline, str):
+        raise SpecError(
+            f"{file}: baseline = {spec.baseline!r}: a search study's baseline is the base recipe "
+            "(leave it out) or a mapping of overrides, e.g. {loss.aux.weight: 0.0}"
+        )
+    baseline_overrides = dict(spec.baseline or {})
+    for key in baseline_overrides:
+        _check_key(file, "baseline", key)
+    cells = [Cell(name, {}) for name in search_cell_names(search.n_trials)]
+    if search.confirm_top:
+        cells.insert(0, Cell(SEARCH_BASELINE, baseline_overrides))
+    recipes = {c.name: spec.base for c in cells}
+    try:
+        recipes[SEARCH_BASELINE] = apply_overrides(spec.base, baseline_overrides)
+    except ValidationError as exc:
+        _raise_validation(file, exc, Recipe, context="in baseline, ")
+    baseline = SEARCH_BASELINE if search.confirm_top else ""
     return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)

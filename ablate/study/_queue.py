@@ -48,23 +48,32 @@ def _by_pair(trials: list[FrozenTrial]) -> dict[tuple[str, int], list[FrozenTria
     return pairs
 
 
-def enqueue(
-    ostudy: optuna.Study, cell: str, seed: int, overrides: dict[str, Any], attempt: int
-) -> None:
-    ostudy.enqueue_trial(
-        {}, user_attrs={"cell": cell, "seed": seed, "overrides": overrides, "attempt": attempt}
-    )
+@dataclass(frozen=True)
+class Pair:
+    """One (cell, seed) of the design and what its trial applies to the base recipe. `params`
+    is None for a grid or variant cell; for a search cell it holds the values fixed in advance
+    (none for a configuration the sampler is still to choose)."""
+
+    cell: str
+    seed: int
+    overrides: Mapping[str, Any]
+    params: Mapping[str, Any] | None = None
 
 
-def sync_queue(
-    ostudy: optuna.Study, pairs: list[tuple[str, int, dict[str, Any]]], retry_failed: bool = True
-) -> QueueState:
+def enqueue(ostudy: optuna.Study, pair: Pair, attempt: int) -> None:
+    attrs = {"cell": pair.cell, "seed": pair.seed, "overrides": dict(pair.overrides)}
+    if pair.params is not None:
+        attrs["search"] = True
+    ostudy.enqueue_trial(dict(pair.params or {}), user_attrs={**attrs, "attempt": attempt})
+
+
+def sync_queue(ostudy: optuna.Study, pairs: list[Pair], retry_failed: bool = True) -> QueueState:
     """Enqueue every (cell, seed) that is neither done nor pending. A pair whose last try
     FAILed is enqueued again when `retry_failed` (a new `ablate run` gives it fresh tries)."""
     existing = _by_pair(ostudy.get_trials(deepcopy=False))
     done = pending = enqueued = failed = 0
-    for cell, seed, overrides in pairs:
-        tries = existing.get((cell, seed), [])
+    for pair in pairs:
+        tries = existing.get((pair.cell, pair.seed), [])
         states = {t.state for t in tries}
         if states & set(DONE):
             done += 1
@@ -73,12 +82,12 @@ def sync_queue(
         elif tries and not retry_failed:
             failed += 1
         else:
-            enqueue(ostudy, cell, seed, overrides, attempt=1)
+            enqueue(ostudy, pair, attempt=1)
             enqueued += 1
     return QueueState(len(pairs), done, pending, enqueued, failed)
 
 
-def _engine(ostudy: optuna.Study) -> Any:
+def engine_of(ostudy: optuna.Study) -> Any:
     """The SQLAlchemy engine of the study's RDBStorage (behind Optuna's cache), for the few
     statements below that Optuna has no atomic or batched call for."""
     storage: Any = getattr(ostudy._storage, "_backend", ostudy._storage)
@@ -95,7 +104,7 @@ def _move(ostudy: optuna.Study, trial_id: int, old: TrialState, new: TrialState)
     trials = TrialModel.__table__
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # Optuna stores naive UTC
     stamp = "datetime_start" if new == TrialState.RUNNING else "datetime_complete"
-    with _engine(ostudy).begin() as conn:
+    with engine_of(ostudy).begin() as conn:
         changed = conn.execute(
             sqlalchemy.update(trials)
             .where(trials.c.trial_id == trial_id, trials.c.state == old)
@@ -113,7 +122,7 @@ def set_user_attrs(ostudy: optuna.Study, trial_id: int, attrs: Mapping[str, Any]
     rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
     if not rows:
         return
-    with _engine(ostudy).begin() as conn:
+    with engine_of(ostudy).begin() as conn:
         conn.execute(
             sqlalchemy.delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(attrs))
         )
@@ -130,7 +139,7 @@ def _oldest_waiting(ostudy: optuna.Study, limit: int) -> list[int]:
         .order_by(trials.c.trial_id)
         .limit(limit)
     )
-    with _engine(ostudy).connect() as conn:
+    with engine_of(ostudy).connect() as conn:
         return [int(i) for i in conn.execute(query).scalars()]
 
 
@@ -150,7 +159,9 @@ def retry_or_give_up(ostudy: optuna.Study, trial: FrozenTrial) -> bool:
     key = trial_key(trial)
     if key is None or attempt > MAX_RETRIES:
         return False
-    enqueue(ostudy, key[0], key[1], dict(trial.user_attrs.get("overrides", {})), attempt + 1)
+    overrides = dict(trial.user_attrs.get("overrides", {}))
+    params = trial.params if trial.user_attrs.get("search") else None  # retried as sampled
+    enqueue(ostudy, Pair(key[0], key[1], overrides, params), attempt + 1)
     return True
 
 

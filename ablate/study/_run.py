@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 from optuna.trial import TrialState
 from rich.console import Console
 
 from ablate.spec import Study
 from ablate.study._pool import plan_devices, run_workers
-from ablate.study._queue import DONE, sync_queue
+from ablate.study._queue import DONE, Pair, sync_queue
+from ablate.study._search import (
+    CONFIRMATION,
+    choose_confirmation,
+    confirmation_pairs,
+    search_pairs,
+)
 from ablate.study._storage import create_or_load, default_storage_url, trial_key
 from ablate.study._worker import WorkerConfig
 from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten
@@ -42,8 +49,34 @@ class RunOutcome:
     failed: list[tuple[str, int]]  # (cell, seed) pairs whose every try failed
 
 
-def design_pairs(study: Study) -> list[tuple[str, int, dict[str, object]]]:
-    return [(c.name, s, dict(c.overrides)) for c in study.cells for s in study.spec.sweep.seeds]
+def design_pairs(study: Study, ostudy: optuna.Study | None = None) -> list[Pair]:
+    """Every (cell, seed) the study trains: the grid and variants on every seed; for a search,
+    each configuration once, the baseline on every seed and, once chosen (which needs the
+    storage, `ostudy`), the confirmed configurations on the other seeds."""
+    if study.search is None:
+        return [Pair(c.name, s, c.overrides) for c in study.cells for s in study.spec.sweep.seeds]
+    confirmation = confirmation_pairs(study, ostudy) if ostudy is not None else []
+    return search_pairs(study) + confirmation
+
+
+def _still_to_confirm(study: Study, ostudy: optuna.Study) -> int:
+    """Trials a search study will add once its confirmation is chosen."""
+    search = study.search
+    if search is None or CONFIRMATION in ostudy.user_attrs:
+        return 0
+    other_seeds = [s for s in study.spec.sweep.seeds if s != study.search_seed]
+    return search.confirm_top * len(other_seeds)
+
+
+def _describe_design(study: Study) -> str:
+    search, seeds = study.search, study.spec.sweep.seeds
+    if search is None:
+        return f"{len(study.cells)} cells × {len(seeds)} seeds"
+    text = f"{search.sampler} search of {search.n_trials} configurations"
+    text += f" on seed {study.search_seed}"
+    if search.confirm_top:
+        text += f", then the best {search.confirm_top} and the baseline on seeds {seeds}"
+    return text
 
 
 def prepare(study: Study, where: Locations) -> RunTree:
@@ -72,8 +105,8 @@ def run_study(
 ) -> RunOutcome:
     (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)
     ostudy = create_or_load(study, where.storage_url)
-    pairs = design_pairs(study)
-    queued = sync_queue(ostudy, pairs)
+    choose_confirmation(study, ostudy)  # a search that ended in an earlier run
+    queued = sync_queue(ostudy, design_pairs(study, ostudy))
     tree = prepare(study, where)
     ostudy.set_user_attr(
         "mlflow",
@@ -84,17 +117,17 @@ def run_study(
             "cell_run_ids": dict(tree.cell_run_ids),
         },
     )
-    to_train = queued.enqueued + queued.pending
+    later = _still_to_confirm(study, ostudy)
+    to_train = queued.enqueued + queued.pending + later
+    total = queued.total + later
     if to_train == 0:
-        console.print(
-            f"All {queued.total} trials of {study.spec.name!r} are complete; nothing to train."
-        )
+        console.print(f"All {total} trials of {study.spec.name!r} are complete; nothing to train.")
     else:
         plan = plan_devices(devices, workers)[: max(1, to_train)]
         console.print(
-            f"{study.spec.name}: {queued.total} trials ({len(study.cells)} cells × "
-            f"{len(study.spec.sweep.seeds)} seeds), {queued.done} already done, {to_train} to "
-            f"train on {len(plan)} worker(s): {', '.join(d for d, _ in plan)}"
+            f"{study.spec.name}: {total} trials ({_describe_design(study)}), {queued.done} "
+            f"already done, {to_train} to train on {len(plan)} worker(s): "
+            f"{', '.join(d for d, _ in plan)}"
         )
         config = WorkerConfig(study, where.storage_url, tree, "cpu", 1, 0)
         run_workers(config, plan, to_train, console)
@@ -104,7 +137,8 @@ def run_study(
         key = trial_key(t)
         if key is not None:
             by_pair.setdefault(key, set()).add(t.state)
+    pairs = design_pairs(study, ostudy)
     failed = [
-        (cell, seed) for cell, seed, _ in pairs if not by_pair.get((cell, seed), set()) & set(DONE)
+        (p.cell, p.seed) for p in pairs if not by_pair.get((p.cell, p.seed), set()) & set(DONE)
     ]
-    return RunOutcome(queued.total, to_train, failed)
+    return RunOutcome(len(pairs), to_train, failed)

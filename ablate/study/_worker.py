@@ -25,6 +25,7 @@ from ablate.study._queue import (
     set_user_attrs,
     wait_for_pending,
 )
+from ablate.study._search import confirmation_coming, suggest
 from ablate.study._storage import HEARTBEAT_S, create_or_load
 from ablate.track import RunTree, TrialRun, flatten
 from ablate.train import EpochResult, fit
@@ -126,7 +127,10 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     cell, seed = str(frozen.user_attrs["cell"]), int(frozen.user_attrs["seed"])
     spec = cfg.study.spec
     metric = spec.metric.name
-    recipe = apply_overrides(spec.base, frozen.user_attrs.get("overrides", {}))
+    overrides = dict(frozen.user_attrs.get("overrides", {}))
+    if frozen.user_attrs.get("search") and cfg.study.search is not None:
+        overrides = suggest(ostudy, trial_id, cfg.study.search, cfg.study.search_seed)
+    recipe = apply_overrides(spec.base, overrides)
     report(
         {
             "event": "start",
@@ -139,7 +143,8 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     )
 
     run = TrialRun(cfg.tree, spec.name, cell, seed, frozen.number)
-    set_user_attrs(ostudy, trial_id, {"mlflow_run_id": run.run_id, "device": cfg.device})
+    claimed = {"mlflow_run_id": run.run_id, "device": cfg.device, "overrides": overrides}
+    set_user_attrs(ostudy, trial_id, claimed)
     config = recipe.model_dump(mode="json")
     run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": frozen.number})
     run.log_text(
@@ -239,6 +244,6 @@ def work(cfg: WorkerConfig, report: Report) -> None:
                     except KeyboardInterrupt:  # wherever it lands: FAIL now, not after the grace
                         abandon(ostudy, trial_id, "interrupted (Ctrl-C)", cfg.tree.tracking_uri)
                         raise
-            elif not wait_for_pending(ostudy):
+            elif not (wait_for_pending(ostudy) or confirmation_coming(cfg.study, ostudy)):
                 break
     report({"event": "exit", "worker": cfg.worker})

@@ -20,7 +20,7 @@ from rich.console import Console
 from ablate.spec import load_study
 from ablate.study import Locations, design_pairs, run_study
 from ablate.study import _run as study_run
-from ablate.study._queue import enqueue, pop_waiting
+from ablate.study._queue import Pair, enqueue, pop_waiting
 from ablate.study._storage import open_storage, trial_key
 from tests.study.test_run_cli import STUDY
 
@@ -49,7 +49,7 @@ def _start_without_training(root: Path, url: str, *overrides: str) -> set[Pair]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(study_run, "run_workers", lambda *args: None)
         run_study(study, where, None, 1, Console(quiet=True))
-    return {(cell, seed) for cell, seed, _ in design_pairs(study)}
+    return {(p.cell, p.seed) for p in design_pairs(study)}
 
 
 def _ablate(
@@ -138,7 +138,7 @@ def _claim_all(url: str, claimed: Any) -> None:
 def test_four_processes_popping_at_once_never_claim_one_trial_twice(storage_url: str) -> None:
     ostudy = optuna.create_study(study_name="race", storage=open_storage(storage_url))
     for seed in range(200):
-        enqueue(ostudy, "cell", seed, {}, attempt=1)
+        enqueue(ostudy, Pair("cell", seed, {}), attempt=1)
     ctx = mp.get_context("spawn")
     claimed = ctx.Queue()
     procs = [ctx.Process(target=_claim_all, args=(storage_url, claimed)) for _ in range(4)]
