@@ -1,0 +1,47 @@
+"""One value per (cell, seed) read from the trials table: only COMPLETE trials with a finite value,
+the latest trial winning if a seed somehow completed twice."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def require_columns(trials: pd.DataFrame, columns: Sequence[str]) -> None:
+    missing = [c for c in columns if c not in trials.columns]
+    if missing:
+        raise ValueError(f"trials table lacks column(s) {missing}; it has {list(trials.columns)}")
+
+
+def cell_order(trials: pd.DataFrame, cells: Sequence[str] | None) -> list[str]:
+    if cells is not None:
+        return list(dict.fromkeys(cells))
+    return list(pd.unique(trials["cell"]))
+
+
+def empty_series() -> pd.Series:
+    return pd.Series([], dtype=float)
+
+
+def seed_values(trials: pd.DataFrame, column: str) -> dict[Hashable, pd.Series]:
+    """Per cell, the finite values of `column` over its COMPLETE seeds, indexed by seed.
+
+    If a seed somehow completed twice, its latest trial (highest number) wins.
+    """
+    frame = complete_rows(trials, column)
+    return {
+        cell: group.set_index("seed")["value"].sort_index()
+        for cell, group in frame.groupby("cell", sort=False)
+    }
+
+
+def complete_rows(trials: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The COMPLETE rows with a finite `column`, one per (cell, seed) (the latest trial wins),
+    with that column as float under the name "value"; the index is the trials table's."""
+    done = trials[trials["state"] == "COMPLETE"].sort_values("number", kind="stable")
+    done = done.drop_duplicates(["cell", "seed"], keep="last")
+    value = pd.to_numeric(done[column], errors="coerce").astype(float)
+    keep = np.isfinite(value.to_numpy())
+    return done.assign(value=value)[keep]

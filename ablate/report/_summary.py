@@ -1,0 +1,167 @@
+"""Per-cell summaries: the metric over each cell's COMPLETE seeds, its paired comparison with the
+baseline and its divergence rate; and per-class IoU differences from the baseline."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ablate.report._paired import (
+    holm,
+    level_stats,
+    no_comparison,
+    paired_differences,
+    paired_stats,
+)
+from ablate.report._seeds import cell_order, empty_series, require_columns, seed_values
+from ablate.report._verdict import verdict_of
+
+SUMMARY_STATS = (
+    "n",
+    "mean",
+    "std",
+    "ci_low",
+    "ci_high",
+    "diverged",
+    "divergence_rate",
+    "diff",
+    "diff_ci_low",
+    "diff_ci_high",
+    "n_pairs",
+    "p_value",
+    "p_holm",
+    "p_wilcoxon",
+    "d_z",
+    "boot_low",
+    "boot_high",
+    "verdict",
+)
+
+# Outcome of one (cell, seed), best first: a seed retried after a crash counts by its best try.
+_OUTCOME_RANK = {"COMPLETE": 0, "DIVERGED": 1, "FAIL": 2}
+_IOU_PREFIX = "val/iou/"
+
+
+def summarize(
+    trials: pd.DataFrame,
+    *,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+    baseline: str,
+    keys: Sequence[str],
+    cells: Sequence[str] | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 10_000,
+    rng_seed: int = 0,
+) -> pd.DataFrame:
+    """One row per cell: the metric over its COMPLETE seeds and its paired comparison with baseline.
+
+    Cells follow `cells` when given (a listed cell with no completed trial still gets a row, with
+    n = 0 and NaNs, so a report can show it as missing), else their first appearance in `trials`.
+    A verdict of "better" or "worse" needs p_holm < 1 - confidence (0.05 by default). The
+    baseline row carries its own n as n_pairs and NaN in every comparison column.
+    """
+    require_columns(trials, ["number", "state", "cell", "seed", metric, *keys])
+    if goal not in ("maximize", "minimize"):
+        raise ValueError(f"goal must be 'maximize' or 'minimize', not {goal!r}")
+    order = cell_order(trials, cells)
+    values = seed_values(trials, metric)
+    if baseline not in order and baseline not in set(trials["cell"]):
+        raise ValueError(f"baseline cell {baseline!r} is not among the cells {order}")
+    base = values.get(baseline, empty_series())
+    key_values = _key_values(trials, keys)
+    outcomes = _outcome_counts(trials)
+
+    rows = []
+    for cell in order:
+        own = values.get(cell, empty_series())
+        row: dict[str, Any] = {"cell": cell}
+        row.update(key_values.get(cell, dict.fromkeys(keys)))
+        row.update(level_stats(own.to_numpy(), confidence))
+        row.update(_divergence(outcomes, cell))
+        if cell == baseline:
+            row.update(no_comparison(len(own)))
+        else:
+            diffs = paired_differences(own, base)
+            row.update(paired_stats(diffs, confidence, n_boot, rng_seed))
+        rows.append(row)
+
+    summary = pd.DataFrame(rows, columns=["cell", *keys, *SUMMARY_STATS])
+    compared = (summary["cell"] != baseline).to_numpy()
+    p_holm = np.full(len(summary), np.nan)
+    p_holm[compared] = holm(summary.loc[compared, "p_value"].to_numpy(dtype=float))
+    summary["p_holm"] = p_holm
+    alpha = 1.0 - confidence
+    summary["verdict"] = [
+        verdict_of(row, baseline=baseline, goal=goal, alpha=alpha)
+        for row in summary.to_dict("records")
+    ]
+    return summary
+
+
+def per_class_diff(
+    trials: pd.DataFrame,
+    *,
+    baseline: str,
+    class_columns: Sequence[str],
+    cells: Sequence[str] | None = None,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    """Long table (cell, class, diff, ci_low, ci_high, n_pairs) of per-class IoU minus baseline.
+
+    Shows *where* a trick helps: a small mIoU change can hide a large gain on thin or rare
+    classes. Pairs are by seed over seeds where both cells have a finite value for that class
+    (a class absent from a validation set has a NaN IoU). Non-baseline cells only.
+    """
+    require_columns(trials, ["number", "state", "cell", "seed", *class_columns])
+    order = [cell for cell in cell_order(trials, cells) if cell != baseline]
+    rows = []
+    for column in class_columns:
+        values = seed_values(trials, column)
+        base = values.get(baseline, empty_series())
+        for cell in order:
+            diffs = paired_differences(values.get(cell, empty_series()), base)
+            level = level_stats(diffs, confidence)
+            rows.append(
+                {
+                    "cell": cell,
+                    "class": column.removeprefix(_IOU_PREFIX),
+                    "diff": level["mean"],
+                    "ci_low": level["ci_low"],
+                    "ci_high": level["ci_high"],
+                    "n_pairs": len(diffs),
+                }
+            )
+    table = pd.DataFrame(rows, columns=["cell", "class", "diff", "ci_low", "ci_high", "n_pairs"])
+    # Group by cell, classes in the order given, so a reader scans one cell at a time.
+    table["_cell_pos"] = table["cell"].map({cell: i for i, cell in enumerate(order)})
+    table = table.sort_values("_cell_pos", kind="stable").drop(columns="_cell_pos")
+    return table.reset_index(drop=True)
+
+
+def _key_values(trials: pd.DataFrame, keys: Sequence[str]) -> dict[Hashable, dict[str, Any]]:
+    """The swept-key values of each cell, read from its first row (all rows of a cell agree)."""
+    first = trials.drop_duplicates("cell")
+    return {row["cell"]: {key: row[key] for key in keys} for row in first.to_dict("records")}
+
+
+def _outcome_counts(trials: pd.DataFrame) -> pd.DataFrame:
+    """Per cell, how many seeds ended COMPLETE, DIVERGED and FAIL, each seed counted once."""
+    finished = trials[trials["state"].isin(list(_OUTCOME_RANK))]
+    rank = finished["state"].map(_OUTCOME_RANK)
+    best = rank.groupby([finished["cell"], finished["seed"]]).min()
+    counts = best.groupby(level=0).value_counts().unstack(fill_value=0)
+    return counts.reindex(columns=list(_OUTCOME_RANK.values()), fill_value=0)
+
+
+def _divergence(outcomes: pd.DataFrame, cell: str) -> dict[str, Any]:
+    if cell not in outcomes.index:
+        return {"diverged": 0, "divergence_rate": math.nan}
+    counts = outcomes.loc[cell]
+    diverged = int(counts[_OUTCOME_RANK["DIVERGED"]])
+    finished = int(counts.sum())
+    return {"diverged": diverged, "divergence_rate": diverged / finished}
