@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ablate.data import DatasetError
 from ablate.models import ModelContractError
-from ablate.spec import SpecError, Study, build_study, load_study
+from ablate.spec import SpecError, Study, build_study, load_study, search_kind
 
 app = typer.Typer(
     add_completion=False,
@@ -78,10 +78,14 @@ def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | 
 def validate(study: StudyArg, set_: SetOpt = None) -> None:
     """Check a study file without running anything."""
     s = load_study(study, set_ or ())
-    console.print(
-        f"{s.path}: ok — {len(s.cells)} cells × {len(s.spec.sweep.seeds)} seeds = "
-        f"{len(s.cells) * len(s.spec.sweep.seeds)} trials; baseline {s.baseline!r}"
-    )
+    baseline = f"; baseline {s.baseline!r}" if s.baseline else ""
+    console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}")
+    if s.search is not None:
+        for key, bounds in s.search.space.items():
+            scale = ", log scale" if bounds.log else ""
+            kind = search_kind(key, bounds)
+            console.print(f"  {key}: {kind} in [{bounds.low}, {bounds.high}]{scale}")
+        return
     for cell in s.cells:
         console.print(f"  {cell.name}", highlight=False)
 

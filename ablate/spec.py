@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ablate.models import MODELS
 
@@ -166,13 +174,13 @@ class SearchSpec(_Frozen):
     confirm_top: int = Field(0, ge=0)  # the K best then train on every seed, beside a baseline
     seed: int | None = Field(None, ge=0)  # the search trials' seed; default: the first of seeds
 
-    @model_validator(mode="after")
-    def _confirm_at_most_all(self) -> SearchSpec:
-        if self.confirm_top > self.n_trials:
-            raise ValueError(
-                f"confirm_top ({self.confirm_top}) cannot exceed n_trials ({self.n_trials})"
-            )
-        return self
+    @field_validator("confirm_top")
+    @classmethod
+    def _confirm_at_most_all(cls, v: int, info: ValidationInfo) -> int:
+        n_trials = info.data.get("n_trials")
+        if n_trials is not None and v > n_trials:
+            raise ValueError(f"cannot exceed n_trials ({n_trials})")
+        return v
 
 
 class SweepSpec(_Frozen):
@@ -266,6 +274,27 @@ class Study:
         if search is not None and search.seed is not None:
             return search.seed
         return self.spec.sweep.seeds[0]
+
+    @property
+    def n_trials(self) -> int:
+        """How many (cell, seed) trials the design holds once complete."""
+        seeds = self.spec.sweep.seeds
+        if self.search is None:
+            return len(self.cells) * len(seeds)
+        confirm = self.search.confirm_top
+        others = sum(s != self.search_seed for s in seeds)
+        return self.search.n_trials + (len(seeds) + confirm * others if confirm else 0)
+
+    def describe(self) -> str:
+        """The design in words, for the console."""
+        search, seeds = self.search, self.spec.sweep.seeds
+        if search is None:
+            return f"{len(self.cells)} cells × {len(seeds)} seeds"
+        text = f"{search.sampler} search of {search.n_trials} configurations on seed "
+        text += str(self.search_seed)
+        if search.confirm_top:
+            text += f", then the best {search.confirm_top} and the baseline on seeds {seeds}"
+        return text
 
     @property
     def keys(self) -> list[str]:

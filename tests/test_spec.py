@@ -8,6 +8,7 @@ from ablate.spec import (
     expand_cells,
     load_study,
     parse_override,
+    search_kind,
 )
 
 STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
@@ -148,10 +149,99 @@ def test_bad_files_name_file_key_and_allowed(
     assert str(path) in str(info.value)
 
 
-def test_search_studies_are_refused_clearly_until_the_engine_runs_them(tmp_path: Path) -> None:
-    text = GOOD.replace(
-        "grid: {loss.aux.weight: [0.0, 0.4]}",
-        "search: {n_trials: 4, space: {loss.aux.weight: {low: 0.0, high: 1.0}}}",
-    ).replace("baseline: {loss.aux.weight: 0.0}\n", "")
-    with pytest.raises(SpecError, match=r"sweep\.search: search studies are not supported yet"):
+SEARCH = GOOD.replace(
+    "grid: {loss.aux.weight: [0.0, 0.4]}",
+    "search: {n_trials: 12, confirm_top: 2, space: {SPACE}}",
+).replace("baseline: {loss.aux.weight: 0.0}\n", "")
+SPACE = "loss.aux.weight: {low: 0.0, high: 1.0}, train.batch_size: {low: 2, high: 16, log: true}"
+
+
+def test_a_search_has_a_cell_per_configuration_and_a_baseline_when_confirming(
+    tmp_path: Path,
+) -> None:
+    study = load_study(write(tmp_path, SEARCH.replace("SPACE", SPACE)))
+    names = [c.name for c in study.cells]
+    assert names == ["baseline", *(f"search-{i:02d}" for i in range(12))]
+    assert study.baseline == "baseline"
+    assert study.keys == ["loss.aux.weight", "train.batch_size"]
+    assert study.search_seed == 0  # the first of seeds [0, 1]
+    assert search_kind("train.batch_size", study.spec.sweep.search.space["train.batch_size"]) == (
+        "int"
+    )
+    assert search_kind("loss.aux.weight", study.spec.sweep.search.space["loss.aux.weight"]) == (
+        "float"
+    )
+
+
+def test_a_search_without_confirmation_has_no_baseline_and_its_own_seed(tmp_path: Path) -> None:
+    text = SEARCH.replace("SPACE", SPACE).replace("confirm_top: 2", "confirm_top: 0, seed: 7")
+    study = load_study(write(tmp_path, text))
+    assert study.cells[0].name == "search-00" and study.baseline == ""
+    assert study.search_seed == 7
+
+
+def test_a_search_baseline_may_patch_the_base_recipe(tmp_path: Path) -> None:
+    text = SEARCH.replace("SPACE", SPACE) + "baseline: {loss.aux.weight: 0.0}\n"
+    study = load_study(write(tmp_path, text))
+    assert study.recipes["baseline"].loss.aux.weight == 0.0
+    assert dict(study.cells[0].overrides) == {"loss.aux.weight": 0.0}
+
+
+BAD_SEARCH = [
+    ("confirm more than searched", SPACE, "confirm_top: 13", r"cannot exceed n_trials \(12\)"),
+    (
+        "not a number",
+        "loss.aux.schedule: {low: 0, high: 1}",
+        "",
+        r"sweep\.search\.space\.loss\.aux\.schedule: .*cannot be searched over a range",
+    ),
+    (
+        "whole number with a fraction",
+        "train.epochs: {low: 1.5, high: 4}",
+        "",
+        r"train\.epochs is a whole number: give whole-number low and high",
+    ),
+    (
+        "bound the recipe refuses",
+        "train.lr: {low: 0.0, high: 0.1}",
+        "",
+        r"in sweep\.search\.space\.train\.lr\.low, train\.lr = 0\.0",
+    ),
+    (
+        "unknown key",
+        "loss.aux.wieght: {low: 0, high: 1}",
+        "",
+        r"loss\.aux\.wieght: not a key of the recipe \(did you mean 'loss\.aux\.weight'\?\)",
+    ),
+    ("log from zero", "train.lr: {low: 0.0, high: 0.1, log: true}", "", r"log range needs low > 0"),
+    ("empty space", "", "", r"sweep\.search\.space"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "space", "extra", "pattern"), BAD_SEARCH, ids=[b[0] for b in BAD_SEARCH]
+)
+def test_bad_search_spaces_are_refused_before_anything_runs(
+    tmp_path: Path, case: str, space: str, extra: str, pattern: str
+) -> None:
+    text = SEARCH.replace("SPACE", space)
+    if extra:
+        text = text.replace("confirm_top: 2", extra)
+    path = write(tmp_path, text)
+    with pytest.raises(SpecError, match=pattern) as info:
+        load_study(path)
+    assert str(path) in str(info.value)
+
+
+def test_a_search_baseline_must_be_overrides_not_a_cell_name(tmp_path: Path) -> None:
+    text = SEARCH.replace("SPACE", SPACE) + "baseline: search-03\n"
+    with pytest.raises(SpecError, match=r"baseline = 'search-03': a search study's baseline"):
+        load_study(write(tmp_path, text))
+
+
+def test_search_cannot_be_combined_with_a_grid(tmp_path: Path) -> None:
+    text = SEARCH.replace("SPACE", SPACE).replace(
+        "search:", "grid: {loss.lovasz: [0.0, 1.0]}\n  search:"
+    )
+    with pytest.raises(SpecError, match=r"'search' cannot be combined with 'grid'"):
         load_study(write(tmp_path, text))

@@ -59,26 +59,6 @@ def design_pairs(study: Study, ostudy: optuna.Study | None = None) -> list[Pair]
     return search_pairs(study) + confirmation
 
 
-def _still_to_confirm(study: Study, ostudy: optuna.Study) -> int:
-    """Trials a search study will add once its confirmation is chosen."""
-    search = study.search
-    if search is None or CONFIRMATION in ostudy.user_attrs:
-        return 0
-    other_seeds = [s for s in study.spec.sweep.seeds if s != study.search_seed]
-    return search.confirm_top * len(other_seeds)
-
-
-def _describe_design(study: Study) -> str:
-    search, seeds = study.search, study.spec.sweep.seeds
-    if search is None:
-        return f"{len(study.cells)} cells × {len(seeds)} seeds"
-    text = f"{search.sampler} search of {search.n_trials} configurations"
-    text += f" on seed {study.search_seed}"
-    if search.confirm_top:
-        text += f", then the best {search.confirm_top} and the baseline on seeds {seeds}"
-    return text
-
-
 def prepare(study: Study, where: Locations) -> RunTree:
     """Create the MLflow experiment, the study run and the cell runs (idempotent)."""
     return ensure_run_tree(
@@ -117,7 +97,8 @@ def run_study(
             "cell_run_ids": dict(tree.cell_run_ids),
         },
     )
-    later = _still_to_confirm(study, ostudy)
+    chosen = CONFIRMATION in ostudy.user_attrs
+    later = 0 if chosen else max(0, study.n_trials - queued.total)  # a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later
     if to_train == 0:
@@ -125,7 +106,7 @@ def run_study(
     else:
         plan = plan_devices(devices, workers)[: max(1, to_train)]
         console.print(
-            f"{study.spec.name}: {total} trials ({_describe_design(study)}), {queued.done} "
+            f"{study.spec.name}: {total} trials ({study.describe()}), {queued.done} "
             f"already done, {to_train} to train on {len(plan)} worker(s): "
             f"{', '.join(d for d, _ in plan)}"
         )

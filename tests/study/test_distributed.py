@@ -26,7 +26,7 @@ from tests.study.test_run_cli import STUDY
 
 pytestmark = pytest.mark.slow
 
-Pair = tuple[str, int]
+CellSeed = tuple[str, int]
 T = TypeVar("T")
 
 FAST = "base.train.epochs=1"
@@ -41,7 +41,7 @@ def study_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def _start_without_training(root: Path, url: str, *overrides: str) -> set[Pair]:
+def _start_without_training(root: Path, url: str, *overrides: str) -> set[CellSeed]:
     """Everything `ablate run` does before its workers start (the Optuna study with every
     (cell, seed) enqueued, the MLflow study and cell runs), and no training. The design's pairs."""
     study = load_study(root / "tiny.yaml", overrides)
@@ -111,7 +111,7 @@ def _trial_runs(root: Path) -> dict[str, Any]:
 
 
 def _assert_every_pair_done_once(
-    pairs: set[Pair], trials: list[FrozenTrial], runs: dict[str, Any]
+    pairs: set[CellSeed], trials: list[FrozenTrial], runs: dict[str, Any]
 ) -> None:
     """One COMPLETE trial and one FINISHED MLflow run per (cell, seed); nothing left pending
     or RUNNING in MLflow; every COMPLETE trial points at its FINISHED run."""
