@@ -1,0 +1,83 @@
+"""What every report figure shares: the check on its table, axis units and labels, category
+ticks, a grid drawn as an image with readable text on it, and writing it as PNG and SVG."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.axes import Axes
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+
+from ablate.report._units import is_fraction_metric
+
+DPI = 150
+_MAX_FLAT_LABEL = 8  # longer category labels are rotated so neighbours cannot overlap
+
+
+def require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    """A table to plot must have these columns and at least one row."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(table.columns)}")
+    if not len(table):
+        raise ValueError(f"{what} is empty: nothing to plot")
+
+
+def text_color(shade: float, *, diverging: bool) -> str:
+    """White on the dark ends of the colormap, black elsewhere (and on grey NaN cells)."""
+    if math.isnan(shade):
+        return "black"
+    dark = abs(shade - 0.5) > 0.3 if diverging else shade < 0.35
+    return "white" if dark else "black"
+
+
+def show_grid(ax: Axes, grid: np.ndarray, *, diverging: bool) -> tuple[AxesImage, Normalize]:
+    """Draw a grid as an image, NaN cells grey; a diverging grid is centred at 0 (RdBu, white is
+    exactly 0), any other spans its finite values (viridis). Returns the image and its norm."""
+    finite = grid[np.isfinite(grid)]
+    if diverging:
+        vmax = float(np.max(np.abs(finite))) if finite.size and np.any(finite) else 1.0
+        norm = Normalize(-vmax, vmax)
+    else:
+        norm = Normalize(*(finite.min(), finite.max()) if finite.size else (0.0, 1.0))
+    cmap = colormaps["RdBu" if diverging else "viridis"].with_extremes(bad="0.88")
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
+    return image, norm
+
+
+def value_label(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"
+    return str(value)
+
+
+def set_category_ticks(ax: Axes, positions: np.ndarray, labels: Sequence[str]) -> None:
+    """Tick labels at positions; rotated when long or crowded so neighbours cannot overlap."""
+    crowded = len(labels) > 6 or max((len(s) for s in labels), default=0) > _MAX_FLAT_LABEL
+    if crowded:
+        ax.set_xticks(positions, labels, rotation=30, ha="right", rotation_mode="anchor")
+    else:
+        ax.set_xticks(positions, labels)
+
+
+def axis_label(metric: str) -> str:
+    return f"{metric} (%)" if is_fraction_metric(metric) else metric
+
+
+def save(fig: Figure, out_dir: Path | str, stem: str) -> list[Path]:
+    """Write `stem`.png (150 dpi) and `stem`.svg into out_dir and release the figure's artists."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    fig.savefig(paths[0], dpi=DPI)
+    fig.savefig(paths[1], metadata={"Date": None})  # no timestamp: re-runs give identical files
+    fig.clear()
+    return paths

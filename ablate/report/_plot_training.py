@@ -1,0 +1,116 @@
+"""Per-epoch training curves and the auxiliary-loss weight schedule, one line per cell."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from ablate.report._figure import axis_label, require, save
+from ablate.report._units import metric_scale
+
+
+def plot_training_curves(
+    history: pd.DataFrame, *, metrics: Sequence[str], out_dir: Path | str, stem: str
+) -> list[Path]:
+    """One panel per metric, one line per cell: the mean over seeds per epoch, band = ±1 std.
+
+    `history` is long: columns `cell`, `seed`, `epoch` and one column per metric.
+    """
+    missing = [c for c in ("cell", "seed", "epoch", *metrics) if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks column(s) {missing}")
+    ncols = min(3, len(metrics))
+    nrows = math.ceil(len(metrics) / ncols)
+    fig = Figure(figsize=(3.6 * ncols, 2.8 * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
+    cells = list(pd.unique(history["cell"]))
+    for ax, metric in zip(axes, metrics, strict=False):
+        _draw_training_curve(ax, history, metric=metric, cells=cells)
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncols=min(len(cells), 4),
+        title="cell (mean over seeds, band ±1 std)",
+        fontsize="small",
+    )
+    return save(fig, out_dir, stem)
+
+
+def plot_aux_weight(series: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:
+    """The auxiliary-loss weight α_t against training progress, one line per cell.
+
+    `series` is long: columns `cell`, `progress` (0-1), `weight`; repeated (cell, progress)
+    rows, e.g. one per seed, are averaged. Line styles cycle as well as colours so that cells
+    sharing a schedule stay visible on top of each other.
+    """
+    return save(_aux_weight_figure(series), out_dir, stem)
+
+
+def _draw_training_curve(ax: Axes, history: pd.DataFrame, *, metric: str, cells: list[Any]) -> None:
+    """One line per cell (mean over seeds at each epoch) with a ±1 std band; gid = cell name."""
+    scale = metric_scale(metric)
+    for i, cell in enumerate(cells):
+        rows = history[history["cell"] == cell]
+        values = pd.to_numeric(rows[metric], errors="coerce") * scale
+        by_epoch = values.groupby(rows["epoch"]).agg(["mean", "std"]).dropna(subset=["mean"])
+        epoch = by_epoch.index.to_numpy(dtype=float)
+        mean = by_epoch["mean"].to_numpy(dtype=float)
+        std = by_epoch["std"].to_numpy(dtype=float)
+        color = f"C{i % 10}"
+        ax.plot(epoch, mean, color=color, label=str(cell), gid=str(cell))
+        ax.fill_between(epoch, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
+    ax.set_ylabel(axis_label(metric))
+    ax.grid(alpha=0.3)
+
+
+def _aux_weight_figure(series: pd.DataFrame) -> Figure:
+    require(series, ["cell", "progress", "weight"], "aux-weight table")
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    cells = _draw_aux_weight(ax, series)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(
+        handles, labels, loc="outside lower center", ncols=min(len(cells), 3), fontsize="small"
+    )
+    return fig
+
+
+def _draw_aux_weight(ax: Axes, series: pd.DataFrame) -> list[Any]:
+    """One line per cell (gid = cell name), averaged over repeated progress values."""
+    cells = list(pd.unique(series["cell"]))
+    weight = pd.to_numeric(series["weight"], errors="coerce")
+    styles = ("-", "--", ":", "-.")
+    # Earlier lines are wider, so a later cell with the same schedule leaves them as an outline.
+    widths = np.linspace(2.8, 1.2, len(cells)) if len(cells) > 1 else [1.6]
+    for i, cell in enumerate(cells):
+        rows = series["cell"] == cell
+        curve = weight[rows].groupby(series.loc[rows, "progress"]).mean().dropna()
+        ax.plot(
+            curve.index.to_numpy(dtype=float),
+            curve.to_numpy(dtype=float),
+            color=f"C{i % 10}",
+            ls=styles[i % len(styles)],
+            lw=widths[i],
+            label=str(cell),
+            gid=str(cell),
+        )
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(bottom=0.0)
+    ax.set_xlabel("training progress (fraction of steps)")
+    ax.set_ylabel(r"auxiliary-loss weight $\alpha_t$")
+    ax.grid(alpha=0.3)
+    return cells
