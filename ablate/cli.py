@@ -247,7 +247,11 @@ def _print_summary(summary: Any, s: Study) -> None:
         "verdict",
         title=f"{s.spec.name}: {metric} over seeds",
     )
-    for _, row in summary.iterrows():
+    rows = summary
+    if s.search is not None:  # the compared cells, or a search's best few: the rest are in files
+        shown = 1 + s.search.confirm_top if s.search.confirm_top else 5
+        rows = summary.head(shown)
+    for _, row in rows.iterrows():
 
         def f(x: float, signed: bool = False) -> str:
             return "–" if x != x else (f"{x * scale:+.2f}" if signed else f"{x * scale:.2f}")
@@ -262,6 +266,8 @@ def _print_summary(summary: Any, s: Study) -> None:
             str(row["verdict"]),
         )
     console.print(table)
+    if len(rows) < len(summary):
+        console.print(f"… {len(summary) - len(rows)} more configurations in search.csv")
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from ablate.losses.aux import aux_weight_at
+from ablate.report._search import plot_search, search_table, selection_notes
 from ablate.report.latex import ablation_table, markdown_table
 from ablate.report.plots import (
     plot_aux_weight,
@@ -33,6 +34,7 @@ from ablate.report.stats import (
     verdict_sentence,
 )
 from ablate.spec import Study
+from ablate.study import confirmed_cells, design_pairs
 from ablate.study._storage import trial_key
 
 _STATE = {
@@ -49,6 +51,7 @@ class Report:
     trials: pd.DataFrame
     summary: pd.DataFrame
     files: list[Path]
+    planned: dict[str, int]  # seeds each cell is to train on (a search's cells differ)
 
 
 def _state(trial: optuna.trial.FrozenTrial) -> str:
@@ -147,18 +150,45 @@ def aux_weight_series(study: Study, points: int = 101) -> pd.DataFrame:
     return frame if moving.any() else frame.iloc[0:0]
 
 
+def _search_plot(study: Study, focus: _Focus, summary: pd.DataFrame, out: Path) -> list[Path]:
+    search = study.search
+    table = focus.search
+    if search is None or table is None or not (table["state"] == "COMPLETE").any():
+        return []
+    baseline = summary.loc[summary["cell"] == study.baseline, "mean"]
+    return plot_search(
+        table,
+        keys=list(search.space),
+        log_keys=[k for k, r in search.space.items() if r.log],
+        metric=study.spec.metric.name,
+        goal=study.spec.metric.goal,
+        baseline_mean=float(baseline.iloc[0]) if len(baseline) else math.nan,
+        out_dir=out,
+        stem="search",
+    )
+
+
 def _plots(
     study: Study,
+    focus: _Focus,
     trials: pd.DataFrame,
     summary: pd.DataFrame,
-    history: pd.DataFrame,
+    ostudy: optuna.Study,
     per_class: pd.DataFrame,
-    gradients: pd.DataFrame,
     out: Path,
 ) -> list[Path]:
     metric = study.spec.metric.name
     grid = list(study.spec.sweep.grid)
-    files: list[Path] = []
+    files = _search_plot(study, focus, summary, out)
+    # the cells whose curves are drawn: all of a grid, a search's compared (or best few)
+    shown = focus.compared or focus.cells[:_SHOWN_UNCONFIRMED]
+    history = history_table(ostudy)
+    gradients = gradient_table(ostudy)
+    if focus.search is not None:
+        history = history[history["cell"].isin(shown)] if len(history) else history
+        gradients = gradients[gradients["cell"].isin(shown)]
+        trials = trials[trials["cell"].isin(focus.compared)]
+        summary = summary[summary["cell"].isin(focus.compared)]
     complete = trials[trials["state"] == "COMPLETE"] if len(trials) else trials
     if len(complete) and complete[metric].notna().any():
         if len(grid) == 2:
@@ -176,7 +206,7 @@ def _plots(
             summary,
             key=key,
             metric=metric,
-            baseline=study.baseline,
+            baseline=focus.baseline,
             out_dir=out,
             stem="metric_vs_cell",
         )
@@ -187,7 +217,7 @@ def _plots(
         files += plot_training_curves(history, metrics=metrics, out_dir=out, stem="training_curves")
     if len(per_class) and per_class["diff"].notna().any():
         files += plot_per_class_diff(per_class, out_dir=out, stem="per_class_diff")
-    series = aux_weight_series(study)
+    series = aux_weight_series(study) if focus.search is None else pd.DataFrame()
     if len(series):
         files += plot_aux_weight(series, out_dir=out, stem="aux_weight")
     if len(gradients):
@@ -225,63 +255,104 @@ def expand_grid_names(study: Study) -> list[str]:
     return [c.name for c in study.cells if c.name not in study.spec.sweep.variants]
 
 
+@dataclass(frozen=True)
+class _Focus:
+    """Which cells a report compares. A grid compares every cell with its baseline; a search
+    ranks every configuration but compares only the confirmed ones with the baseline (none
+    when nothing is confirmed: one seed each cannot carry a comparison)."""
+
+    cells: list[str]  # summary.csv's rows, in order
+    baseline: str  # the cell the others are paired with
+    compared: list[str]  # verdicts, the ablation table and per-class plots (baseline first)
+    search: pd.DataFrame | None = None  # a search's ranked configurations
+
+
+_SHOWN_UNCONFIRMED = 5  # a search without confirmation draws the curves of its best few
+
+
+def _focus(study: Study, ostudy: optuna.Study, trials: pd.DataFrame) -> _Focus:
+    cells = [c.name for c in study.cells]
+    if study.search is None:
+        return _Focus(cells, study.baseline, cells)
+    confirmed = list(confirmed_cells(ostudy))
+    table = search_table(study, trials, confirmed, study.spec.metric.goal)
+    ranked = [str(c) for c in table["cell"]]
+    order = [c for c in cells if c == study.baseline] + confirmed
+    order += [c for c in ranked if c not in order]
+    order += [c for c in cells if c not in order]
+    if study.baseline:
+        return _Focus(order, study.baseline, [study.baseline, *confirmed], table)
+    best = ranked[0] if ranked else cells[0]
+    return _Focus(order, best, [], table)
+
+
+def _summary(study: Study, trials: pd.DataFrame, focus: _Focus) -> pd.DataFrame:
+    summary = summarize(
+        trials,
+        metric=study.spec.metric.name,
+        goal=study.spec.metric.goal,
+        baseline=focus.baseline,
+        keys=study.keys,
+        cells=focus.cells,
+    )
+    if focus.search is not None and not study.baseline:  # ranked against the best, not tested
+        summary.loc[summary["cell"] == focus.baseline, "verdict"] = "best of the search (one seed)"
+    return summary
+
+
 def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
     """Write results/<name>/{trials.csv, summary.csv, report.md, table.tex, plots/} from
-    storage: nothing is trained and MLflow is not read."""
+    storage: nothing is trained and MLflow is not read. A search also gets search.csv; without
+    a confirmation it has no baseline, so no table.tex."""
     folder = results / study.spec.name
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     spec = study.spec
     metric = spec.metric.name
-    cells = [c.name for c in study.cells]
     trials = trials_table(ostudy, study)
     if not len(trials):
         trials = pd.DataFrame(columns=["number", "state", "cell", "seed", *study.keys])
     if metric not in trials.columns:
         trials[metric] = math.nan
-    summary = summarize(
-        trials,
-        metric=metric,
-        goal=spec.metric.goal,
-        baseline=study.baseline,
-        keys=study.keys,
-        cells=cells,
-    )
+    focus = _focus(study, ostudy, trials)
+    summary = _summary(study, trials, focus)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
     per_class = (
-        per_class_diff(trials, baseline=study.baseline, class_columns=class_columns, cells=cells)
-        if class_columns
+        per_class_diff(
+            trials, baseline=focus.baseline, class_columns=class_columns, cells=focus.compared
+        )
+        if class_columns and focus.compared
         else pd.DataFrame(columns=["cell", "class", "diff"])
     )
-    files = _plots(
-        study, trials, summary, history_table(ostudy), per_class, gradient_table(ostudy), plots
-    )
+    files = _plots(study, focus, trials, summary, ostudy, per_class, plots)
 
-    table_tex = folder / "table.tex"
-    table_tex.write_text(
-        ablation_table(
-            summary, metric=metric, keys=study.keys, baseline=study.baseline, goal=spec.metric.goal
-        ),
-        encoding="utf-8",
-    )
-    trials.drop(columns=["error"], errors="ignore").to_csv(folder / "trials.csv", index=False)
-    summary.to_csv(folder / "summary.csv", index=False)
-    text = _report_markdown(study, ostudy, trials, summary, files, folder)
+    written = [folder / "trials.csv", folder / "summary.csv"]
+    trials.drop(columns=["error"], errors="ignore").to_csv(written[0], index=False)
+    summary.to_csv(written[1], index=False)
+    if focus.search is not None:
+        written.append(folder / "search.csv")
+        focus.search.to_csv(written[-1], index=False)
+    if focus.compared:
+        written.append(folder / "table.tex")
+        compared = summary[summary["cell"].isin(focus.compared)]
+        written[-1].write_text(
+            ablation_table(
+                compared,
+                metric=metric,
+                keys=study.keys,
+                baseline=focus.baseline,
+                goal=spec.metric.goal,
+            ),
+            encoding="utf-8",
+        )
+    text = _report_markdown(study, ostudy, focus, trials, summary, files, folder)
     (folder / "report.md").write_text(text, encoding="utf-8")
     (folder / "report.html").write_text(_html(spec.name, text), encoding="utf-8")
-    return Report(
-        folder,
-        trials,
-        summary,
-        [
-            folder / "trials.csv",
-            folder / "summary.csv",
-            folder / "report.md",
-            folder / "report.html",
-            table_tex,
-            *files,
-        ],
-    )
+    written += [folder / "report.md", folder / "report.html"]
+    planned: dict[str, int] = {}
+    for pair in design_pairs(study, ostudy):
+        planned[pair.cell] = planned.get(pair.cell, 0) + 1
+    return Report(folder, trials, summary, [*written, *files], planned)
 
 
 _CSS = (
@@ -315,7 +386,7 @@ def _run_facts(study: Study, ostudy: optuna.Study, trials: pd.DataFrame) -> list
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
     return [
         f"- study file: `{study.path}`; commit: `{_commit(study.path)}`",
-        f"- cells: {len(study.cells)} × seeds {spec.sweep.seeds}; baseline: `{study.baseline}`",
+        f"- design: {study.describe()}; baseline: `{study.baseline or 'none'}`",
         f"- metric: `{spec.metric.name}` ({spec.metric.goal})",
         f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}",
         f"- time: {wall / 60:.1f} min from the first trial's start to the last one's end; "
@@ -355,6 +426,7 @@ def _devices(ostudy: optuna.Study) -> str:
 def _report_markdown(
     study: Study,
     ostudy: optuna.Study,
+    focus: _Focus,
     trials: pd.DataFrame,
     summary: pd.DataFrame,
     files: list[Path],
@@ -368,33 +440,33 @@ def _report_markdown(
         "",
         *_run_facts(study, ostudy, trials),
         "",
-        "## Verdicts",
-        "",
+        *_search_section(study, focus, trials),
     ]
-    for _, row in summary.iterrows():
-        if row["cell"] != study.baseline:
-            lines.append(f"- {verdict_sentence(row.to_dict(), spec.metric.name)}")
-    lines += [
-        "",
-        "## Ablation table",
-        "",
-        "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline with "
-        "its 95% t-interval; p_holm is the paired t-test after Holm's correction over the "
-        "compared cells. The same table for LaTeX is in `table.tex`; every column, with the "
-        "Wilcoxon test, d_z and a bootstrap interval, is in `summary.csv`.",
-        "",
-        markdown_table(
-            summary,
-            metric=spec.metric.name,
-            keys=study.keys,
-            baseline=study.baseline,
-            goal=spec.metric.goal,
-        ),
-        "",
-        *_two_way_section(study, trials),
-        "## Plots",
-        "",
-    ]
+    compared = summary[summary["cell"].isin(focus.compared)]
+    if len(compared):
+        lines += ["## Verdicts", ""]
+        for _, row in compared.iterrows():
+            if row["cell"] != focus.baseline:
+                lines.append(f"- {verdict_sentence(row.to_dict(), spec.metric.name)}")
+        lines += [
+            "",
+            "## Ablation table",
+            "",
+            "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline "
+            "with its 95% t-interval; p_holm is the paired t-test after Holm's correction over "
+            "the compared cells. The same table for LaTeX is in `table.tex`; every column, with "
+            "the Wilcoxon test, d_z and a bootstrap interval, is in `summary.csv`.",
+            "",
+            markdown_table(
+                compared,
+                metric=spec.metric.name,
+                keys=study.keys,
+                baseline=focus.baseline,
+                goal=spec.metric.goal,
+            ),
+            "",
+        ]
+    lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
         f"![{f.stem}]({f.relative_to(folder).as_posix()})" for f in files if f.suffix == ".png"
     ]
@@ -407,3 +479,47 @@ def _report_markdown(
         ),
     ]
     return "\n".join(lines) + "\n"
+
+
+_SEARCH_ROWS = 20  # configurations listed in report.md (all are in search.csv)
+
+
+def _search_section(study: Study, focus: _Focus, trials: pd.DataFrame) -> list[str]:
+    search, table = study.search, focus.search
+    if search is None or table is None:
+        return []
+    metric = study.spec.metric.name
+    confirmed = [c for c in focus.compared if c != focus.baseline]
+    lines = [
+        "## Search",
+        "",
+        f"{search.sampler.upper() if search.sampler == 'tpe' else 'Random'} search over "
+        f"{', '.join(f'`{k}`' for k in search.space)}: {len(table)} of {search.n_trials} "
+        f"configurations tried, each trained once on seed {study.search_seed}. Ranked by "
+        f"`{metric}`; the whole list is in `search.csv`.",
+        "",
+        _markdown_table(
+            table.head(_SEARCH_ROWS), ["rank", "cell", *search.space, metric, "state", "confirmed"]
+        ),
+        "",
+    ]
+    if not search.confirm_top:
+        lines += [
+            "Nothing was confirmed (`sweep.search.confirm_top: 0`): one seed per configuration "
+            "cannot tell a better configuration from a lucky seed. Set `confirm_top` to train "
+            "the best on every seed and compare them with a baseline.",
+            "",
+        ]
+    elif not confirmed:
+        lines += ["The confirmation starts once every search trial has ended.", ""]
+    else:
+        lines += [
+            f"Confirmed: the best {len(confirmed)}, trained on every seed of "
+            f"{study.spec.sweep.seeds} beside the baseline. They were picked on seed "
+            f"{study.search_seed}, which flatters them (the winner's curse) wherever that seed "
+            "is among the ones averaged below; on the other seeds alone:",
+            "",
+            *selection_notes(study, trials, confirmed),
+            "",
+        ]
+    return lines

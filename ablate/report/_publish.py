@@ -16,13 +16,13 @@ def publish(report: Report, study: Study, tree: RunTree) -> None:
     """Cell runs get `<metric>/mean`, `/std`, CI, diff and p-values; the study run gets the
     report's files and ends FINISHED once every (cell, seed) is done."""
     metric = study.spec.metric.name
-    seeds = len(study.spec.sweep.seeds)
     aggregates = {}
     finished = []
     for _, row in report.summary.iterrows():
         values = {f"{metric}/{k}": float(row[k]) for k in _AGGREGATES if k in row}
         aggregates[str(row["cell"])] = {k: v for k, v in values.items() if not math.isnan(v)}
-        if int(row["n"]) + int(row.get("diverged", 0)) >= seeds:
+        planned = report.planned.get(str(row["cell"]), len(study.spec.sweep.seeds))
+        if int(row["n"]) + int(row.get("diverged", 0)) >= planned:
             finished.append(str(row["cell"]))
     log_cell_aggregates(tree, aggregates, finished)
     log_study_artifacts(

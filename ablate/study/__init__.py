@@ -2,6 +2,7 @@
 
 from ablate.study._pool import plan_devices
 from ablate.study._run import Locations, RunOutcome, design_pairs, prepare, run_study
+from ablate.study._search import confirmed_cells
 from ablate.study._storage import (
     create_or_load,
     default_storage_url,
@@ -12,6 +13,7 @@ from ablate.study._storage import (
 __all__ = [
     "Locations",
     "RunOutcome",
+    "confirmed_cells",
     "create_or_load",
     "default_storage_url",
     "design_pairs",

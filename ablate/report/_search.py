@@ -1,0 +1,114 @@
+"""The search part of a report: every sampled configuration ranked, the metric against each
+searched key, the best found so far, and a plain statement of how much the confirmation
+can be trusted (the best K were chosen on the search seed, so that seed flatters them)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from ablate.report._figure import axis_label, require, save
+from ablate.report._units import metric_scale
+from ablate.spec import SEARCH_BASELINE, Study
+
+_PANEL_COLUMNS = 3
+
+
+def search_table(
+    study: Study, trials: pd.DataFrame, confirmed: Sequence[str], goal: str
+) -> pd.DataFrame:
+    """One row per search configuration, best first: its rank among the completed ones, its
+    values, the metric on the search seed, its state and whether it was confirmed."""
+    metric = study.spec.metric.name
+    keys = list(study.search.space) if study.search else []
+    mine = trials[(trials["cell"] != SEARCH_BASELINE) & (trials["seed"] == study.search_seed)]
+    # the last try of each cell tells its state (earlier tries failed and were retried)
+    last = mine.sort_values("number").groupby("cell", sort=False).tail(1)
+    table = last[["number", "cell", *keys, "state", metric]].copy()
+    table["confirmed"] = table["cell"].isin(list(confirmed))
+    done = table["state"] == "COMPLETE"
+    ascending = goal != "maximize"
+    ranked = table[done].sort_values([metric, "number"], ascending=[ascending, True])
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    rest = table[~done].sort_values("number")
+    rest.insert(0, "rank", pd.NA)
+    return pd.concat([ranked, rest], ignore_index=True)
+
+
+def selection_notes(study: Study, trials: pd.DataFrame, confirmed: Sequence[str]) -> list[str]:
+    """Per confirmed cell, its mean difference from the baseline on the seeds it was *not*
+    chosen on: the estimate the winner's curse does not touch."""
+    metric = study.spec.metric.name
+    scale = metric_scale(metric)
+    unit = " points" if scale != 1 else ""
+    done = trials[(trials["state"] == "COMPLETE") & (trials["seed"] != study.search_seed)]
+    base = done[done["cell"] == SEARCH_BASELINE].set_index("seed")[metric]
+    notes = []
+    for cell in confirmed:
+        own = done[done["cell"] == cell].set_index("seed")[metric]
+        paired = own.index.intersection(base.index)
+        if not len(paired):
+            notes.append(f"- `{cell}`: no confirmation seed has finished yet")
+            continue
+        diff = float((own[paired] - base[paired]).mean()) * scale
+        notes.append(
+            f"- `{cell}`: {diff:+.2f}{unit} against the baseline on the {len(paired)} "
+            f"seed(s) it was not chosen on ({', '.join(str(s) for s in paired)})"
+        )
+    return notes
+
+
+def plot_search(
+    table: pd.DataFrame,
+    *,
+    keys: Sequence[str],
+    log_keys: Sequence[str],
+    metric: str,
+    goal: str,
+    baseline_mean: float,
+    out_dir: Path | str,
+    stem: str,
+) -> list[Path]:
+    """One panel per searched key (the metric of every completed configuration against its
+    value, confirmed ones ringed, the baseline's mean dashed) and one of the best value found
+    so far against the trial number."""
+    require(table, ["number", "state", metric, *keys], "the search table")
+    done = table[table["state"] == "COMPLETE"].sort_values("number")
+    scale = metric_scale(metric)
+    panels = len(keys) + 1
+    ncols = min(_PANEL_COLUMNS, panels)
+    nrows = math.ceil(panels / ncols)
+    fig = Figure(figsize=(3.6 * ncols, 3.0 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    y = done[metric].to_numpy(dtype=float) * scale
+    ringed = done["confirmed"].to_numpy(dtype=bool)
+    for ax, key in zip(axes, keys, strict=False):
+        x = done[key].to_numpy(dtype=float)
+        ax.scatter(x[~ringed], y[~ringed], s=22, color="tab:blue", alpha=0.75, label="searched")
+        ax.scatter(
+            x[ringed], y[ringed], s=60, facecolor="none", edgecolor="tab:red", label="confirmed"
+        )
+        if key in log_keys:
+            ax.set_xscale("log")
+        ax.set_xlabel(key)
+        ax.set_ylabel(axis_label(metric))
+    best_ax = axes[len(keys)]
+    best = np.fmax.accumulate(y) if goal == "maximize" else np.fmin.accumulate(y)
+    order = np.arange(1, len(done) + 1)
+    best_ax.plot(order, y, "o", ms=3, color="0.6", label="each configuration")
+    best_ax.step(order, best, where="post", color="tab:blue", label="best so far")
+    best_ax.xaxis.get_major_locator().set_params(integer=True)
+    best_ax.set_xlabel("configurations tried")
+    best_ax.set_ylabel(axis_label(metric))
+    for ax in axes[: len(keys) + 1]:
+        if math.isfinite(baseline_mean):
+            ax.axhline(baseline_mean * scale, ls="--", color="0.3", lw=1, label="baseline mean")
+    for ax in axes[len(keys) + 1 :]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    return save(fig, out_dir, stem)

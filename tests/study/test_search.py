@@ -1,0 +1,287 @@
+"""Search studies: the sampler picks each configuration when its trial is claimed, exactly
+n_trials are tried, the best K are confirmed on the other seeds beside a baseline, once."""
+
+import math
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+from rich.console import Console
+from typer.testing import CliRunner
+
+from ablate.cli import app
+from ablate.report import write_report
+from ablate.spec import Study, build_study
+from ablate.study import Locations, create_or_load, run_study
+from ablate.study import _worker as worker_module
+from ablate.study._search import CONFIRMATION, choose_confirmation, confirmed_cells
+from ablate.study._storage import trial_key
+from ablate.train import EpochResult, FitResult
+
+SPACE = {
+    "train.lr": {"low": 0.001, "high": 0.1, "log": True},
+    "loss.aux.weight": {"low": 0.0, "high": 1.0},
+    "train.batch_size": {"low": 2, "high": 8},
+}
+
+
+def search_study(tmp_path: Path, n_trials: int = 6, confirm_top: int = 2, **search: Any) -> Study:
+    raw = {
+        "name": "searching",
+        "base": {
+            "data": {"num_classes": 4, "image_size": [32, 32], "train_size": 4, "val_size": 2},
+            "model": {"name": "pspnet_tiny", "args": {"width": 4}},
+            "train": {"epochs": 1, "batch_size": 2},
+        },
+        "sweep": {
+            "search": {
+                "sampler": "tpe",
+                "n_trials": n_trials,
+                "confirm_top": confirm_top,
+                "space": SPACE,
+                **search,
+            },
+            "seeds": [0, 1, 2],
+        },
+    }
+    return build_study(raw, tmp_path / "searching.yaml")
+
+
+def score(recipe: Any, seed: int) -> float:
+    """A smooth function of the searched values (best near lr 0.01, aux weight 0.3), with a
+    small seed effect: what the fake training reports as val/mIoU."""
+    lr_term = (math.log10(recipe.train.lr) + 2.0) ** 2
+    return 0.8 - 0.1 * lr_term - (recipe.loss.aux.weight - 0.3) ** 2 + 0.001 * seed
+
+
+@pytest.fixture()
+def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int]]:
+    """Replace training in this process with `score`; records every (recipe, seed) trained."""
+    trained: list[tuple[Any, int]] = []
+
+    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+        trained.append((recipe, seed))
+        value = score(recipe, seed)
+        epoch = EpochResult(1, {"train/loss": 1.0, "val/mIoU": value}, [(0, 0.4)])
+        if on_epoch is not None:
+            on_epoch(epoch)
+        return FitResult([epoch], False, 0.01, {"val/mIoU": value})
+
+    monkeypatch.setattr(worker_module, "fit", fit)
+    return trained
+
+
+def run(study: Study, tmp_path: Path, storage_url: str) -> Any:
+    where = Locations.resolve(tmp_path / "results", study.spec.name, storage_url, None)
+    return run_study(study, where, None, 1, Console(quiet=True))
+
+
+def by_cell(ostudy: optuna.Study) -> dict[str, dict[int, optuna.trial.FrozenTrial]]:
+    cells: dict[str, dict[int, optuna.trial.FrozenTrial]] = {}
+    for t in ostudy.get_trials(states=(TrialState.COMPLETE,)):
+        cell, seed = trial_key(t) or ("?", -1)
+        cells.setdefault(cell, {})[seed] = t
+    return cells
+
+
+def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_every_seed(
+    tmp_path: Path, storage_url: str, fake_training: list[tuple[Any, int]]
+) -> None:
+    study = search_study(tmp_path)
+    outcome = run(study, tmp_path, storage_url)
+    assert outcome.failed == [] and outcome.total == 6 + 3 + 2 * 2
+
+    ostudy = create_or_load(study, storage_url)
+    cells = by_cell(ostudy)
+    searched = {c: t[0] for c, t in cells.items() if c.startswith("search-")}
+    assert sorted(searched) == [f"search-{i:02d}" for i in range(6)]
+    for trial in searched.values():  # values inside the space, applied as the trial's recipe
+        params = trial.params
+        assert set(params) == set(SPACE)
+        assert 0.001 <= params["train.lr"] <= 0.1 and 0.0 <= params["loss.aux.weight"] <= 1.0
+        assert isinstance(params["train.batch_size"], int) and 2 <= params["train.batch_size"] <= 8
+        assert trial.user_attrs["overrides"] == params
+        assert set(cells[trial.user_attrs["cell"]]) <= {0, 1, 2}
+    assert len({tuple(sorted(t.params.items())) for t in searched.values()}) == 6
+
+    best = sorted(searched.values(), key=lambda t: (-(t.value or 0.0), t.number))[:2]
+    assert list(confirmed_cells(ostudy)) == [t.user_attrs["cell"] for t in best]
+    for trial in best:  # confirmed on every other seed with the very same values
+        confirmations = cells[trial.user_attrs["cell"]]
+        assert sorted(confirmations) == [0, 1, 2]
+        assert all(c.params == trial.params for c in confirmations.values())
+    unconfirmed = set(searched) - {t.user_attrs["cell"] for t in best}
+    assert all(sorted(cells[c]) == [0] for c in unconfirmed)
+    assert sorted(cells["baseline"]) == [0, 1, 2]
+    assert all(t.params == {} for t in cells["baseline"].values())
+
+    # the recipes trained were the sampled ones: lr and batch size reached `fit`
+    lrs = sorted(r.train.lr for r, s in fake_training if s == 0)
+    assert lrs == sorted([0.01] + [t.params["train.lr"] for t in searched.values()])
+    assert run(study, tmp_path, storage_url).trained == 0  # resumable: nothing left
+
+
+def test_the_report_ranks_the_search_and_compares_only_the_confirmed(
+    tmp_path: Path, fake_training: list[tuple[Any, int]]
+) -> None:
+    study = search_study(tmp_path)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run(study, tmp_path, url)
+    ostudy = create_or_load(study, url)
+    report = write_report(study, ostudy, tmp_path / "results")
+    folder = report.folder
+
+    search = pd.read_csv(folder / "search.csv")
+    assert list(search["rank"]) == [1, 2, 3, 4, 5, 6]
+    assert search["val/mIoU"].is_monotonic_decreasing
+    confirmed = list(confirmed_cells(ostudy))
+    assert list(search.loc[search["confirmed"], "cell"]) == confirmed
+
+    summary = report.summary
+    assert list(summary["cell"][:3]) == ["baseline", *confirmed]
+    assert list(summary["n"][:3]) == [3, 3, 3] and set(summary["n"][3:]) == {1}
+    assert summary["p_holm"][3:].isna().all()  # one seed each: never tested
+    assert report.planned["baseline"] == 3 and report.planned[confirmed[0]] == 3
+    assert report.planned[str(summary["cell"].iloc[-1])] == 1
+
+    text = (folder / "report.md").read_text()
+    assert "## Search" in text and "winner's curse" in text
+    verdicts = text.split("## Verdicts")[1].split("## Ablation table")[0]
+    assert all(c in verdicts for c in confirmed)
+    assert str(summary["cell"].iloc[-1]) not in verdicts
+    assert (folder / "plots" / "search.png").stat().st_size > 10_000
+    tex = (folder / "table.tex").read_text()
+    assert all(c in tex for c in confirmed) and str(summary["cell"].iloc[-1]) not in tex
+
+
+def test_a_search_without_confirmation_names_its_best_but_tests_nothing(
+    tmp_path: Path, fake_training: list[tuple[Any, int]]
+) -> None:
+    study = search_study(tmp_path, n_trials=3, confirm_top=0, sampler="random", seed=5)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    outcome = run(study, tmp_path, url)
+    assert outcome.total == 3 and {s for _, s in fake_training} == {5}
+    ostudy = create_or_load(study, url)
+    assert CONFIRMATION not in ostudy.user_attrs
+    report = write_report(study, ostudy, tmp_path / "results")
+    assert report.summary["verdict"].iloc[0] == "best of the search (one seed)"
+    assert set(report.summary["verdict"].iloc[1:]) == {"n/a (one seed)"}
+    text = (report.folder / "report.md").read_text()
+    assert "## Verdicts" not in text and "Nothing was confirmed" in text
+    assert not (report.folder / "table.tex").exists()
+
+
+def test_a_crashed_search_trial_is_retried_with_the_values_it_was_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_training: list[tuple[Any, int]]
+) -> None:
+    trained = worker_module.fit
+    calls = {"n": 0}
+
+    def flaky(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("transient")
+        return trained(recipe, seed, device, on_epoch)
+
+    monkeypatch.setattr(worker_module, "fit", flaky)
+    study = search_study(tmp_path, n_trials=2, confirm_top=0)
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert run(study, tmp_path, url).failed == []
+    ostudy = create_or_load(study, url)
+    failed = ostudy.get_trials(states=(TrialState.FAIL,))
+    assert len(failed) == 1
+    retry = next(
+        t
+        for t in ostudy.get_trials(states=(TrialState.COMPLETE,))
+        if trial_key(t) == trial_key(failed[0])
+    )
+    assert retry.params == failed[0].params and retry.user_attrs["attempt"] == 2
+
+
+def _choose(study: Study, url: str, barrier: Any, results: Any) -> None:
+    ostudy = create_or_load(study, url)
+    barrier.wait()
+    results.put(choose_confirmation(study, ostudy))
+
+
+def test_the_confirmation_is_chosen_and_enqueued_once_when_workers_race(
+    tmp_path: Path, storage_url: str
+) -> None:
+    study = search_study(tmp_path, n_trials=4, confirm_top=2)
+    ostudy = create_or_load(study, storage_url)
+    for i in range(4):  # every search trial done, as a worker would leave them
+        ostudy.add_trial(
+            optuna.trial.create_trial(
+                params={"train.lr": 0.01 * (i + 1)},
+                distributions={"train.lr": optuna.distributions.FloatDistribution(0.001, 0.1)},
+                value=0.1 * i,
+                user_attrs={"cell": f"search-{i:02d}", "seed": 0, "search": True, "attempt": 1},
+            )
+        )
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_choose, args=(study, storage_url, barrier, results)) for _ in "abcd"
+    ]
+    for p in procs:
+        p.start()
+    won = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    assert sorted(won) == [False, False, False, True]
+    assert list(confirmed_cells(ostudy)) == ["search-03", "search-02"]
+    waiting = ostudy.get_trials(states=(TrialState.WAITING,))
+    assert sorted(trial_key(t) for t in waiting) == [  # type: ignore[type-var]
+        ("search-02", 1),
+        ("search-02", 2),
+        ("search-03", 1),
+        ("search-03", 2),
+    ]
+    assert {t.system_attrs["fixed_params"]["train.lr"] for t in waiting} == {0.03, 0.04}
+
+
+def test_no_confirmation_while_a_failed_search_trial_awaits_its_retry(tmp_path: Path) -> None:
+    study = search_study(tmp_path, n_trials=2, confirm_top=1)
+    ostudy = create_or_load(study, f"sqlite:///{tmp_path / 'optuna.db'}")
+    done = {"cell": "search-00", "seed": 0, "search": True, "attempt": 1}
+    ostudy.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=done))
+    failed = {**done, "cell": "search-01"}
+    ostudy.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=failed))
+    assert not choose_confirmation(study, ostudy)  # its retry is not enqueued yet
+    used_up = {**failed, "attempt": 3}
+    ostudy.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=used_up))
+    assert choose_confirmation(study, ostudy)  # retries used up: the search has ended
+    assert list(confirmed_cells(ostudy)) == ["search-00"]
+
+
+@pytest.mark.slow
+def test_ablate_run_trains_a_search_with_two_worker_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "s.yaml").write_text(
+        "name: s\n"
+        "base:\n"
+        "  data: {num_classes: 4, image_size: [32, 32], train_size: 8, val_size: 4}\n"
+        "  model: {name: pspnet_tiny, args: {width: 4}}\n"
+        "  train: {epochs: 1, batch_size: 4}\n"
+        "sweep:\n"
+        "  search:\n"
+        "    n_trials: 3\n"
+        "    confirm_top: 1\n"
+        "    space: {train.lr: {low: 0.001, high: 0.1, log: true}}\n"
+        "  seeds: [0, 1]\n"
+    )
+    result = CliRunner().invoke(app, ["run", "s.yaml", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert "search of 3 configurations on seed 0" in result.output
+    trials = pd.read_csv(tmp_path / "results" / "s" / "trials.csv")
+    assert len(trials) == 3 + 2 + 1 and set(trials["state"]) == {"COMPLETE"}
+    search = pd.read_csv(tmp_path / "results" / "s" / "search.csv")
+    best = search.loc[search["rank"] == 1, "cell"].item()
+    assert sorted(trials.loc[trials["cell"] == best, "seed"]) == [0, 1]
+    assert trials.loc[trials["cell"] == best, "train.lr"].nunique() == 1
