@@ -158,16 +158,18 @@ def status(
 ) -> None:
     """Counts of trials by state, and each cell's progress, read from storage."""
     from ablate.report import trials_table
-    from ablate.study import default_storage_url, load_existing
+    from ablate.study import default_storage_url, design_pairs, load_existing
 
     s = _study(study, None, results, storage)
     ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
     trials = trials_table(ostudy, s)
     counts = trials["state"].value_counts().to_dict() if len(trials) else {}
-    seeds = s.spec.sweep.seeds
+    planned: dict[str, int] = {}
+    for pair in design_pairs(s, ostudy):
+        planned[pair.cell] = planned.get(pair.cell, 0) + 1
     console.print(
-        f"{s.spec.name}: {len(s.cells)} cells × {len(seeds)} seeds; "
-        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+        f"{s.spec.name}: {s.describe()}; "
+        + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing run yet")
     )
     table = Table("cell", "done", "running", "waiting", "failed tries", "diverged")
     for cell in s.cells:
@@ -175,7 +177,7 @@ def status(
         n = rows["state"].value_counts().to_dict() if len(rows) else {}
         table.add_row(
             cell.name,
-            f"{n.get('COMPLETE', 0)}/{len(seeds)}",
+            f"{n.get('COMPLETE', 0)}/{planned.get(cell.name, 0)}",
             str(n.get("RUNNING", 0)),
             str(n.get("WAITING", 0)),
             str(n.get("FAIL", 0)),

@@ -84,10 +84,16 @@ class _Display:
             self.progress.update(row, completed=event["epoch"])
         elif kind == "end":
             outcome = event["outcome"]
-            if outcome != "retry":
+            if outcome not in ("retry", "lost"):
                 self.done += 1
                 self.progress.update(self.overall, completed=self.done)
-            if outcome in ("fail", "retry"):
+            if outcome == "lost":
+                self.console.print(
+                    f"[yellow]trial #{event['number']}: this worker was declared dead "
+                    "(no heartbeat within the grace period); its result is dropped, the trial "
+                    "was re-queued"
+                )
+            elif outcome in ("fail", "retry"):
                 verb = "will retry" if outcome == "retry" else "failed"
                 self.console.print(f"[red]trial #{event['number']} {verb}: {event['error']}")
             else:

@@ -120,6 +120,22 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
+def _still_running(storage: Any, trial_id: int) -> bool:
+    """False when another process has ended this worker's trial: its sweep saw no heartbeat for
+    the grace period (the machine stalled, the database was unreachable), failed the trial and
+    queued its retry."""
+    return bool(storage.get_trial(trial_id).state == TrialState.RUNNING)
+
+
+def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> str:
+    """This worker was declared dead mid-trial: its result is dropped (the retry stands, so no
+    (cell, seed) completes twice) and its run ends KILLED."""
+    run.set_tag("ablate.error", "declared dead by the heartbeat sweep; the trial was re-queued")
+    run.end("KILLED")
+    report({"event": "end", "worker": cfg.worker, "number": number, "outcome": "lost"})
+    return "lost"
+
+
 def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Report) -> str:
     """Train one popped trial, log it to MLflow, tell Optuna. Returns the outcome."""
     storage = ostudy._storage
@@ -178,6 +194,8 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         result = fit(recipe, seed, cfg.device, on_epoch=on_epoch)
     except Exception as exc:  # a crashing trial is recorded and retried; the study goes on
         error = _describe_error(exc)
+        if not _still_running(storage, trial_id):
+            return _lost(cfg, run, frozen.number, report)
         storage.set_trial_user_attr(trial_id, "error", error)
         storage.set_trial_user_attr(trial_id, "traceback", traceback.format_exc()[-4000:])
         ostudy.tell(frozen.number, state=TrialState.FAIL)
@@ -206,15 +224,17 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     value = result.final.get(metric, math.nan)
     failed = result.diverged or not math.isfinite(value)
     outcome = ("diverged" if result.diverged else "no-value") if failed else "complete"
+    if not _still_running(storage, trial_id):
+        return _lost(cfg, run, frozen.number, report)
     set_user_attrs(ostudy, trial_id, {**attrs, "outcome": outcome})  # one write, not seven
     if result.checkpoint is not None:
         run.log_torch(result.checkpoint, "model.pt")
     if failed:
-        ostudy.tell(frozen.number, state=TrialState.PRUNED)
+        ostudy.tell(frozen.number, state=TrialState.PRUNED, skip_if_finished=True)
         run.set_tag("ablate.outcome", outcome)
         run.end("FAILED")
     else:
-        ostudy.tell(frozen.number, value)
+        ostudy.tell(frozen.number, value, skip_if_finished=True)
         run.end("FINISHED")
     report(
         {

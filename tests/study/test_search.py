@@ -285,3 +285,6 @@ def test_ablate_run_trains_a_search_with_two_worker_processes(
     best = search.loc[search["rank"] == 1, "cell"].item()
     assert sorted(trials.loc[trials["cell"] == best, "seed"]) == [0, 1]
     assert trials.loc[trials["cell"] == best, "train.lr"].nunique() == 1
+    status = CliRunner().invoke(app, ["status", "s"])
+    assert status.exit_code == 0, status.output
+    assert f"│ {best} " in status.output and "2/2" in status.output and "1/1" in status.output

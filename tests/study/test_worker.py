@@ -1,0 +1,58 @@
+"""A worker declared dead while it was still training (a stalled machine): its late result is
+dropped, the re-queued trial stands, and the (cell, seed) completes exactly once."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import TrialState
+from rich.console import Console
+
+from ablate.spec import build_study
+from ablate.study import Locations, create_or_load, run_study
+from ablate.study import _worker as worker_module
+from ablate.study._queue import _fail_running, requeue_stale
+from ablate.study._storage import trial_key
+from ablate.track import _client
+from ablate.train import EpochResult, FitResult
+
+
+def test_a_worker_declared_dead_mid_trial_drops_its_result_and_the_retry_stands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = build_study(
+        {
+            "name": "stalled",
+            "base": {"data": {"num_classes": 4, "image_size": [32, 32]}},
+            "sweep": {"grid": {"loss.aux.weight": [0.0]}, "seeds": [0]},
+        },
+        tmp_path / "stalled.yaml",
+    )
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    calls: list[int] = []
+
+    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+        calls.append(seed)
+        if len(calls) == 1:  # meanwhile, another process's sweep declares this worker dead
+            other = create_or_load(study, url)
+            (running,) = other.get_trials(states=(TrialState.RUNNING,))
+            assert _fail_running(other, running._trial_id, "worker lost (no heartbeat)")
+            requeue_stale(other, other._storage.get_trial(running._trial_id))
+        epoch = EpochResult(1, {"val/mIoU": 0.5 + len(calls)}, [])
+        return FitResult([epoch], False, 0.01, {"val/mIoU": 0.5 + len(calls)})
+
+    monkeypatch.setattr(worker_module, "fit", fit)
+    where = Locations.resolve(tmp_path / "results", "stalled", url, None)
+    outcome = run_study(study, where, None, 1, Console(quiet=True))
+
+    assert outcome.failed == [] and len(calls) == 2
+    ostudy = create_or_load(study, url)
+    first, retry = sorted(ostudy.get_trials(), key=lambda t: t.number)
+    assert trial_key(first) == trial_key(retry) == ("aux.weight=0", 0)
+    assert first.state == TrialState.FAIL and first.value is None
+    assert first.user_attrs["error"] == "worker lost (no heartbeat)"
+    assert retry.state == TrialState.COMPLETE and retry.value == 2.5
+    assert retry.user_attrs["attempt"] == 2
+    client = _client(where.tracking_uri)
+    assert client.get_run(first.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+    assert client.get_run(retry.user_attrs["mlflow_run_id"]).info.status == "FINISHED"
