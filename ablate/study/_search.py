@@ -31,11 +31,16 @@ CONFIRMATION = "confirmation"  # the study attribute holding the confirmed cells
 
 
 def make_sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
-    """Samplers are not stored with the study: every process builds the same one. TPE lies
-    about running trials (constant liar) so parallel workers do not all sample one point."""
+    """Samplers are not stored with the study: each claimed trial builds its own. TPE lies
+    about running trials (constant liar) so parallel workers do not all sample one point, and
+    starts modelling after a third of the budget (at least 3, at most Optuna's 10): with
+    Optuna's fixed 10 random start-up trials, a 12-trial search would be a random one. It is
+    univariate: the baseline's trials carry no values, which would leave a multivariate TPE
+    an empty joint space."""
     if search.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True)
+    startup = min(10, max(3, search.n_trials // 3))
+    return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed, constant_liar=True)
 
 
 def distributions(search: SearchSpec) -> dict[str, BaseDistribution]:
