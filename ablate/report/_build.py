@@ -165,6 +165,7 @@ def _search_plot(study: Study, focus: _Focus, summary: pd.DataFrame, out: Path) 
         baseline_mean=float(baseline.iloc[0]) if len(baseline) else math.nan,
         out_dir=out,
         stem="search",
+        confirmed=summary[summary["cell"].isin(focus.compared[1:])],
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,10 +74,13 @@ def plot_search(
     baseline_mean: float,
     out_dir: Path | str,
     stem: str,
+    confirmed: pd.DataFrame | None = None,
 ) -> list[Path]:
     """One panel per searched key (the metric of every completed configuration against its
     value, confirmed ones ringed, the baseline's mean dashed) and one of the best value found
-    so far against the trial number."""
+    so far against the order tried. `confirmed` (summary rows: cell, mean, ci_low, ci_high)
+    adds each confirmed configuration's mean over every seed with its interval, drawn beside
+    its ring: how far the search seed flattered it."""
     require(table, ["number", "state", metric, *keys], "the search table")
     done = table[table["state"] == "COMPLETE"].sort_values("number")
     scale = metric_scale(metric)
@@ -93,6 +97,8 @@ def plot_search(
         ax.scatter(
             x[ringed], y[ringed], s=60, facecolor="none", edgecolor="tab:red", label="confirmed"
         )
+        if confirmed is not None and len(confirmed):
+            _draw_confirmed(ax, done, confirmed, key, scale)
         if key in log_keys:
             ax.set_xscale("log")
         ax.set_xlabel(key)
@@ -112,3 +118,24 @@ def plot_search(
         ax.set_visible(False)
     axes[0].legend(fontsize="small")
     return save(fig, out_dir, stem)
+
+
+def _draw_confirmed(
+    ax: Any, done: pd.DataFrame, confirmed: pd.DataFrame, key: str, scale: float
+) -> None:
+    at = done.set_index("cell")[key]
+    rows = confirmed[confirmed["cell"].isin(at.index)]
+    x = at[rows["cell"]].to_numpy(dtype=float)
+    mean = rows["mean"].to_numpy(dtype=float) * scale
+    low = (rows["mean"] - rows["ci_low"]).to_numpy(dtype=float) * scale
+    high = (rows["ci_high"] - rows["mean"]).to_numpy(dtype=float) * scale
+    ax.errorbar(
+        x,
+        mean,
+        yerr=np.nan_to_num(np.vstack([low, high])),
+        fmt="D",
+        ms=5,
+        color="tab:red",
+        capsize=3,
+        label="confirmed: mean, 95% CI",
+    )
