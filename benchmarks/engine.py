@@ -1,4 +1,5 @@
-"""What the study engine costs per trial, and how it scales with devices.
+"""What the study engine costs per trial, how it scales with devices, and what it adds to real
+trials against a plain training loop.
 
     python benchmarks/engine.py                  # SQLite, and PostgreSQL if ABLATE_TEST_POSTGRES
     python benchmarks/engine.py --quick          # fewer trials, N up to 4, 8 real trials
@@ -433,10 +434,11 @@ def main() -> None:
     parser.add_argument("--sleep", type=float, default=1.0, help="seconds per simulated trial")
     parser.add_argument("--real-trials", type=int, default=24, help="real trials per row (even)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs of each real trial")
+    workers = min(os.cpu_count() or 1, 4)  # what `ablate run` starts on the CPU
     parser.add_argument(
         "--processes",
-        default=str(min(os.cpu_count() or 1, 4)),  # what `ablate run` starts on the CPU
-        help="P for the real-trials rows, e.g. 1,2",
+        default=str(workers),
+        help=f"P for the real-trials rows, e.g. 1,2 (default {workers}: as `ablate run` here)",
     )
     parser.add_argument(
         "--quick", action="store_true", help="20 trials, N = 1, 2, 4, 3 rounds, 8 real trials"
