@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing as mp
 import os
 import queue
@@ -112,6 +113,9 @@ class _Display:
 def _child(cfg: WorkerConfig, events: Any) -> None:
     with contextlib.suppress(KeyboardInterrupt):
         work(cfg, events.put)
+    # spare the exiting worker the collector's walks over all that torch, MLflow and Optuna
+    # allocated: its exit took ~1.3 s, ~0.2 s with everything frozen
+    gc.freeze()
 
 
 def run_workers(
