@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from ablate.spec import Study, apply_overrides
 from ablate.study._queue import (
     abandon,
+    finish,
     pop_waiting,
     retry_or_give_up,
     set_user_attrs,
@@ -44,8 +45,8 @@ class WorkerConfig:
 
 
 class _Heartbeat:
-    """Records the trial's heartbeat at the storage's interval (HEARTBEAT_S) from the moment the
-    trial is claimed until it is told, so a worker that dies at any point is noticed."""
+    """Records the trial's heartbeat at the storage's interval (HEARTBEAT_S) until the trial
+    ends, so a worker that dies at any point is noticed. The claim recorded the first one."""
 
     def __init__(self, storage: Any, trial_id: int) -> None:
         self._stop = threading.Event()
@@ -53,13 +54,11 @@ class _Heartbeat:
 
     def _beat(self, storage: Any, trial_id: int) -> None:
         interval = storage.get_heartbeat_interval() or HEARTBEAT_S
-        while True:
+        while not self._stop.wait(interval):
             try:
                 storage.record_heartbeat(trial_id)
             except Exception as exc:  # a storage hiccup must not stop the heartbeat for good
                 warnings.warn(f"heartbeat of trial {trial_id} not recorded: {exc}", stacklevel=1)
-            if self._stop.wait(interval):
-                return
 
     def __enter__(self) -> _Heartbeat:
         self._thread.start()
@@ -120,16 +119,11 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
-def _still_running(storage: Any, trial_id: int) -> bool:
-    """False when another process has ended this worker's trial: its sweep saw no heartbeat for
-    the grace period (the machine stalled, the database was unreachable), failed the trial and
-    queued its retry."""
-    return bool(storage.get_trial(trial_id).state == TrialState.RUNNING)
-
-
 def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> str:
-    """This worker was declared dead mid-trial: its result is dropped (the retry stands, so no
-    (cell, seed) completes twice) and its run ends KILLED."""
+    """Another process ended this worker's trial: its sweep saw no heartbeat for the grace
+    period (the machine stalled, the database was unreachable), failed the trial and queued
+    its retry. The result is dropped (the retry stands, so no (cell, seed) completes twice)
+    and the run ends KILLED."""
     run.set_tag("ablate.error", "declared dead by the heartbeat sweep; the trial was re-queued")
     run.end("KILLED")
     report({"event": "end", "worker": cfg.worker, "number": number, "outcome": "lost"})
@@ -194,11 +188,9 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         result = fit(recipe, seed, cfg.device, on_epoch=on_epoch)
     except Exception as exc:  # a crashing trial is recorded and retried; the study goes on
         error = _describe_error(exc)
-        if not _still_running(storage, trial_id):
+        details = {"error": error, "traceback": traceback.format_exc()[-4000:]}
+        if not finish(ostudy, trial_id, TrialState.FAIL, None, details):
             return _lost(cfg, run, frozen.number, report)
-        storage.set_trial_user_attr(trial_id, "error", error)
-        storage.set_trial_user_attr(trial_id, "traceback", traceback.format_exc()[-4000:])
-        ostudy.tell(frozen.number, state=TrialState.FAIL)
         run.set_tag("ablate.error", error)
         run.end("FAILED")
         retried = retry_or_give_up(ostudy, storage.get_trial(trial_id))
@@ -224,17 +216,16 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     value = result.final.get(metric, math.nan)
     failed = result.diverged or not math.isfinite(value)
     outcome = ("diverged" if result.diverged else "no-value") if failed else "complete"
-    if not _still_running(storage, trial_id):
-        return _lost(cfg, run, frozen.number, report)
-    set_user_attrs(ostudy, trial_id, {**attrs, "outcome": outcome})  # one write, not seven
     if result.checkpoint is not None:
         run.log_torch(result.checkpoint, "model.pt")
+    state = TrialState.PRUNED if failed else TrialState.COMPLETE
+    attrs["outcome"] = outcome
+    if not finish(ostudy, trial_id, state, None if failed else value, attrs):
+        return _lost(cfg, run, frozen.number, report)
     if failed:
-        ostudy.tell(frozen.number, state=TrialState.PRUNED, skip_if_finished=True)
         run.set_tag("ablate.outcome", outcome)
         run.end("FAILED")
     else:
-        ostudy.tell(frozen.number, value, skip_if_finished=True)
         run.end("FINISHED")
     report(
         {
