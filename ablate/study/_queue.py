@@ -99,25 +99,31 @@ def engine_of(ostudy: optuna.Study) -> Any:
     return storage.engine
 
 
-def _move(ostudy: optuna.Study, trial_id: int, old: TrialState, new: TrialState) -> bool:
+def _change_state(conn: Any, trial_id: int, old: TrialState, new: TrialState) -> bool:
     """Change a trial's state from `old` to `new` in one conditional UPDATE; True when this
-    process made the change. Optuna's `set_trial_state_values` reads the state, then writes
+    statement made the change. Optuna's `set_trial_state_values` reads the state, then writes
     it, and SQLite ignores its FOR UPDATE: two workers both "won" one trial (11 double claims
     in 300 pops with 4 processes). A single UPDATE ... WHERE state = old cannot be won twice on
-    any database. Claiming a trial also records its first heartbeat in the same transaction, so
-    a worker that dies right after claiming leaves a trial the heartbeat sweep will find."""
+    any database."""
     trials = TrialModel.__table__
     now = datetime.now(timezone.utc).replace(tzinfo=None)  # Optuna stores naive UTC
     stamp = "datetime_start" if new == TrialState.RUNNING else "datetime_complete"
-    with engine_of(ostudy).begin() as conn:
-        changed = conn.execute(
-            sqlalchemy.update(trials)
-            .where(trials.c.trial_id == trial_id, trials.c.state == old)
-            .values({trials.c.state: new, trials.c[stamp]: now})
-        ).rowcount
-        if changed == 1 and new == TrialState.RUNNING:
-            conn.execute(sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id))
+    changed = conn.execute(
+        sqlalchemy.update(trials)
+        .where(trials.c.trial_id == trial_id, trials.c.state == old)
+        .values({trials.c.state: new, trials.c[stamp]: now})
+    ).rowcount
     return bool(changed == 1)
+
+
+def _claim(ostudy: optuna.Study, trial_id: int) -> bool:
+    """WAITING -> RUNNING for this process, with the first heartbeat in the same transaction,
+    so a worker that dies right after claiming leaves a trial the heartbeat sweep will find."""
+    with engine_of(ostudy).begin() as conn:
+        if not _change_state(conn, trial_id, TrialState.WAITING, TrialState.RUNNING):
+            return False
+        conn.execute(sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id))
+    return True
 
 
 def _write_attrs(conn: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
@@ -144,20 +150,15 @@ def finish(
     value: float | None,
     attrs: Mapping[str, Any],
 ) -> bool:
-    """End a trial this worker holds: its attributes, its state and (COMPLETE) its value, in
-    one transaction that only goes through while the trial is still RUNNING. False, with
-    nothing written, when another process ended it first (a heartbeat sweep that took this
-    worker for dead). Optuna's `tell` reads the trial back twice and writes in several
-    transactions: 30-odd statements per trial, where this takes four."""
-    trials = TrialModel.__table__
-    now = datetime.now(timezone.utc).replace(tzinfo=None)  # Optuna stores naive UTC
+    """End a RUNNING trial: its attributes, its state and (COMPLETE) its value, in one
+    transaction that only goes through while the trial is still RUNNING. False, with nothing
+    written, when another process ended it first: its worker, or a heartbeat sweep that took
+    the worker for dead. Used by the worker, the sweep and Ctrl-C alike, so an error meant for
+    a dead worker never lands on a trial its worker has just completed. Optuna's `tell` reads
+    the trial back twice and writes in several transactions: 30-odd statements per trial,
+    where this takes four."""
     with engine_of(ostudy).begin() as conn:
-        changed = conn.execute(
-            sqlalchemy.update(trials)
-            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING)
-            .values({trials.c.state: state, trials.c.datetime_complete: now})
-        ).rowcount
-        if changed != 1:
+        if not _change_state(conn, trial_id, TrialState.RUNNING, state):
             return False
         _write_attrs(conn, trial_id, attrs)
         if value is not None:
@@ -189,7 +190,7 @@ def pop_waiting(ostudy: optuna.Study, spread: int = 8) -> int | None:
     try the `spread` oldest in random order, so they rarely race for the same one."""
     while waiting := _oldest_waiting(ostudy, spread):
         for trial_id in random.sample(waiting, len(waiting)):
-            if _move(ostudy, trial_id, TrialState.WAITING, TrialState.RUNNING):
+            if _claim(ostudy, trial_id):
                 return trial_id
     return None
 
@@ -221,26 +222,16 @@ def _kill_run(tracking_uri: str | None, trial: FrozenTrial) -> None:
 def requeue_stale(ostudy: optuna.Study, trial: FrozenTrial) -> None:
     """Heartbeat callback: a worker died mid-trial. Called in exactly one process (the one whose
     sweep won the state change), so the trial is enqueued again exactly once; its MLflow run,
-    left RUNNING by the dead worker, ends KILLED. The trial is FAIL already, and Optuna refuses
-    attributes on a finished trial: `sweep_stale` records the error before failing it."""
+    left RUNNING by the dead worker, ends KILLED. `sweep_stale` has failed the trial with its
+    error already, in the same transaction that won the state change."""
     retry_or_give_up(ostudy, trial)
     _kill_run(ostudy.user_attrs.get("mlflow", {}).get("tracking_uri"), trial)
-
-
-def _fail_running(ostudy: optuna.Study, trial_id: int, reason: str) -> bool:
-    """RUNNING -> FAIL with `reason` as its error; False when the trial had finished already
-    (told by its worker, or failed by another process)."""
-    try:  # the reason first: a finished trial takes no attribute
-        ostudy._storage.set_trial_user_attr(trial_id, "error", reason)
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False
-    return _move(ostudy, trial_id, TrialState.RUNNING, TrialState.FAIL)
 
 
 def abandon(ostudy: optuna.Study, trial_id: int, reason: str, tracking_uri: str) -> None:
     """A worker stops mid-trial (Ctrl-C): the trial, if still running, ends FAIL with `reason`
     and its MLflow run KILLED; `ablate run` again gives the pair a fresh try."""
-    if _fail_running(ostudy, trial_id, reason):
+    if finish(ostudy, trial_id, TrialState.FAIL, None, {"error": reason}):
         _kill_run(tracking_uri, ostudy._storage.get_trial(trial_id))
 
 
@@ -250,7 +241,7 @@ def sweep_stale(ostudy: optuna.Study) -> None:
     win one trial and re-queue it twice."""
     storage: Any = ostudy._storage
     for trial_id in storage._get_stale_trial_ids(ostudy._study_id):
-        if _fail_running(ostudy, trial_id, "worker lost (no heartbeat)"):
+        if finish(ostudy, trial_id, TrialState.FAIL, None, {"error": "worker lost (no heartbeat)"}):
             requeue_stale(ostudy, storage.get_trial(trial_id))
 
 
