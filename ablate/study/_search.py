@@ -19,7 +19,6 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.storages._rdb.models import StudyUserAttributeModel
 from optuna.trial import FrozenTrial, TrialState
 
@@ -43,25 +42,16 @@ def make_sampler(search: SearchSpec, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.TPESampler(n_startup_trials=startup, seed=seed, constant_liar=True)
 
 
-def distributions(search: SearchSpec) -> dict[str, BaseDistribution]:
-    """The search space as Optuna distributions, named by the recipe's dotted paths."""
-    found: dict[str, BaseDistribution] = {}
-    for key, bounds in search.space.items():
-        if search_kind(key, bounds) == "int":
-            found[key] = IntDistribution(int(bounds.low), int(bounds.high), log=bounds.log)
-        else:
-            found[key] = FloatDistribution(float(bounds.low), float(bounds.high), log=bounds.log)
-    return found
-
-
-def suggest(ostudy: optuna.Study, trial_id: int, search: SearchSpec, seed: int) -> dict[str, Any]:
-    """The values of a claimed search trial: sampled now, or the ones fixed when it was
-    enqueued (a retry, a confirmation). Recorded as the trial's Optuna params.
+def suggest(
+    ostudy: optuna.Study, trial_id: int, number: int, search: SearchSpec, seed: int
+) -> dict[str, Any]:
+    """The values of a claimed search trial (`number` is its Optuna number): sampled now, or
+    the ones fixed when it was enqueued (a retry, a confirmation). Recorded as the trial's
+    Optuna params.
 
     The sampler is made afresh for each trial, seeded by the study's search seed and the trial
     number: one sampler per process with one seed would draw the same values in every worker,
     and the samplers keep no state that the storage does not hold."""
-    number = ostudy._storage.get_trial_number_from_id(trial_id)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # constant_liar
         ostudy.sampler = make_sampler(search, (seed * 1_000_003 + number) % 2**32)
@@ -71,12 +61,11 @@ def suggest(ostudy: optuna.Study, trial_id: int, search: SearchSpec, seed: int) 
     ostudy._storage.get_all_trials(ostudy._study_id, deepcopy=False)
     trial = optuna.Trial(ostudy, trial_id)
     values: dict[str, Any] = {}
-    for name, dist in distributions(search).items():
-        if isinstance(dist, IntDistribution):
-            values[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log)
+    for key, b in search.space.items():
+        if search_kind(key, b) == "int":
+            values[key] = trial.suggest_int(key, int(b.low), int(b.high), log=b.log)
         else:
-            assert isinstance(dist, FloatDistribution)
-            values[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log)
+            values[key] = trial.suggest_float(key, float(b.low), float(b.high), log=b.log)
     return values
 
 
@@ -138,14 +127,10 @@ def _search_ended(study: Study, trials: list[FrozenTrial]) -> bool:
     return True
 
 
-def best_cells(study: Study, ostudy: optuna.Study) -> list[FrozenTrial]:
+def _best(study: Study, trials: list[FrozenTrial]) -> list[FrozenTrial]:
     """The COMPLETE search trials, best first (ties: the earlier trial)."""
     sign = -1.0 if study.spec.metric.goal == "maximize" else 1.0
-    done = [
-        t
-        for t in _search_trials(study, ostudy)
-        if t.state == TrialState.COMPLETE and t.value is not None
-    ]
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     return sorted(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
 
 
@@ -156,9 +141,10 @@ def choose_confirmation(study: Study, ostudy: optuna.Study) -> bool:
     search = study.search
     if search is None or not search.confirm_top or CONFIRMATION in ostudy.user_attrs:
         return False
-    if not _search_ended(study, _search_trials(study, ostudy)):
+    trials = _search_trials(study, ostudy)
+    if not _search_ended(study, trials):
         return False
-    best = best_cells(study, ostudy)[: search.confirm_top]
+    best = _best(study, trials)[: search.confirm_top]
     choice = {
         "chosen_at": time.time(),
         "cells": [

@@ -139,7 +139,8 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     metric = spec.metric.name
     overrides = dict(frozen.user_attrs.get("overrides", {}))
     if frozen.user_attrs.get("search") and cfg.study.search is not None:
-        overrides = suggest(ostudy, trial_id, cfg.study.search, cfg.study.search_seed)
+        search, search_seed = cfg.study.search, cfg.study.search_seed
+        overrides = suggest(ostudy, trial_id, frozen.number, search, search_seed)
     recipe = apply_overrides(spec.base, overrides)
     report(
         {
