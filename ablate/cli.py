@@ -158,15 +158,13 @@ def status(
 ) -> None:
     """Counts of trials by state, and each cell's progress, read from storage."""
     from ablate.report import trials_table
-    from ablate.study import default_storage_url, design_pairs, load_existing
+    from ablate.study import default_storage_url, load_existing, planned_seeds
 
     s = _study(study, None, results, storage)
     ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
     trials = trials_table(ostudy, s)
     counts = trials["state"].value_counts().to_dict() if len(trials) else {}
-    planned: dict[str, int] = {}
-    for pair in design_pairs(s, ostudy):
-        planned[pair.cell] = planned.get(pair.cell, 0) + 1
+    planned = planned_seeds(s, ostudy)
     console.print(
         f"{s.spec.name}: {s.describe()}; "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing run yet")

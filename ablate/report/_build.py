@@ -34,7 +34,7 @@ from ablate.report.stats import (
     verdict_sentence,
 )
 from ablate.spec import Study
-from ablate.study import confirmed_cells, design_pairs
+from ablate.study import confirmed_cells, planned_seeds
 from ablate.study._storage import trial_key
 
 _STATE = {
@@ -350,10 +350,7 @@ def write_report(study: Study, ostudy: optuna.Study, results: Path) -> Report:
     (folder / "report.md").write_text(text, encoding="utf-8")
     (folder / "report.html").write_text(_html(spec.name, text), encoding="utf-8")
     written += [folder / "report.md", folder / "report.html"]
-    planned: dict[str, int] = {}
-    for pair in design_pairs(study, ostudy):
-        planned[pair.cell] = planned.get(pair.cell, 0) + 1
-    return Report(folder, trials, summary, [*written, *files], planned)
+    return Report(folder, trials, summary, [*written, *files], planned_seeds(study, ostudy))
 
 
 _CSS = (

@@ -59,6 +59,14 @@ def design_pairs(study: Study, ostudy: optuna.Study | None = None) -> list[Pair]
     return search_pairs(study) + confirmation
 
 
+def planned_seeds(study: Study, ostudy: optuna.Study) -> dict[str, int]:
+    """How many seeds each cell is to train on (a search's cells differ from one another)."""
+    planned: dict[str, int] = {}
+    for pair in design_pairs(study, ostudy):
+        planned[pair.cell] = planned.get(pair.cell, 0) + 1
+    return planned
+
+
 def prepare(study: Study, where: Locations) -> RunTree:
     """Create the MLflow experiment, the study run and the cell runs (idempotent)."""
     return ensure_run_tree(
