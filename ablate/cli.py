@@ -148,7 +148,8 @@ def worker(
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
     plan = plan_devices(devices, workers)
     waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    run_workers(WorkerConfig(s, storage, tree, "cpu", 1, 0), plan, waiting, console)
+    config = WorkerConfig(s, storage, tree.tracking_uri, "cpu", 1, 0)
+    run_workers(config, plan, waiting, console, tree)
 
 
 @app.command()

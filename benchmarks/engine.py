@@ -127,10 +127,10 @@ def storage(name: str, folder: Path) -> Iterator[str]:
 # ---------------------------------------------------------------- a study without training
 
 
-def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
+def start(folder: Path, url: str, trials: int) -> tuple[Any, Any, float]:
     """The study file, its queue of `trials` (cell, seed) pairs and its MLflow run tree, as
-    `ablate run` leaves them before its workers start: the WorkerConfig a worker gets, and the
-    time to enqueue one pair (ms)."""
+    `ablate run` leaves them before its workers start: the WorkerConfig and run tree a worker
+    gets, and the time to enqueue one pair (ms)."""
     from ablate.spec import load_study
     from ablate.study import Locations, create_or_load, design_pairs, prepare
     from ablate.study._queue import sync_queue
@@ -146,7 +146,7 @@ def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
     enqueue_ms = 1000 * (time.perf_counter() - t0) / queued.enqueued
     tree = prepare(study, where)
     ostudy.set_user_attr("mlflow", {"tracking_uri": tree.tracking_uri})
-    return WorkerConfig(study, url, tree, "cpu", 1, 0), enqueue_ms
+    return WorkerConfig(study, url, tree.tracking_uri, "cpu", 1, 0), tree, enqueue_ms
 
 
 def fake_fit(sleep_s: float) -> Any:
@@ -181,7 +181,7 @@ def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, 
     with `mlflow` False the MLflow run is a stub."""
     from ablate.study import _worker
 
-    cfg, enqueue_ms = start(folder, url, trials)
+    cfg, tree, enqueue_ms = start(folder, url, trials)
     real = (_worker.fit, _worker.TrialRun)
     _worker.fit = fake_fit(0.0)  # type: ignore[assignment]
     if not mlflow:
@@ -193,7 +193,7 @@ def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, 
             ends.append(time.perf_counter())
 
     try:
-        _worker.work(cfg, report)
+        _worker.work(cfg, tree, report)
     finally:
         _worker.fit, _worker.TrialRun = real  # type: ignore[misc]
     return enqueue_ms, 1000 * (ends[-1] - ends[0]) / (len(ends) - 1)
@@ -202,14 +202,14 @@ def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, 
 # ---------------------------------------------------------------- scaling
 
 
-def _device(cfg: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
+def _device(cfg: Any, tree: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
     """One simulated device: set up, wait for the start, drain the queue."""
     from ablate.study import _worker
     from ablate.study._storage import create_or_load
 
     _worker.fit = fake_fit(sleep_s)  # type: ignore[assignment]
     create_or_load(cfg.study, cfg.storage_url)  # the storage's first connection, before the clock
-    _worker.TrialRun(cfg.tree, "warm-up", next(iter(cfg.tree.cell_run_ids)), -1, -1).end("KILLED")
+    _worker.TrialRun(tree, "warm-up", next(iter(tree.cell_run_ids)), -1, -1).end("KILLED")
     ready.release()
     go.wait()
 
@@ -217,17 +217,19 @@ def _device(cfg: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
         if event["event"] in ("start", "end"):
             events.put((event["event"], time.time()))
 
-    _worker.work(cfg, report)
+    _worker.work(cfg, tree, report)
 
 
 def scaling(url: str, folder: Path, n: int, rounds: int, sleep_s: float) -> float:
     """Steady throughput (trials/s) of n devices: trials over the time from the first trial's
     start to the last one's end (process start-up and opening the study are outside)."""
     trials = n * rounds
-    cfg, _ = start(folder, url, trials)
+    cfg, tree, _ = start(folder, url, trials)
     ctx = mp.get_context("spawn")
     ready, go, events = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_device, args=(cfg, sleep_s, ready, go, events)) for _ in range(n)]
+    procs = [
+        ctx.Process(target=_device, args=(cfg, tree, sleep_s, ready, go, events)) for _ in range(n)
+    ]
     for p in procs:
         p.start()
     for _ in procs:

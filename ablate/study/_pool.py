@@ -8,7 +8,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,7 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ablate.study._worker import WorkerConfig, work
+from ablate.study._worker import WorkerConfig, warm_up, work
+from ablate.track import RunTree
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -110,43 +111,70 @@ class _Display:
             )
 
 
-def _child(cfg: WorkerConfig, events: Any) -> None:
+def _child(cfg: WorkerConfig, events: Any, tree: RunTree | None, trees: Any) -> None:
+    """A spawned worker. Without a `tree` it imports what training and logging need, then
+    waits for the tree from `trees` (None: the study is not going ahead)."""
     with contextlib.suppress(KeyboardInterrupt):
-        work(cfg, events.put)
+        if tree is None:
+            warm_up(cfg.tracking_uri)
+            tree = trees.get()
+        if tree is not None:
+            work(cfg, tree, events.put)
     # spare the exiting worker the collector's walks over all that torch, MLflow and Optuna
     # allocated: its exit took ~1.3 s, ~0.2 s with everything frozen
     gc.freeze()
 
 
 def run_workers(
-    base: WorkerConfig, plan: Sequence[tuple[str, int]], total: int, console: Console
+    base: WorkerConfig,
+    plan: Sequence[tuple[str, int]],
+    total: int,
+    console: Console,
+    tree: RunTree | Callable[[], RunTree],
 ) -> None:
-    """Run the workers until the queue is drained. One worker runs in this process (no start-up
-    cost); several run as spawned processes, each importing torch and MLflow once."""
+    """Run the workers until the queue is drained, logging under `tree`. One worker runs in
+    this process (no start-up cost); several run as spawned processes, each importing torch and
+    MLflow once. Given a function that builds the tree, spawned workers start first and import
+    while this process builds it: on a 2-core machine that hides ~2 s of `ablate run`."""
     display = _Display(total, len(plan), console, base.study.spec.metric.name)
     configs = [replace(base, device=d, threads=t, worker=i) for i, (d, t) in enumerate(plan)]
-    with display.progress:
-        if len(configs) == 1:
-            work(configs[0], display.handle)
-            return
-        ctx = mp.get_context("spawn")
-        events = ctx.Queue()
-        procs = [ctx.Process(target=_child, args=(c, events), daemon=False) for c in configs]
-        for p in procs:
-            p.start()
-        try:
-            while any(p.is_alive() for p in procs) or not events.empty():
+    if len(configs) == 1:
+        ready = tree if isinstance(tree, RunTree) else tree()
+        with display.progress:
+            work(configs[0], ready, display.handle)
+        return
+    ctx = mp.get_context("spawn")
+    events, trees = ctx.Queue(), ctx.Queue()
+    given = tree if isinstance(tree, RunTree) else None
+    procs = [
+        ctx.Process(target=_child, args=(c, events, given, trees), daemon=False) for c in configs
+    ]
+    for p in procs:
+        p.start()
+    try:
+        if given is None:
+            assert callable(tree)
+            built = tree()
+            for _ in procs:
+                trees.put(built)
+        with display.progress:
+            exited = 0  # a worker's last event; once all have sent it, only their exits remain
+            while exited < len(procs) and (any(p.is_alive() for p in procs) or not events.empty()):
                 try:
-                    display.handle(events.get(timeout=0.5))
+                    event = events.get(timeout=0.5)
                 except queue.Empty:
                     continue
-        except KeyboardInterrupt:
-            deadline = time.monotonic() + 30
-            for p in procs:
-                p.join(timeout=max(0.0, deadline - time.monotonic()))
-            for p in procs:
-                if p.is_alive():
-                    p.terminate()
-            raise
+                display.handle(event)
+                exited += event["event"] == "exit"
+    except BaseException:
+        for _ in procs:  # workers still waiting for a tree: none is coming
+            trees.put(None)
+        deadline = time.monotonic() + 30
         for p in procs:
-            p.join()
+            p.join(timeout=max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        raise
+    for p in procs:
+        p.join()

@@ -245,7 +245,7 @@ def sweep_stale(ostudy: optuna.Study) -> None:
             requeue_stale(ostudy, storage.get_trial(trial_id))
 
 
-def wait_for_pending(ostudy: optuna.Study, poll_s: float = 0.5) -> bool:
+def wait_for_pending(ostudy: optuna.Study, poll_s: float = 0.25) -> bool:
     """With nothing left to pop: sweep dead workers' trials; True while any trial is pending."""
     sweep_stale(ostudy)
     states = {t.state for t in ostudy.get_trials(deepcopy=False, states=PENDING)}

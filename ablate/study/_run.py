@@ -95,21 +95,26 @@ def run_study(
     ostudy = create_or_load(study, where.storage_url)
     choose_confirmation(study, ostudy)  # a search that ended in an earlier run
     queued = sync_queue(ostudy, design_pairs(study, ostudy))
-    tree = prepare(study, where)
-    ostudy.set_user_attr(
-        "mlflow",
-        {
-            "tracking_uri": tree.tracking_uri,
-            "experiment_id": tree.experiment_id,
-            "study_run_id": tree.study_run_id,
-            "cell_run_ids": dict(tree.cell_run_ids),
-        },
-    )
+
+    def build_tree() -> RunTree:
+        tree = prepare(study, where)
+        ostudy.set_user_attr(
+            "mlflow",
+            {
+                "tracking_uri": tree.tracking_uri,
+                "experiment_id": tree.experiment_id,
+                "study_run_id": tree.study_run_id,
+                "cell_run_ids": dict(tree.cell_run_ids),
+            },
+        )
+        return tree
+
     chosen = CONFIRMATION in ostudy.user_attrs
     later = 0 if chosen else max(0, study.n_trials - queued.total)  # a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later
     if to_train == 0:
+        build_tree()  # the report is logged to the study run
         console.print(f"All {total} trials of {study.spec.name!r} are complete; nothing to train.")
     else:
         plan = plan_devices(devices, workers)[: max(1, to_train)]
@@ -118,8 +123,8 @@ def run_study(
             f"already done, {to_train} to train on {len(plan)} worker(s): "
             f"{', '.join(d for d, _ in plan)}"
         )
-        config = WorkerConfig(study, where.storage_url, tree, "cpu", 1, 0)
-        run_workers(config, plan, to_train, console)
+        config = WorkerConfig(study, where.storage_url, where.tracking_uri, "cpu", 1, 0)
+        run_workers(config, plan, to_train, console, build_tree)
 
     by_pair: dict[tuple[str, int], set[TrialState]] = {}
     for t in ostudy.get_trials(deepcopy=False):

@@ -38,7 +38,7 @@ Report = Callable[[dict[str, Any]], None]  # progress events for the live displa
 class WorkerConfig:
     study: Study
     storage_url: str
-    tree: RunTree
+    tracking_uri: str
     device: str
     threads: int  # torch threads (CPU workers split the cores)
     worker: int  # index, for the display
@@ -130,7 +130,9 @@ def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> str:
     return "lost"
 
 
-def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Report) -> str:
+def run_trial(
+    cfg: WorkerConfig, tree: RunTree, ostudy: optuna.Study, trial_id: int, report: Report
+) -> str:
     """Train one popped trial, log it to MLflow, tell Optuna. Returns the outcome."""
     storage = ostudy._storage
     frozen = storage.get_trial(trial_id)
@@ -153,7 +155,7 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
         }
     )
 
-    run = TrialRun(cfg.tree, spec.name, cell, seed, frozen.number)
+    run = TrialRun(tree, spec.name, cell, seed, frozen.number)
     claimed = {"mlflow_run_id": run.run_id, "device": cfg.device, "overrides": overrides}
     set_user_attrs(ostudy, trial_id, claimed)
     config = recipe.model_dump(mode="json")
@@ -240,8 +242,19 @@ def run_trial(cfg: WorkerConfig, ostudy: optuna.Study, trial_id: int, report: Re
     return outcome
 
 
-def work(cfg: WorkerConfig, report: Report) -> None:
-    """Pop and run trials until none is waiting or running anywhere."""
+def warm_up(tracking_uri: str) -> None:
+    """Import what the first trial would otherwise wait for: torch and MLflow with its tracking
+    store (~3 s of CPU together). A worker that starts before its run tree exists does this
+    while `ablate run` builds the tree."""
+    import torch  # noqa: F401
+
+    import ablate.track
+
+    ablate.track.load_client_modules(tracking_uri)
+
+
+def work(cfg: WorkerConfig, tree: RunTree, report: Report) -> None:
+    """Pop and run trials until none is waiting or running anywhere; log them under `tree`."""
     import torch
 
     torch.set_num_threads(cfg.threads)
@@ -252,9 +265,9 @@ def work(cfg: WorkerConfig, report: Report) -> None:
             if trial_id is not None:
                 with _Heartbeat(ostudy._storage, trial_id):
                     try:
-                        run_trial(cfg, ostudy, trial_id, report)
+                        run_trial(cfg, tree, ostudy, trial_id, report)
                     except KeyboardInterrupt:  # wherever it lands: FAIL now, not after the grace
-                        abandon(ostudy, trial_id, "interrupted (Ctrl-C)", cfg.tree.tracking_uri)
+                        abandon(ostudy, trial_id, "interrupted (Ctrl-C)", tree.tracking_uri)
                         raise
             elif not (wait_for_pending(ostudy) or confirmation_coming(cfg.study, ostudy)):
                 break

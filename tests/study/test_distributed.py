@@ -47,7 +47,8 @@ def _start_without_training(root: Path, url: str, *overrides: str) -> set[CellSe
     study = load_study(root / "tiny.yaml", overrides)
     where = Locations.resolve(root / "results", study.spec.name, url, None)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(study_run, "run_workers", lambda *args: None)
+        # the pool builds the run tree (while its workers start), then would train: build only
+        patch.setattr(study_run, "run_workers", lambda *args: args[-1]())
         run_study(study, where, None, 1, Console(quiet=True))
     return {(p.cell, p.seed) for p in design_pairs(study)}
 
