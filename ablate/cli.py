@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -272,7 +273,12 @@ def _print_summary(summary: Any, s: Study) -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # the collector's last walks over all that torch, MLflow and Optuna allocated made the
+        # exit of `ablate run` take ~1.3 s; with everything frozen it takes ~0.3 s
+        gc.freeze()
 
 
 if __name__ == "__main__":
