@@ -138,6 +138,7 @@ def start(folder: Path, url: str, trials: int) -> tuple[Any, Any, float]:
     from ablate.spec import load_study
     from ablate.study import Locations, create_or_load, design_pairs, prepare
     from ablate.study._queue import sync_queue
+    from ablate.study._storage import record_run_tree
     from ablate.study._worker import WorkerConfig
 
     path = folder / "engine.yaml"
@@ -149,7 +150,7 @@ def start(folder: Path, url: str, trials: int) -> tuple[Any, Any, float]:
     queued = sync_queue(ostudy, design_pairs(study))
     enqueue_ms = 1000 * (time.perf_counter() - t0) / queued.enqueued
     tree = prepare(study, where)
-    ostudy.set_user_attr("mlflow", {"tracking_uri": tree.tracking_uri})
+    record_run_tree(ostudy, tree)
     return WorkerConfig(study, url, tree.tracking_uri, "cpu", 1, 0), tree, enqueue_ms
 
 

@@ -18,7 +18,12 @@ from ablate.study._search import (
     confirmation_pairs,
     search_pairs,
 )
-from ablate.study._storage import create_or_load, default_storage_url, trial_key
+from ablate.study._storage import (
+    create_or_load,
+    default_storage_url,
+    record_run_tree,
+    trial_key,
+)
 from ablate.study._worker import WorkerConfig
 from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten
 
@@ -98,15 +103,7 @@ def run_study(
 
     def build_tree() -> RunTree:
         tree = prepare(study, where)
-        ostudy.set_user_attr(
-            "mlflow",
-            {
-                "tracking_uri": tree.tracking_uri,
-                "experiment_id": tree.experiment_id,
-                "study_run_id": tree.study_run_id,
-                "cell_run_ids": dict(tree.cell_run_ids),
-            },
-        )
+        record_run_tree(ostudy, tree)
         return tree
 
     chosen = CONFIRMATION in ostudy.user_attrs

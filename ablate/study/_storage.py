@@ -111,6 +111,19 @@ def trial_key(trial: FrozenTrial) -> tuple[str, int] | None:
     return str(attrs["cell"]), int(attrs["seed"])
 
 
+def record_run_tree(ostudy: optuna.Study, tree: RunTree) -> None:
+    """Record the MLflow run tree with the study, for `run_tree_of` on any machine."""
+    ostudy.set_user_attr(
+        "mlflow",
+        {
+            "tracking_uri": tree.tracking_uri,
+            "experiment_id": tree.experiment_id,
+            "study_run_id": tree.study_run_id,
+            "cell_run_ids": dict(tree.cell_run_ids),
+        },
+    )
+
+
 def run_tree_of(ostudy: optuna.Study, tracking_uri: str | None = None) -> RunTree | None:
     """The MLflow run tree `ablate run` recorded with the study, if any."""
     attrs = ostudy.user_attrs.get("mlflow")
