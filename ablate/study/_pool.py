@@ -23,8 +23,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ablate.study._worker import WorkerConfig, warm_up, work
-from ablate.track import RunTree
+from ablate.study._worker import WorkerConfig, work
+from ablate.track import RunTree, load_client_modules
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -111,13 +111,13 @@ class _Display:
             )
 
 
-def _child(cfg: WorkerConfig, events: Any, tree: RunTree | None, trees: Any) -> None:
-    """A spawned worker. Without a `tree` it imports what training and logging need, then
-    waits for the tree from `trees` (None: the study is not going ahead)."""
+def _child(cfg: WorkerConfig, events: Any, trees: Any) -> None:
+    """A spawned worker: imports what logging needs (torch came with this module) while the
+    parent builds the run tree, then waits for it on `trees` (None: the study is not going
+    ahead)."""
     with contextlib.suppress(KeyboardInterrupt):
-        if tree is None:
-            warm_up(cfg.tracking_uri)
-            tree = trees.get()
+        load_client_modules(cfg.tracking_uri)
+        tree = trees.get()
         if tree is not None:
             work(cfg, tree, events.put)
     # spare the exiting worker the collector's walks over all that torch, MLflow and Optuna
@@ -130,33 +130,27 @@ def run_workers(
     plan: Sequence[tuple[str, int]],
     total: int,
     console: Console,
-    tree: RunTree | Callable[[], RunTree],
+    build_tree: Callable[[], RunTree],
 ) -> None:
-    """Run the workers until the queue is drained, logging under `tree`. One worker runs in
-    this process (no start-up cost); several run as spawned processes, each importing torch and
-    MLflow once. Given a function that builds the tree, spawned workers start first and import
-    while this process builds it: on a 2-core machine that hides ~2 s of `ablate run`."""
+    """Run the workers until the queue is drained, logging under the tree `build_tree` gives.
+    One worker runs in this process (no start-up cost); several run as spawned processes, each
+    importing torch and MLflow once, which they do while this process builds the tree."""
     display = _Display(total, len(plan), console, base.study.spec.metric.name)
     configs = [replace(base, device=d, threads=t, worker=i) for i, (d, t) in enumerate(plan)]
     if len(configs) == 1:
-        ready = tree if isinstance(tree, RunTree) else tree()
+        tree = build_tree()
         with display.progress:
-            work(configs[0], ready, display.handle)
+            work(configs[0], tree, display.handle)
         return
     ctx = mp.get_context("spawn")
     events, trees = ctx.Queue(), ctx.Queue()
-    given = tree if isinstance(tree, RunTree) else None
-    procs = [
-        ctx.Process(target=_child, args=(c, events, given, trees), daemon=False) for c in configs
-    ]
+    procs = [ctx.Process(target=_child, args=(c, events, trees), daemon=False) for c in configs]
     for p in procs:
         p.start()
     try:
-        if given is None:
-            assert callable(tree)
-            built = tree()
-            for _ in procs:
-                trees.put(built)
+        tree = build_tree()
+        for _ in procs:
+            trees.put(tree)
         with display.progress:
             exited = 0  # a worker's last event; once all have sent it, only their exits remain
             while exited < len(procs) and (any(p.is_alive() for p in procs) or not events.empty()):

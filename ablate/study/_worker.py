@@ -38,7 +38,7 @@ Report = Callable[[dict[str, Any]], None]  # progress events for the live displa
 class WorkerConfig:
     study: Study
     storage_url: str
-    tracking_uri: str
+    tracking_uri: str  # known before the run tree: a spawned worker imports for it meanwhile
     device: str
     threads: int  # torch threads (CPU workers split the cores)
     worker: int  # index, for the display
@@ -240,17 +240,6 @@ def run_trial(
         }
     )
     return outcome
-
-
-def warm_up(tracking_uri: str) -> None:
-    """Import what the first trial would otherwise wait for: torch and MLflow with its tracking
-    store (~3 s of CPU together). A worker that starts before its run tree exists does this
-    while `ablate run` builds the tree."""
-    import torch  # noqa: F401
-
-    import ablate.track
-
-    ablate.track.load_client_modules(tracking_uri)
 
 
 def work(cfg: WorkerConfig, tree: RunTree, report: Report) -> None:
