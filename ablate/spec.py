@@ -166,6 +166,11 @@ class RangeSpec(_Frozen):
             raise ValueError("a log range needs low > 0")
         return self
 
+    @property
+    def whole(self) -> bool:
+        """Both bounds written as whole numbers."""
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
 
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random"] = "tpe"
@@ -270,9 +275,8 @@ class Study:
     @property
     def search_seed(self) -> int:
         """The seed every search trial trains with."""
-        search = self.spec.sweep.search
-        if search is not None and search.seed is not None:
-            return search.seed
+        if self.search is not None and self.search.seed is not None:
+            return self.search.seed
         return self.spec.sweep.seeds[0]
 
     @property
@@ -576,8 +580,7 @@ def search_kind(key: str, bounds: RangeSpec) -> Literal["int", "float"]:
     `model.args` key with whole-number bounds), floats otherwise."""
     annotation = _leaf_annotation(key)
     if annotation is None:  # free `model.args` key: the bounds say
-        both_int = all(isinstance(b, int) for b in (bounds.low, bounds.high))
-        return "int" if both_int else "float"
+        return "int" if bounds.whole else "float"
     return "int" if annotation is int else "float"
 
 
@@ -606,9 +609,7 @@ def _build_search(spec: StudySpec, search: SearchSpec, file: Path) -> Study:
                 f"{file}: {where}: {key} is not a number, so it cannot be searched over a "
                 "range; sweep its values with sweep.grid or sweep.variants"
             )
-        if annotation in (int, int | None) and not all(
-            isinstance(b, int) for b in (bounds.low, bounds.high)
-        ):
+        if annotation in (int, int | None) and not bounds.whole:
             raise SpecError(
                 f"{file}: {where}: {key} is a whole number: give whole-number low and high "
                 f"(got {bounds.low!r}, {bounds.high!r})"
@@ -629,10 +630,12 @@ def _build_search(spec: StudySpec, search: SearchSpec, file: Path) -> Study:
     cells = [Cell(name, {}) for name in search_cell_names(search.n_trials)]
     if search.confirm_top:
         cells.insert(0, Cell(SEARCH_BASELINE, baseline_overrides))
-    recipes = {c.name: spec.base for c in cells}
     try:
-        recipes[SEARCH_BASELINE] = apply_overrides(spec.base, baseline_overrides)
+        baseline_recipe = apply_overrides(spec.base, baseline_overrides)
     except ValidationError as exc:
         _raise_validation(file, exc, Recipe, context="in baseline, ")
+    recipes = {c.name: spec.base for c in cells}
+    if search.confirm_top:  # no baseline cell otherwise: its overrides are only checked
+        recipes[SEARCH_BASELINE] = baseline_recipe
     baseline = SEARCH_BASELINE if search.confirm_top else ""
     return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)

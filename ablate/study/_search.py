@@ -148,7 +148,7 @@ def choose_confirmation(study: Study, ostudy: optuna.Study) -> bool:
     choice = {
         "chosen_at": time.time(),
         "cells": [
-            {"cell": trial_key(t)[0], "params": dict(t.params), "value": t.value}  # type: ignore[index]
+            {"cell": str(t.user_attrs["cell"]), "params": dict(t.params), "value": t.value}
             for t in best
         ],
     }

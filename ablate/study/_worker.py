@@ -140,9 +140,9 @@ def run_trial(
     spec = cfg.study.spec
     metric = spec.metric.name
     overrides = dict(frozen.user_attrs.get("overrides", {}))
-    if frozen.user_attrs.get("search") and cfg.study.search is not None:
-        search, search_seed = cfg.study.search, cfg.study.search_seed
-        overrides = suggest(ostudy, trial_id, frozen.number, search, search_seed)
+    search = cfg.study.search if frozen.user_attrs.get("search") else None
+    if search is not None:
+        overrides = suggest(ostudy, trial_id, frozen.number, search, cfg.study.search_seed)
     recipe = apply_overrides(spec.base, overrides)
     report(
         {
@@ -156,7 +156,9 @@ def run_trial(
     )
 
     run = TrialRun(tree, spec.name, cell, seed, frozen.number)
-    claimed = {"mlflow_run_id": run.run_id, "device": cfg.device, "overrides": overrides}
+    claimed: dict[str, Any] = {"mlflow_run_id": run.run_id, "device": cfg.device}
+    if search is not None:  # sampled just now; a grid trial's were enqueued with it
+        claimed["overrides"] = overrides
     set_user_attrs(ostudy, trial_id, claimed)
     config = recipe.model_dump(mode="json")
     run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": frozen.number})
