@@ -8,8 +8,8 @@ trials against a plain training loop.
 Overhead: one in-process worker drains a queue of trials whose training is a no-op (`fit`
 replaced by a function that reports one epoch of the metrics a real trial logs, and returns), so
 what is timed is the engine alone: popping the trial, the MLflow run with its parameters, config
-artifact and one epoch of metrics, the trial's attributes and `tell`. Steady state: the time
-between the first and the last trial's end over the trials in between (the first trial pays for
+artifact and one epoch of metrics, the trial's end (attributes, state, value). Steady state:
+the time between the first and the last trial's end over the trials in between (the first pays for
 imports and MLflow's first run); the median of --repeat runs. "queue only" replaces the MLflow
 run by a stub; "enqueue" is `ablate run` putting each (cell, seed) into the queue. Goal: <= 50 ms
 per trial.
@@ -29,10 +29,10 @@ interpreter itself when P = 1), and by a study (a fresh interpreter doing what `
 does short of writing the report: load the study file, `run_study` on a new Optuna storage and
 a new MLflow database, P workers). Each side is timed from its interpreter's start to its exit,
 so the study pays what users pay: imports, creating the storage and the MLflow database, worker
-start-up, and per trial the queue, the MLflow run and `tell`. The two sides run one after the
-other --real-repeat times; the row gives the medians, "extra s" the median of study minus plain
-over those pairs (on this machine one side's time varies by a few % from run to run, as much
-as the engine adds to a minutes-long study). Goal: study <= 1.02x the loop.
+start-up, and per trial the queue, the MLflow run and the trial's end. The two sides run one
+after the other --real-repeat times; the row gives the medians, "extra s" the median of study
+minus plain over those pairs (on this machine one side's time varies by a few % from run to
+run, as much as the engine adds to a minutes-long study). Goal: study <= 1.02x the loop.
 
 Optuna storage: SQLite file, and PostgreSQL (a fresh database per measurement) where
 ABLATE_TEST_POSTGRES=postgresql+psycopg2://USER:PASSWORD@127.0.0.1:5432/DB names a role that

@@ -133,7 +133,7 @@ def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> str:
 def run_trial(
     cfg: WorkerConfig, tree: RunTree, ostudy: optuna.Study, trial_id: int, report: Report
 ) -> str:
-    """Train one popped trial, log it to MLflow, tell Optuna. Returns the outcome."""
+    """Train one popped trial, log it to MLflow, end its Optuna trial. Returns the outcome."""
     storage = ostudy._storage
     frozen = storage.get_trial(trial_id)
     cell, seed = str(frozen.user_attrs["cell"]), int(frozen.user_attrs["seed"])
