@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ablate.data import DatasetError
-from ablate.models import ModelContractError
-from ablate.spec import SpecError, Study, build_study, load_study, search_kind
+from ablate.errors import SpecError, UserError
+from ablate.names import metric_scale
+from ablate.spec import Study, build_study, load_study, search_kind
 
 app = typer.Typer(
     add_completion=False,
@@ -54,7 +54,7 @@ def _user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (SpecError, ModelContractError, DatasetError) as exc:
+        except UserError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -238,7 +238,7 @@ def ui(
 
 def _print_summary(summary: Any, s: Study) -> None:
     metric = s.spec.metric.name
-    scale = 100.0 if metric in ("val/mIoU", "val/pixel_acc") or metric.startswith("val/iou/") else 1
+    scale = metric_scale(metric)
     table = Table(
         "cell",
         "n",

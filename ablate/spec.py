@@ -27,13 +27,18 @@ from pydantic import (
     model_validator,
 )
 
-from ablate.models import MODELS
+from ablate.errors import SpecError
+from ablate.names import (
+    FIXED_CLASSES,
+    METRICS,
+    MODELS,
+    AuxTarget,
+    DatasetName,
+    Schedule,
+    is_known_metric,
+)
 
 IGNORE_INDEX = 255
-
-
-class SpecError(ValueError):
-    """A study file (or an override) that cannot be run; the message is meant for the user."""
 
 
 class _Frozen(BaseModel):
@@ -43,12 +48,8 @@ class _Frozen(BaseModel):
 # --------------------------------------------------------------------------- the recipe
 
 
-DATASETS = ("shapes", "digits", "folder", "cityscapes", "ade20k", "voc")
-_FIXED_CLASSES = {"digits": 11, "cityscapes": 19, "ade20k": 150, "voc": 21}
-
-
 class DataSpec(_Frozen):
-    name: Literal["shapes", "digits", "folder", "cityscapes", "ade20k", "voc"] = "shapes"
+    name: DatasetName = "shapes"
     num_classes: int = Field(6, ge=2)  # shapes: background + up to 7 shape kinds
     image_size: tuple[int, int] = (96, 96)  # generated size, or the crop size on disk
     train_size: int = Field(512, ge=1)  # scenes, or at most this many files on disk
@@ -67,7 +68,7 @@ class DataSpec(_Frozen):
 
     @model_validator(mode="after")
     def _classes_and_root(self) -> DataSpec:
-        fixed = _FIXED_CLASSES.get(self.name)
+        fixed = FIXED_CLASSES.get(self.name)
         if fixed is not None and self.num_classes != fixed:
             raise ValueError(f"{self.name} has {fixed} classes: set num_classes: {fixed}")
         if self.name == "shapes" and self.num_classes > 8:
@@ -117,8 +118,8 @@ class CeSpec(_Frozen):
 
 class AuxSpec(_Frozen):
     weight: float = Field(0.4, ge=0)
-    schedule: Literal["constant", "linear", "step", "cosine", "exp"] = "constant"
-    target: Literal["full", "nearest", "cpp"] = "full"
+    schedule: Schedule = "constant"
+    target: AuxTarget = "full"
     until: float = Field(0.5, gt=0, le=1)  # `step`: share of training with the aux term on
     gamma: float = Field(0.1, gt=0, lt=1)  # `exp`: weight at the end, as a share of the start
 
@@ -220,9 +221,6 @@ class SweepSpec(_Frozen):
         return self
 
 
-METRICS = ("val/mIoU", "val/pixel_acc", "val/loss", "val/boundary_iou", "val/small_iou")
-
-
 class MetricSpec(_Frozen):
     name: str = "val/mIoU"
     goal: Literal["maximize", "minimize"] = "maximize"
@@ -230,7 +228,7 @@ class MetricSpec(_Frozen):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        if v in METRICS or v.startswith(("val/iou/", "val/boundary_iou/", "val/small_iou/")):
+        if is_known_metric(v):
             return v
         raise ValueError(
             f"unknown metric {v!r}{_did_you_mean(v, METRICS)}; "

@@ -38,6 +38,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ablate.errors import DatasetError
+
 IGNORE_INDEX = 255
 DEFAULT_SCALE_RANGE = (0.5, 2.0)  # the range DeepLab, PSPNet and MMSegmentation recipes use
 _VAL_EVERY = 5  # flat `folder` layout: every 5th image in name order is validation
@@ -101,10 +103,6 @@ _LAYOUTS = {
 }
 
 Pairs = list[tuple[Path, Path]]  # (image file, mask file)
-
-
-class DatasetError(ValueError):
-    """A dataset root that is missing or not in its expected layout; the message says which."""
 
 
 def disk_class_names(name: str, num_classes: int) -> list[str]:

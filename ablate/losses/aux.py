@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ablate.losses.pooling import cpp_pool, nearest_pool
+from ablate.names import AUX_TARGETS, SCHEDULES
 
-SCHEDULES = ("constant", "linear", "step", "cosine", "exp")
-TARGETS = ("full", "nearest", "cpp")
 
 
 def aux_weight_at(
@@ -79,4 +78,4 @@ def head_loss(logits: Tensor, labels: Tensor, target: str, ignore_index: int = 2
         return cross_entropy(logits, nearest_pool(labels, size), ignore_index)
     if target == "cpp":
         return cpp_kl(logits, labels, ignore_index)
-    raise ValueError(f"unknown aux target {target!r}; allowed: {', '.join(TARGETS)}")
+    raise ValueError(f"unknown aux target {target!r}; allowed: {', '.join(AUX_TARGETS)}")

@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ablate.errors import ModelContractError
+
 from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
 from ablate.models.unet import unet_ds
@@ -19,10 +21,6 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "dsnet": dsnet,
     "unet_ds": unet_ds,
 }
-
-
-class ModelContractError(ValueError):
-    """A model whose outputs break the contract (`out`, `aux`, `embed`)."""
 
 
 def _import(path: str) -> Callable[..., nn.Module]:

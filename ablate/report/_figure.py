@@ -16,7 +16,7 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
-from ablate.report._units import is_fraction_metric
+from ablate.names import is_fraction_metric
 
 DPI = 150
 _MAX_FLAT_LABEL = 8  # longer category labels are rotated so neighbours cannot overlap

@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablate.report._figure import axis_label, save, set_category_ticks, value_label
-from ablate.report._units import metric_scale
+from ablate.names import metric_scale
 
 _CATEGORY_JITTER = 0.12  # seed points spread ± this around a category (categories are 1 apart)
 _NUMERIC_JITTER = 0.015  # seed points spread ± this share of the key's range

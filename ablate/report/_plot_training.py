@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ablate.report._figure import axis_label, require, save
-from ablate.report._units import metric_scale
+from ablate.names import metric_scale
 
 
 def plot_training_curves(

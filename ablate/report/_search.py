@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ablate.report._figure import axis_label, require, save
-from ablate.report._units import metric_scale
+from ablate.names import metric_scale
 from ablate.spec import SEARCH_BASELINE, Study
 
 _PANEL_COLUMNS = 3

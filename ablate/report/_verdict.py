@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ablate.report._units import metric_scale
+from ablate.names import metric_scale
 
 
 def verdict_of(row: Mapping[str, Any], *, baseline: str, goal: str, alpha: float) -> str:
