@@ -18,7 +18,6 @@ from ablate.losses.pooling import cpp_pool, nearest_pool
 from ablate.names import AUX_TARGETS, SCHEDULES
 
 
-
 def aux_weight_at(
     schedule: str, weight: float, progress: float, until: float = 0.5, gamma: float = 0.1
 ) -> float:

@@ -10,7 +10,6 @@ import torch
 from torch import Tensor, nn
 
 from ablate.errors import ModelContractError
-
 from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
 from ablate.models.unet import unet_ds

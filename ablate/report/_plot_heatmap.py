@@ -12,8 +12,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ablate.report._figure import save, set_category_ticks, show_grid, text_color, value_label
 from ablate.names import metric_scale
+from ablate.report._figure import save, set_category_ticks, show_grid, text_color, value_label
 
 STAR_ALPHA = 0.05  # a heatmap cell gets a star when p_holm is below this
 # Summary columns measured in the metric's unit, hence shown ×100 for fraction metrics.

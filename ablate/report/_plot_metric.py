@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ablate.report._figure import axis_label, save, set_category_ticks, value_label
 from ablate.names import metric_scale
+from ablate.report._figure import axis_label, save, set_category_ticks, value_label
 
 _CATEGORY_JITTER = 0.12  # seed points spread ± this around a category (categories are 1 apart)
 _NUMERIC_JITTER = 0.015  # seed points spread ± this share of the key's range

@@ -13,8 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ablate.report._figure import axis_label, require, save
 from ablate.names import metric_scale
+from ablate.report._figure import axis_label, require, save
 
 
 def plot_training_curves(

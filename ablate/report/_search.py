@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ablate.report._figure import axis_label, require, save
 from ablate.names import metric_scale
+from ablate.report._figure import axis_label, require, save
 from ablate.spec import SEARCH_BASELINE, Study
 
 _PANEL_COLUMNS = 3

@@ -13,10 +13,10 @@ Only COMPLETE trials enter the statistics. A seed that was retried (FAIL, then C
 once, by its best outcome; DIVERGED seeds are counted in a divergence rate, not silently dropped.
 """
 
+from ablate.names import is_fraction_metric
 from ablate.report._anova import ANOVA_TERMS, interaction_test, two_way
 from ablate.report._paired import holm
 from ablate.report._summary import SUMMARY_STATS, per_class_diff, summarize
-from ablate.names import is_fraction_metric
 from ablate.report._verdict import verdict_sentence
 
 __all__ = [
