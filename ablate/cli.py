@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from rich.table import Table
 
 from ablate.errors import SpecError, UserError
 from ablate.names import metric_scale
-from ablate.spec import Study, build_study, load_study, search_kind
+from ablate.spec import Study, load_study
 
 app = typer.Typer(
     add_completion=False,
@@ -68,10 +67,9 @@ def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | 
     """A study from its file, or — given a name — from the spec saved with its Optuna study."""
     if Path(ref).suffix in (".yaml", ".yml") or Path(ref).is_file():
         return load_study(ref, overrides or ())
-    from ablate.study import default_storage_url, load_existing
+    from ablate.study import default_storage_url, load_existing, stored_study
 
-    ostudy = load_existing(ref, storage or default_storage_url(results, ref))
-    return build_study(ostudy.user_attrs["spec"], Path(ostudy.user_attrs.get("study_file", ref)))
+    return stored_study(load_existing(ref, storage or default_storage_url(results, ref)), ref)
 
 
 @app.command()
@@ -81,14 +79,8 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
     s = load_study(study, set_ or ())
     baseline = f"; baseline {s.baseline!r}" if s.baseline else ""
     console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}")
-    if s.search is not None:
-        for key, bounds in s.search.space.items():
-            scale = ", log scale" if bounds.log else ""
-            kind = search_kind(key, bounds)
-            console.print(f"  {key}: {kind} in [{bounds.low}, {bounds.high}]{scale}")
-        return
-    for cell in s.cells:
-        console.print(f"  {cell.name}", highlight=False)
+    for line in s.design.outline():
+        console.print(line, highlight=False)
 
 
 @app.command()
@@ -111,13 +103,13 @@ def run(
     preflight(s)
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri)
     outcome = run_study(s, where, devices, workers, console)
-    ostudy = create_or_load(s, where.storage_url)
-    rep = write_report(s, ostudy, results)
-    tree = run_tree_of(ostudy, where.tracking_uri)
+    queue = create_or_load(s, where.storage_url, where.tracking_uri)
+    rep = write_report(s, queue, results)
+    tree = run_tree_of(queue, where.tracking_uri)
     if tree is not None:
         publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
-    _print_summary(rep.summary, s)
+    _print_summary(rep.summary, rep.comparison, s)
     if outcome.failed:
         err_console.print(
             f"[red]{len(outcome.failed)} trial(s) failed after retries:[/] "
@@ -136,21 +128,14 @@ def worker(
     devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,
 ) -> None:
     """Join a study that `ablate run --storage URL` started and pull its trials."""
-    from optuna.trial import TrialState
-
-    from ablate.study import load_existing, plan_devices, run_tree_of
-    from ablate.study._pool import run_workers
-    from ablate.study._worker import WorkerConfig
+    from ablate.study import join_study, load_existing, run_tree_of
 
     s = _study(study, None, Path("results"), storage)
-    ostudy = load_existing(s.spec.name, storage)
-    tree = run_tree_of(ostudy, tracking_uri)
+    queue = load_existing(s.spec.name, storage)
+    tree = run_tree_of(queue, tracking_uri)
     if tree is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
-    plan = plan_devices(devices, workers)
-    waiting = len(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-    config = WorkerConfig(s, storage, tree.tracking_uri, "cpu", 1, 0)
-    run_workers(config, plan, waiting, console, lambda: tree)
+    join_study(s, queue, tree, devices, workers, console)
 
 
 @app.command()
@@ -159,29 +144,30 @@ def status(
     study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
 ) -> None:
     """Counts of trials by state, and each cell's progress, read from storage."""
-    from ablate.report import trials_table
+    from collections import Counter
+
     from ablate.study import default_storage_url, load_existing, planned_seeds
 
     s = _study(study, None, results, storage)
-    ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
-    trials = trials_table(ostudy, s)
-    counts = trials["state"].value_counts().to_dict() if len(trials) else {}
-    planned = planned_seeds(s, ostudy)
+    queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    records = queue.records()
+    counts = Counter(r.state for r in records)
+    planned = planned_seeds(s, queue)
     console.print(
         f"{s.spec.name}: {s.describe()}; "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing run yet")
     )
-    table = Table("cell", "done", "running", "waiting", "failed tries", "diverged")
+    table = Table("cell", "done", "running", "waiting", "failed tries", "killed", "diverged")
     for cell in s.cells:
-        rows = trials[trials["cell"] == cell.name] if len(trials) else trials
-        n = rows["state"].value_counts().to_dict() if len(rows) else {}
+        n = Counter(r.state for r in records if r.cell == cell.name)
         table.add_row(
             cell.name,
-            f"{n.get('COMPLETE', 0)}/{planned.get(cell.name, 0)}",
-            str(n.get("RUNNING", 0)),
-            str(n.get("WAITING", 0)),
-            str(n.get("FAIL", 0)),
-            str(n.get("DIVERGED", 0)),
+            f"{n['COMPLETE']}/{planned.get(cell.name, 0)}",
+            str(n["RUNNING"]),
+            str(n["WAITING"]),
+            str(n["FAIL"]),
+            str(n["KILLED"]),
+            str(n["DIVERGED"]),
         )
     console.print(table)
 
@@ -199,13 +185,13 @@ def report(
     from ablate.study import default_storage_url, load_existing, run_tree_of
 
     s = _study(study, None, results, storage)
-    ostudy = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
-    rep = write_report(s, ostudy, results)
-    tree = run_tree_of(ostudy, tracking_uri)
+    queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    rep = write_report(s, queue, results)
+    tree = run_tree_of(queue, tracking_uri)
     if tree is not None:
         publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
-    _print_summary(rep.summary, s)
+    _print_summary(rep.summary, rep.comparison, s)
 
 
 @app.command()
@@ -236,7 +222,7 @@ def ui(
     raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
 
 
-def _print_summary(summary: Any, s: Study) -> None:
+def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
     metric = s.spec.metric.name
     scale = metric_scale(metric)
     table = Table(
@@ -249,10 +235,8 @@ def _print_summary(summary: Any, s: Study) -> None:
         "verdict",
         title=f"{s.spec.name}: {metric} over seeds",
     )
-    rows = summary
-    if s.search is not None:  # the compared cells, or a search's best few: the rest are in files
-        shown = 1 + s.search.confirm_top if s.search.confirm_top else 5
-        rows = summary.head(shown)
+    shown = s.design.summary_rows(comparison)  # the rest are in the files
+    rows = summary[summary["cell"].isin(shown)]
     for _, row in rows.iterrows():
 
         def f(x: float, signed: bool = False) -> str:
@@ -269,16 +253,11 @@ def _print_summary(summary: Any, s: Study) -> None:
         )
     console.print(table)
     if len(rows) < len(summary):
-        console.print(f"… {len(summary) - len(rows)} more configurations in search.csv")
+        console.print(f"… {len(summary) - len(rows)} more rows in summary.csv")
 
 
 def main() -> None:
-    try:
-        app()
-    finally:
-        # the collector's last walks over all that torch, MLflow and Optuna allocated made the
-        # exit after a study take ~1.3 s; with everything frozen it takes ~0.3 s
-        gc.freeze()
+    app()
 
 
 if __name__ == "__main__":

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import copy
 import difflib
-import itertools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 import yaml
 from pydantic import (
@@ -37,6 +36,9 @@ from ablate.names import (
     Schedule,
     is_known_metric,
 )
+
+if TYPE_CHECKING:
+    from ablate.design import Cell, Design
 
 IGNORE_INDEX = 255
 
@@ -151,8 +153,7 @@ class Recipe(_Frozen):
     eval: EvalSpec = EvalSpec()
 
 
-# --------------------------------------------------------------------------- the study
-
+# --------------------------------------------------------------------------- the study file
 
 class RangeSpec(_Frozen):
     low: int | float  # an int bound stays an int: a whole-number key is searched over integers
@@ -245,68 +246,45 @@ class StudySpec(_Frozen):
     baseline: dict[str, Any] | str | None = None  # a cell's overrides or its name; default: first
 
 
-# --------------------------------------------------------------------------- cells
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One point of the design: a name and the dotted overrides it applies to the base recipe."""
-
-    name: str
-    overrides: Mapping[str, Any]
+# --------------------------------------------------------------------------- the loaded study
 
 
 @dataclass(frozen=True)
 class Study:
-    """A validated study: the spec, where it came from, its cells and their resolved recipes."""
+    """A validated study: the spec, where it came from, and its design (the cells, their
+    recipes, what is compared with what)."""
 
     spec: StudySpec
     path: Path
-    cells: tuple[Cell, ...]
-    recipes: Mapping[str, Recipe]  # cell name -> recipe
-    baseline: str  # the baseline cell's name
+    design: Design
 
     @property
-    def search(self) -> SearchSpec | None:
-        return self.spec.sweep.search
+    def cells(self) -> tuple[Cell, ...]:
+        return self.design.cells
 
     @property
-    def search_seed(self) -> int:
-        """The seed every search trial trains with."""
-        if self.search is not None and self.search.seed is not None:
-            return self.search.seed
-        return self.spec.sweep.seeds[0]
+    def recipes(self) -> Mapping[str, Recipe]:
+        """Cell name -> its recipe, as known before training."""
+        return self.design.recipes
 
     @property
-    def n_trials(self) -> int:
-        """How many (cell, seed) trials the design holds once complete."""
-        seeds = self.spec.sweep.seeds
-        if self.search is None:
-            return len(self.cells) * len(seeds)
-        confirm = self.search.confirm_top
-        others = sum(s != self.search_seed for s in seeds)
-        return self.search.n_trials + (len(seeds) + confirm * others if confirm else 0)
-
-    def describe(self) -> str:
-        """The design in words, for the console."""
-        search, seeds = self.search, self.spec.sweep.seeds
-        if search is None:
-            return f"{len(self.cells)} cells × {len(seeds)} seeds"
-        text = f"{search.sampler} search of {search.n_trials} configurations on seed "
-        text += str(self.search_seed)
-        if search.confirm_top:
-            text += f", then the best {search.confirm_top} and the baseline on seeds {seeds}"
-        return text
+    def baseline(self) -> str:
+        """The baseline cell's name ("" for a design without one)."""
+        return self.design.baseline
 
     @property
     def keys(self) -> list[str]:
         """The swept keys, in file order (the columns of the results tables)."""
-        seen: dict[str, None] = {}
-        if self.search is not None:  # search cells get their values from the sampler
-            seen.update(dict.fromkeys(self.search.space))
-        for cell in self.cells:
-            seen.update(dict.fromkeys(cell.overrides))
-        return list(seen)
+        return self.design.keys
+
+    @property
+    def n_trials(self) -> int:
+        """How many (cell, seed) trials the design holds once complete."""
+        return self.design.n_trials()
+
+    def describe(self) -> str:
+        """The design in words, for the console."""
+        return self.design.describe()
 
 
 def format_value(value: Any) -> str:
@@ -320,7 +298,7 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _short_keys(keys: Sequence[str]) -> dict[str, str]:
+def short_keys(keys: Sequence[str]) -> dict[str, str]:
     """The shortest dotted suffix (at least two parts) telling each key apart from the others."""
     short = {}
     for key in keys:
@@ -331,30 +309,6 @@ def _short_keys(keys: Sequence[str]) -> dict[str, str]:
                 break
         short[key] = candidate
     return short
-
-
-SEARCH_BASELINE = "baseline"  # a search study's reference cell, trained on every seed
-
-
-def search_cell_names(n_trials: int) -> list[str]:
-    """The cells of a search: one per sampled configuration, `search-00`, `search-01`, ..."""
-    width = max(2, len(str(n_trials - 1)))
-    return [f"search-{i:0{width}d}" for i in range(n_trials)]
-
-
-def expand_cells(sweep: SweepSpec) -> list[Cell]:
-    """The study's cells: every point of the grid (full factorial), then every named variant."""
-    cells: list[Cell] = []
-    if sweep.grid:
-        keys = list(sweep.grid)
-        short = _short_keys(keys)
-        for values in itertools.product(*(sweep.grid[k] for k in keys)):
-            overrides = dict(zip(keys, values, strict=True))
-            name = ",".join(f"{short[k]}={format_value(v)}" for k, v in overrides.items())
-            cells.append(Cell(name, overrides))
-    for name, patch in sweep.variants.items():
-        cells.append(Cell(name, dict(patch)))
-    return cells
 
 
 # --------------------------------------------------------------------------- overrides
@@ -438,7 +392,7 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
     return f"{path} = {err.get('input')!r}: {msg}"
 
 
-def _raise_validation(
+def raise_validation(
     path: Path, exc: ValidationError, root: type[BaseModel], context: str = ""
 ) -> NoReturn:
     lines = [_describe(e, root) for e in exc.errors()]
@@ -475,7 +429,7 @@ def _leaf_paths(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
     return paths
 
 
-def _check_key(file: Path, where: str, key: str) -> None:
+def check_key(file: Path, where: str, key: str) -> None:
     if not _valid_path(key):
         raise SpecError(
             f"{file}: {where}.{key}: not a key of the recipe{_did_you_mean(key, _leaf_paths())}; "
@@ -483,7 +437,8 @@ def _check_key(file: Path, where: str, key: str) -> None:
         )
 
 
-def _resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
+def resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
+    """The baseline cell's name: the first cell, or the one `baseline` names or matches."""
     names = [c.name for c in cells]
     if spec.baseline is None:
         return names[0]
@@ -496,7 +451,7 @@ def _resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str
         return spec.baseline
     wanted = spec.baseline
     for key in wanted:
-        _check_key(file, "baseline", key)
+        check_key(file, "baseline", key)
     matches = [
         c.name
         for c in cells
@@ -544,45 +499,17 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
 
 
 def build_study(raw: Mapping[str, Any], file: Path) -> Study:
-    """Validate a study's raw mapping and expand its cells; `file` is named in errors."""
+    """Validate a study's raw mapping and build its design; `file` is named in errors."""
+    from ablate.design import build_design  # designs are built on this module's models
+
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        _raise_validation(file, exc, StudySpec)
-
-    if spec.sweep.search is not None:
-        return _build_search(spec, spec.sweep.search, file)
-    cells = expand_cells(spec.sweep)
-    recipes: dict[str, Recipe] = {}
-    for key in spec.sweep.grid:
-        _check_key(file, "sweep.grid", key)
-    for name, patch in spec.sweep.variants.items():
-        for key in patch:
-            _check_key(file, f"sweep.variants.{name}", key)
-    for cell in cells:
-        try:
-            recipes[cell.name] = apply_overrides(spec.base, cell.overrides)
-        except ValidationError as exc:
-            where = (
-                f"sweep.variants.{cell.name}"
-                if cell.name in spec.sweep.variants
-                else f"sweep.grid (cell {cell.name})"
-            )
-            _raise_validation(file, exc, Recipe, context=f"in {where}, ")
-    baseline = _resolve_baseline(file, spec, cells) if cells else ""
-    return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)
+        raise_validation(file, exc, StudySpec)
+    return Study(spec=spec, path=file, design=build_design(spec, file))
 
 
-def search_kind(key: str, bounds: RangeSpec) -> Literal["int", "float"]:
-    """How a searched key is sampled: integers for a whole-number recipe field (or a
-    `model.args` key with whole-number bounds), floats otherwise."""
-    annotation = _leaf_annotation(key)
-    if annotation is None:  # free `model.args` key: the bounds say
-        return "int" if bounds.whole else "float"
-    return "int" if annotation is int else "float"
-
-
-def _leaf_annotation(dotted: str) -> Any:
+def leaf_annotation(dotted: str) -> Any:
     """The type annotation of a recipe leaf; None below `model.args` (free keys)."""
     model: Any = Recipe
     for part in dotted.split("."):
@@ -590,50 +517,3 @@ def _leaf_annotation(dotted: str) -> Any:
             return None
         model = model.model_fields[part].annotation
     return model
-
-
-_RANGE_TYPES = (int, float, float | None, int | None)
-
-
-def _build_search(spec: StudySpec, search: SearchSpec, file: Path) -> Study:
-    """A search study: a cell per sampled configuration (values chosen while it runs) and, when
-    the best are to be confirmed, a baseline cell trained on every seed."""
-    for key, bounds in search.space.items():
-        where = f"sweep.search.space.{key}"
-        _check_key(file, "sweep.search.space", key)
-        annotation = _leaf_annotation(key)
-        if annotation is not None and annotation not in _RANGE_TYPES:
-            raise SpecError(
-                f"{file}: {where}: {key} is not a number, so it cannot be searched over a "
-                "range; sweep its values with sweep.grid or sweep.variants"
-            )
-        if annotation in (int, int | None) and not bounds.whole:
-            raise SpecError(
-                f"{file}: {where}: {key} is a whole number: give whole-number low and high "
-                f"(got {bounds.low!r}, {bounds.high!r})"
-            )
-        for bound in ("low", "high"):
-            try:
-                apply_overrides(spec.base, {key: getattr(bounds, bound)})
-            except ValidationError as exc:
-                _raise_validation(file, exc, Recipe, context=f"in {where}.{bound}, ")
-    if isinstance(spec.baseline, str):
-        raise SpecError(
-            f"{file}: baseline = {spec.baseline!r}: a search study's baseline is the base recipe "
-            "(leave it out) or a mapping of overrides, e.g. {loss.aux.weight: 0.0}"
-        )
-    baseline_overrides = dict(spec.baseline or {})
-    for key in baseline_overrides:
-        _check_key(file, "baseline", key)
-    cells = [Cell(name, {}) for name in search_cell_names(search.n_trials)]
-    if search.confirm_top:
-        cells.insert(0, Cell(SEARCH_BASELINE, baseline_overrides))
-    try:
-        baseline_recipe = apply_overrides(spec.base, baseline_overrides)
-    except ValidationError as exc:
-        _raise_validation(file, exc, Recipe, context="in baseline, ")
-    recipes = {c.name: spec.base for c in cells}
-    if search.confirm_top:  # no baseline cell otherwise: its overrides are only checked
-        recipes[SEARCH_BASELINE] = baseline_recipe
-    baseline = SEARCH_BASELINE if search.confirm_top else ""
-    return Study(spec=spec, path=file, cells=tuple(cells), recipes=recipes, baseline=baseline)

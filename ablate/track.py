@@ -6,13 +6,10 @@ process-global state and wrong in worker processes.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import math
 import os
-import shutil
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -32,11 +29,7 @@ def _client(tracking_uri: str) -> Any:
     """One client per tracking URI and process: building one resolves the store and the
     registry each time (~1 ms), while the store behind it is shared anyway (MLflow caches it
     per URI); the client itself holds no run state, so sharing it changes nothing else."""
-    client_class = _import_mlflow()
-    path = _sqlite_path(tracking_uri)
-    if path is not None and not path.exists():
-        _copy_schema(path)
-    return client_class(tracking_uri=tracking_uri)
+    return _import_mlflow()(tracking_uri=tracking_uri)
 
 
 def _import_mlflow() -> Any:
@@ -48,81 +41,6 @@ def _import_mlflow() -> Any:
     # migration at INFO, and the user needs none of it
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     return MlflowClient
-
-
-_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # tracking stores MLflow runs in-process
-
-
-def load_client_modules(tracking_uri: str) -> None:
-    """Import everything logging to `tracking_uri` needs — MLflow, its entities, its artifact
-    repositories and, for a database URI, its SQLAlchemy store (~1 s more) — without opening
-    the store, which may not exist yet."""
-    _import_mlflow()
-    import mlflow.entities
-    import mlflow.store.artifact.artifact_repository_registry
-
-    if tracking_uri.split(":", 1)[0].split("+", 1)[0] in _DATABASES:
-        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
-
-
-def cache_dir() -> Path:
-    """Where ablate keeps what it can rebuild: ABLATE_CACHE_DIR, else the user's cache folder."""
-    if "ABLATE_CACHE_DIR" in os.environ:
-        return Path(os.environ["ABLATE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ablate"
-
-
-def _sqlite_path(tracking_uri: str) -> Path | None:
-    """The file behind a `sqlite:///path` tracking URI (None for any other store)."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or tracking_uri.endswith(":memory:"):
-        return None
-    return Path(tracking_uri[len(prefix) :])
-
-
-def _schema_template() -> Path:
-    """An empty SQLite tracking database with this MLflow version's schema, built once per
-    version and machine: MLflow builds a new database by running its ~70 schema migrations one
-    by one (~1.1 s in every new study, measured here), copying the result takes milliseconds. The
-    template has no experiment, not even MLflow's "Default": the store creates that where the
-    user is, as it does in a database of its own."""
-    import mlflow
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    template = cache_dir() / f"mlflow-{mlflow.__version__}-empty.db"
-    if template.exists():
-        return template
-    template.parent.mkdir(parents=True, exist_ok=True)
-    building = template.with_name(f".{template.name}.{os.getpid()}")
-    try:
-        store = SqlAlchemyStore(
-            f"sqlite:///{building}", building.with_suffix(".artifacts").as_uri()
-        )
-        store.engine.dispose()
-        with contextlib.closing(sqlite3.connect(building)) as db:
-            db.execute("DELETE FROM experiments")
-            db.commit()
-        os.replace(building, template)  # whole or not at all, whoever builds it in parallel
-    finally:
-        building.unlink(missing_ok=True)
-    return template
-
-
-def _copy_schema(path: Path) -> None:
-    """Start the new tracking database `path` as a copy of the schema template. Where that
-    cannot be done (no writable cache, a file system without hard links), MLflow builds the
-    database as usual."""
-    with contextlib.suppress(OSError, sqlite3.Error):
-        template = _schema_template()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        copy = path.with_name(f".{path.name}.{os.getpid()}")
-        try:
-            shutil.copyfile(template, copy)
-            # a link, not a rename: a database another process made meanwhile is never replaced
-            with contextlib.suppress(FileExistsError):
-                os.link(copy, path)
-        finally:
-            copy.unlink(missing_ok=True)
 
 
 def default_tracking_uri(results: Path) -> str:

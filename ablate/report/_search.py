@@ -13,27 +13,28 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ablate.design import BASELINE, Comparison, SearchDesign
 from ablate.names import metric_scale
 from ablate.report._figure import axis_label, require, save
-from ablate.spec import SEARCH_BASELINE, Study
+from ablate.report._part import Part, markdown_rows
+from ablate.spec import Study
 
 _PANEL_COLUMNS = 3
 
 
 def search_table(
-    study: Study, trials: pd.DataFrame, confirmed: Sequence[str], goal: str
+    design: SearchDesign, metric: str, trials: pd.DataFrame, confirmed: Sequence[str]
 ) -> pd.DataFrame:
     """One row per search configuration, best first: its rank among the completed ones, its
     values, the metric on the search seed, its state and whether it was confirmed."""
-    metric = study.spec.metric.name
-    keys = list(study.search.space) if study.search else []
-    mine = trials[(trials["cell"] != SEARCH_BASELINE) & (trials["seed"] == study.search_seed)]
+    keys = list(design.space)
+    mine = trials[(trials["cell"] != BASELINE) & (trials["seed"] == design.search_seed)]
     # the last try of each cell tells its state (earlier tries failed and were retried)
     last = mine.sort_values("number").groupby("cell", sort=False).tail(1)
     table = last[["number", "cell", *keys, "state", metric]].copy()
     table["confirmed"] = table["cell"].isin(list(confirmed))
     done = table["state"] == "COMPLETE"
-    ascending = goal != "maximize"
+    ascending = design.goal != "maximize"
     ranked = table[done].sort_values([metric, "number"], ascending=[ascending, True])
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
     rest = table[~done].sort_values("number")
@@ -41,14 +42,15 @@ def search_table(
     return pd.concat([ranked, rest], ignore_index=True)
 
 
-def selection_notes(study: Study, trials: pd.DataFrame, confirmed: Sequence[str]) -> list[str]:
+def selection_notes(
+    design: SearchDesign, metric: str, trials: pd.DataFrame, confirmed: Sequence[str]
+) -> list[str]:
     """Per confirmed cell, its mean difference from the baseline on the seeds it was *not*
     chosen on: the estimate the winner's curse does not touch."""
-    metric = study.spec.metric.name
     scale = metric_scale(metric)
     unit = " points" if scale != 1 else ""
-    done = trials[(trials["state"] == "COMPLETE") & (trials["seed"] != study.search_seed)]
-    base = done[done["cell"] == SEARCH_BASELINE].set_index("seed")[metric]
+    done = trials[(trials["state"] == "COMPLETE") & (trials["seed"] != design.search_seed)]
+    base = done[done["cell"] == BASELINE].set_index("seed")[metric]
     notes = []
     for cell in confirmed:
         own = done[done["cell"] == cell].set_index("seed")[metric]
@@ -139,3 +141,81 @@ def _draw_confirmed(
         capsize=3,
         label="confirmed: mean, 95% CI",
     )
+
+
+_SEARCH_ROWS = 20  # configurations listed in report.md (all are in search.csv)
+
+
+def search_part(
+    study: Study,
+    comparison: Comparison,
+    trials: pd.DataFrame,
+    summary: pd.DataFrame,
+    folder: Path,
+) -> Part:
+    """search.csv, the search plot and the report's "Search" section."""
+    design = study.design
+    assert isinstance(design, SearchDesign)
+    metric = study.spec.metric.name
+    confirmed = [c for c in comparison.compared if c != comparison.baseline]
+    table = search_table(design, metric, trials, confirmed)
+    csv = folder / "search.csv"
+    table.to_csv(csv, index=False)
+    files = [csv]
+    if (table["state"] == "COMPLETE").any():
+        baseline = summary.loc[summary["cell"] == design.baseline, "mean"]
+        files += plot_search(
+            table,
+            keys=list(design.space),
+            log_keys=[k for k, r in design.space.items() if r.log],
+            metric=metric,
+            goal=design.goal,
+            baseline_mean=float(baseline.iloc[0]) if len(baseline) else math.nan,
+            out_dir=folder / "plots",
+            stem="search",
+            confirmed=summary[summary["cell"].isin(confirmed)],
+        )
+    return Part(files, _section(design, metric, table, trials, confirmed))
+
+
+def _section(
+    design: SearchDesign,
+    metric: str,
+    table: pd.DataFrame,
+    trials: pd.DataFrame,
+    confirmed: list[str],
+) -> list[str]:
+    search = design.search
+    lines = [
+        "## Search",
+        "",
+        f"{search.sampler.upper() if search.sampler == 'tpe' else 'Random'} search over "
+        f"{', '.join(f'`{k}`' for k in design.space)}: {len(table)} of {search.n_trials} "
+        f"configurations tried, each trained once on seed {design.search_seed}. Ranked by "
+        f"`{metric}`; the whole list is in `search.csv`.",
+        "",
+        markdown_rows(
+            table.head(_SEARCH_ROWS), ["rank", "cell", *design.space, metric, "state", "confirmed"]
+        ),
+        "",
+    ]
+    if not search.confirm_top:
+        lines += [
+            "Nothing was confirmed (`sweep.search.confirm_top: 0`): one seed per configuration "
+            "cannot tell a better configuration from a lucky seed. Set `confirm_top` to train "
+            "the best on every seed and compare them with a baseline.",
+            "",
+        ]
+    elif not confirmed:
+        lines += ["The confirmation starts once every search trial has ended.", ""]
+    else:
+        lines += [
+            f"Confirmed: the best {len(confirmed)}, trained on every seed of "
+            f"{list(design.seeds)} beside the baseline. They were picked on seed "
+            f"{design.search_seed}, which flatters them (the winner's curse) wherever that seed "
+            "is among the ones averaged below; on the other seeds alone:",
+            "",
+            *selection_notes(design, metric, trials, confirmed),
+            "",
+        ]
+    return lines

@@ -1,33 +1,52 @@
-"""The study engine: Optuna study per study file, the trial queue, workers, resume and retries."""
+"""The study engine: the Optuna study behind a study file, its queue of typed trial records,
+workers, resume and retries. Importing it imports Optuna, never torch or MLflow."""
 
-from ablate.study._pool import plan_devices
+from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
+from ablate.study._pool import WorkerConfig, plan_devices, run_workers
+from ablate.study._queue import Queue, QueueState
+from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
 from ablate.study._run import (
     Locations,
     RunOutcome,
-    design_pairs,
+    join_study,
     planned_seeds,
     prepare,
     run_study,
 )
-from ablate.study._search import confirmed_cells
 from ablate.study._storage import (
     create_or_load,
     default_storage_url,
     load_existing,
+    record_run_tree,
     run_tree_of,
+    stored_study,
 )
 
 __all__ = [
+    "MAX_RETRIES",
+    "EpochDone",
+    "Event",
     "Locations",
+    "Outcome",
+    "Queue",
+    "QueueState",
     "RunOutcome",
-    "confirmed_cells",
+    "TrialEnded",
+    "TrialRecord",
+    "TrialResult",
+    "TrialStarted",
+    "WorkerConfig",
+    "WorkerExited",
     "create_or_load",
     "default_storage_url",
-    "design_pairs",
+    "join_study",
     "load_existing",
     "plan_devices",
     "planned_seeds",
     "prepare",
+    "record_run_tree",
     "run_study",
     "run_tree_of",
+    "run_workers",
+    "stored_study",
 ]

@@ -1,15 +1,15 @@
-"""Starting workers (one per device or CPU share) and showing their progress live."""
+"""Starting workers (one per device or CPU share) and showing their progress live. `ablate run`
+and `ablate worker` both start their workers here, once the study's MLflow run tree exists."""
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing as mp
 import os
 import queue
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -23,8 +23,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ablate.study._worker import WorkerConfig, work
-from ablate.track import RunTree, load_client_modules
+from ablate.spec import Study
+from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
+from ablate.track import RunTree
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -53,7 +54,6 @@ class _Display:
     console: Console
     metric: str
     done: int = 0
-    failed: int = 0
     progress: Progress = field(init=False)
     overall: TaskID = field(init=False)
     rows: dict[int, TaskID] = field(default_factory=dict)
@@ -72,85 +72,93 @@ class _Display:
         for w in range(self.n_workers):
             self.rows[w] = self.progress.add_task(f"  worker {w}: starting", total=None)
 
-    def handle(self, event: dict[str, Any]) -> None:
-        kind, row = event["event"], self.rows.get(event.get("worker", -1))
-        if kind == "start" and row is not None:
+    def handle(self, event: Event) -> None:
+        row = self.rows.get(event.worker)
+        if isinstance(event, TrialStarted) and row is not None:
             self.progress.update(
                 row,
-                description=f"  worker {event['worker']}: #{event['number']} {event['cell']} "
-                f"seed={event['seed']}",
-                total=event["epochs"],
+                description=f"  worker {event.worker}: #{event.number} {event.cell} "
+                f"seed={event.seed}",
+                total=event.epochs,
                 completed=0,
             )
-        elif kind == "epoch" and row is not None:
-            self.progress.update(row, completed=event["epoch"])
-        elif kind == "end":
-            outcome = event["outcome"]
-            if outcome not in ("retry", "lost"):
-                self.done += 1
-                self.progress.update(self.overall, completed=self.done)
-            if outcome == "lost":
-                self.console.print(
-                    f"[yellow]trial #{event['number']}: this worker was declared dead "
-                    "(no heartbeat within the grace period); its result is dropped, the trial "
-                    "was re-queued"
-                )
-            elif outcome in ("fail", "retry"):
-                verb = "will retry" if outcome == "retry" else "failed"
-                self.console.print(f"[red]trial #{event['number']} {verb}: {event['error']}")
-            else:
-                value = event.get("value", float("nan"))
-                self.console.print(
-                    f"[{self.done}/{self.total}] trial #{event['number']} {outcome}"
-                    + (f", {self.metric} = {value:.4f}" if value == value else ""),
-                    highlight=False,
-                )
-        elif kind == "exit" and row is not None:
+        elif isinstance(event, EpochDone) and row is not None:
+            self.progress.update(row, completed=event.epoch)
+        elif isinstance(event, TrialEnded):
+            self._ended(event)
+        elif isinstance(event, WorkerExited) and row is not None:
             self.progress.update(
-                row, description=f"  worker {event['worker']}: done", total=1, completed=1
+                row, description=f"  worker {event.worker}: done", total=1, completed=1
+            )
+
+    def _ended(self, event: TrialEnded) -> None:
+        if event.counts:
+            self.done += 1
+            self.progress.update(self.overall, completed=self.done)
+        if event.ending == "lost":
+            self.console.print(
+                f"[yellow]trial #{event.number}: this worker was declared dead (no heartbeat "
+                "within the grace period); its result is dropped, the trial was re-queued"
+            )
+        elif event.error:
+            verb = "will retry" if event.ending == "retry" else "failed"
+            self.console.print(f"[red]trial #{event.number} {verb}: {event.error}")
+        else:
+            value = event.value
+            self.console.print(
+                f"[{self.done}/{self.total}] trial #{event.number} {event.ending}"
+                + (f", {self.metric} = {value:.4f}" if value == value else ""),
+                highlight=False,
             )
 
 
-def _child(cfg: WorkerConfig, events: Any, trees: Any) -> None:
-    """A spawned worker: imports what logging needs (torch came with this module) while the
-    parent builds the run tree, then waits for it on `trees` (None: the study is not going
-    ahead)."""
+@dataclass(frozen=True)
+class WorkerConfig:
+    """What a worker needs, pickled once to a spawned one."""
+
+    study: Study
+    storage_url: str
+    tree: RunTree  # the study's MLflow runs, made before any worker starts
+    device: str
+    threads: int  # torch threads (CPU workers split the cores)
+    worker: int  # index, for the display
+
+
+def _work(job: WorkerConfig, report: Any) -> None:
+    from ablate.study._worker import work  # torch: only where trials run
+
+    work(job, report)
+
+
+def _child(job: WorkerConfig, events: Any) -> None:
+    """A spawned worker; Ctrl-C reaches it too, and its trial is abandoned by `work`."""
     with contextlib.suppress(KeyboardInterrupt):
-        load_client_modules(cfg.tracking_uri)
-        tree = trees.get()
-        if tree is not None:
-            work(cfg, tree, events.put)
-    # spare the exiting worker the collector's walks over all that torch, MLflow and Optuna
-    # allocated: its exit took ~1.3 s, ~0.2 s with everything frozen
-    gc.freeze()
+        _work(job, events.put)
 
 
 def run_workers(
-    base: WorkerConfig,
+    study: Study,
+    storage_url: str,
+    tree: RunTree,
     plan: Sequence[tuple[str, int]],
     total: int,
     console: Console,
-    build_tree: Callable[[], RunTree],
 ) -> None:
-    """Run the workers until the queue is drained, logging under the tree `build_tree` gives.
-    One worker runs in this process (no start-up cost); several run as spawned processes, each
-    importing torch and MLflow once, which they do while this process builds the tree."""
-    display = _Display(total, len(plan), console, base.study.spec.metric.name)
-    configs = [replace(base, device=d, threads=t, worker=i) for i, (d, t) in enumerate(plan)]
-    if len(configs) == 1:
-        tree = build_tree()
+    """Run one worker per (device, threads) of `plan` until the queue is drained, logging
+    under `tree`. One worker runs in this process; several run as spawned processes, each
+    importing torch and MLflow once."""
+    display = _Display(total, len(plan), console, study.spec.metric.name)
+    jobs = [WorkerConfig(study, storage_url, tree, d, t, i) for i, (d, t) in enumerate(plan)]
+    if len(jobs) == 1:
         with display.progress:
-            work(configs[0], tree, display.handle)
+            _work(jobs[0], display.handle)
         return
     ctx = mp.get_context("spawn")
-    events, trees = ctx.Queue(), ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(c, events, trees), daemon=False) for c in configs]
+    events = ctx.Queue()
+    procs = [ctx.Process(target=_child, args=(job, events), daemon=False) for job in jobs]
     for p in procs:
         p.start()
     try:
-        tree = build_tree()
-        for _ in procs:
-            trees.put(tree)
         with display.progress:
             exited = 0  # a worker's last event; once all have sent it, only their exits remain
             while exited < len(procs) and (any(p.is_alive() for p in procs) or not events.empty()):
@@ -159,10 +167,8 @@ def run_workers(
                 except queue.Empty:
                     continue
                 display.handle(event)
-                exited += event["event"] == "exit"
+                exited += isinstance(event, WorkerExited)
     except BaseException:
-        for _ in procs:  # workers still waiting for a tree: none is coming
-            trees.put(None)
         deadline = time.monotonic() + 30
         for p in procs:
             p.join(timeout=max(0.0, deadline - time.monotonic()))

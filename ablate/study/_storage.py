@@ -1,46 +1,25 @@
-"""Opening the Optuna study behind a study file, with heartbeats so dead workers are noticed."""
+"""Opening the Optuna study behind a study file, and what is recorded with the study itself:
+the recipe's fingerprint, the spec, the MLflow run tree."""
 
 from __future__ import annotations
 
 import json
-import os
-import warnings
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial
 
-from ablate.spec import SpecError, Study
+from ablate.errors import SpecError
+from ablate.spec import Study, build_study
+from ablate.study._optuna import open_storage
+from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
 
-HEARTBEAT_S = 10  # a running trial records a heartbeat this often ...
-GRACE_S = 60  # ... and is declared dead (then re-queued) after this long without one
-
-
-def _seconds(name: str, default: int) -> int:
-    """An interval from the environment (ABLATE_HEARTBEAT_S, ABLATE_GRACE_S), read when a
-    storage is opened so tests can shorten it; the default otherwise."""
-    return int(os.environ.get(name, default))
+_FINGERPRINT, _SPEC, _FILE, _MLFLOW = "fingerprint", "spec", "study_file", "mlflow"
 
 
 def default_storage_url(results: Path, name: str) -> str:
     return f"sqlite:///{(results / name / 'optuna.db').resolve()}"
-
-
-def open_storage(url: str) -> RDBStorage:
-    from ablate.study._queue import requeue_stale  # the callback re-queues a dead worker's trial
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
-            grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
-            heartbeat_stale_trial_callback=requeue_stale,
-        )
 
 
 def recipe_fingerprint(study: Study) -> dict[str, Any]:
@@ -51,23 +30,21 @@ def recipe_fingerprint(study: Study) -> dict[str, Any]:
     }
 
 
-def create_or_load(study: Study, storage_url: str) -> optuna.Study:
-    """The Optuna study of this study file; refuses one that was run with another recipe."""
+def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = None) -> Queue:
+    """The queue of this study file's Optuna study; refuses one run with another recipe."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = open_storage(storage_url)
     ostudy = optuna.create_study(
         study_name=study.spec.name,
-        storage=storage,
+        storage=open_storage(storage_url),
         direction=study.spec.metric.goal,
         load_if_exists=True,
     )
-    stored = ostudy.user_attrs.get("fingerprint")
+    stored = ostudy.user_attrs.get(_FINGERPRINT)
     mine = recipe_fingerprint(study)
     if stored is None:
-        ostudy.set_user_attr("fingerprint", mine)
-        ostudy.set_user_attr("spec", study.spec.model_dump(mode="json"))
-        ostudy.set_user_attr("baseline", study.baseline)
-        ostudy.set_user_attr("study_file", str(study.path.resolve()))
+        ostudy.set_user_attr(_FINGERPRINT, mine)
+        ostudy.set_user_attr(_SPEC, study.spec.model_dump(mode="json"))
+        ostudy.set_user_attr(_FILE, str(study.path.resolve()))
     elif json.dumps(stored, sort_keys=True) != json.dumps(mine, sort_keys=True):
         changed = sorted(
             k
@@ -85,11 +62,11 @@ def create_or_load(study: Study, storage_url: str) -> optuna.Study:
             "results folder to start over"
         )
     else:
-        ostudy.set_user_attr("spec", study.spec.model_dump(mode="json"))
-    return ostudy
+        ostudy.set_user_attr(_SPEC, study.spec.model_dump(mode="json"))
+    return Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
 
 
-def load_existing(name: str, storage_url: str) -> optuna.Study:
+def load_existing(name: str, storage_url: str) -> Queue:
     """A study that must already exist (for `status`, `report`, `worker`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage_url.startswith("sqlite:///") and not Path(storage_url[10:]).exists():
@@ -98,23 +75,25 @@ def load_existing(name: str, storage_url: str) -> optuna.Study:
             "(or pass --results/--storage where it ran)"
         )
     try:
-        return optuna.load_study(study_name=name, storage=open_storage(storage_url))
+        ostudy = optuna.load_study(study_name=name, storage=open_storage(storage_url))
     except KeyError:
         raise SpecError(f"no study {name!r} in {storage_url}; start it with `ablate run`") from None
+    return Queue(ostudy, storage_url, _tracking_of(ostudy))
 
 
-def trial_key(trial: FrozenTrial) -> tuple[str, int] | None:
-    """(cell, seed) of a trial ablate enqueued; None for anything else."""
-    attrs = trial.user_attrs
-    if "cell" not in attrs or "seed" not in attrs:
-        return None
-    return str(attrs["cell"]), int(attrs["seed"])
+def stored_study(queue: Queue, fallback: str) -> Study:
+    """The study as it was run: its spec saved with the Optuna study, its file named."""
+    return build_study(queue.attrs[_SPEC], Path(queue.attrs.get(_FILE, fallback)))
 
 
-def record_run_tree(ostudy: optuna.Study, tree: RunTree) -> None:
+def _tracking_of(ostudy: optuna.Study) -> str | None:
+    return ostudy.user_attrs.get(_MLFLOW, {}).get("tracking_uri")
+
+
+def record_run_tree(queue: Queue, tree: RunTree) -> None:
     """Record the MLflow run tree with the study, for `run_tree_of` on any machine."""
-    ostudy.set_user_attr(
-        "mlflow",
+    queue.ostudy.set_user_attr(
+        _MLFLOW,
         {
             "tracking_uri": tree.tracking_uri,
             "experiment_id": tree.experiment_id,
@@ -122,11 +101,12 @@ def record_run_tree(ostudy: optuna.Study, tree: RunTree) -> None:
             "cell_run_ids": dict(tree.cell_run_ids),
         },
     )
+    queue.tracking_uri = tree.tracking_uri
 
 
-def run_tree_of(ostudy: optuna.Study, tracking_uri: str | None = None) -> RunTree | None:
+def run_tree_of(queue: Queue, tracking_uri: str | None = None) -> RunTree | None:
     """The MLflow run tree `ablate run` recorded with the study, if any."""
-    attrs = ostudy.user_attrs.get("mlflow")
+    attrs = queue.attrs.get(_MLFLOW)
     if attrs is None:
         return None
     return RunTree(

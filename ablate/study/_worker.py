@@ -8,55 +8,40 @@ import signal
 import threading
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from types import FrameType
-from typing import Any
 
-import optuna
 import yaml
-from optuna.trial import TrialState
 
-from ablate.spec import Study, apply_overrides
-from ablate.study._queue import (
-    abandon,
-    finish,
-    pop_waiting,
-    retry_or_give_up,
-    set_user_attrs,
-    wait_for_pending,
+from ablate.spec import Recipe, apply_overrides
+from ablate.study._events import (
+    Ending,
+    EpochDone,
+    Report,
+    TrialEnded,
+    TrialStarted,
+    WorkerExited,
 )
-from ablate.study._search import confirmation_coming, suggest
-from ablate.study._storage import HEARTBEAT_S, create_or_load
-from ablate.track import RunTree, TrialRun, flatten
-from ablate.train import EpochResult, fit
-
-Report = Callable[[dict[str, Any]], None]  # progress events for the live display
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    study: Study
-    storage_url: str
-    tracking_uri: str  # known before the run tree: a spawned worker imports for it meanwhile
-    device: str
-    threads: int  # torch threads (CPU workers split the cores)
-    worker: int  # index, for the display
+from ablate.study._pool import WorkerConfig
+from ablate.study._queue import Queue
+from ablate.study._record import Outcome, TrialRecord, TrialResult
+from ablate.study._storage import create_or_load
+from ablate.track import TrialRun, flatten
+from ablate.train import EpochResult, FitResult, fit
 
 
 class _Heartbeat:
-    """Records the trial's heartbeat at the storage's interval (HEARTBEAT_S) until the trial
-    ends, so a worker that dies at any point is noticed. The claim recorded the first one."""
+    """Records the trial's heartbeat at the storage's interval until the trial ends, so a
+    worker that dies at any point is noticed. The claim recorded the first one."""
 
-    def __init__(self, storage: Any, trial_id: int) -> None:
+    def __init__(self, queue: Queue, trial_id: int) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, args=(storage, trial_id), daemon=True)
+        self._thread = threading.Thread(target=self._beat, args=(queue, trial_id), daemon=True)
 
-    def _beat(self, storage: Any, trial_id: int) -> None:
-        interval = storage.get_heartbeat_interval() or HEARTBEAT_S
-        while not self._stop.wait(interval):
+    def _beat(self, queue: Queue, trial_id: int) -> None:
+        while not self._stop.wait(queue.store.heartbeat_interval):
             try:
-                storage.record_heartbeat(trial_id)
+                queue.store.heartbeat(trial_id)
             except Exception as exc:  # a storage hiccup must not stop the heartbeat for good
                 warnings.warn(f"heartbeat of trial {trial_id} not recorded: {exc}", stacklevel=1)
 
@@ -119,147 +104,151 @@ def _describe_error(exc: BaseException) -> str:
     return text
 
 
-def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> str:
-    """Another process ended this worker's trial: its sweep saw no heartbeat for the grace
-    period (the machine stalled, the database was unreachable), failed the trial and queued
-    its retry. The result is dropped (the retry stands, so no (cell, seed) completes twice)
-    and the run ends KILLED."""
-    run.set_tag("ablate.error", "declared dead by the heartbeat sweep; the trial was re-queued")
-    run.end("KILLED")
-    report({"event": "end", "worker": cfg.worker, "number": number, "outcome": "lost"})
-    return "lost"
+class _Logger:
+    """Sends each epoch to MLflow and the display, and keeps what the record stores."""
 
+    def __init__(self, cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> None:
+        self.cfg, self.run, self.number, self.report = cfg, run, number, report
+        self.history: list[dict[str, float]] = []
+        self.gradients: list[list[object]] = []  # [iteration, {layer: mean |grad|}]
 
-def run_trial(
-    cfg: WorkerConfig, tree: RunTree, ostudy: optuna.Study, trial_id: int, report: Report
-) -> str:
-    """Train one popped trial, log it to MLflow, end its Optuna trial. Returns the outcome."""
-    storage = ostudy._storage
-    frozen = storage.get_trial(trial_id)
-    cell, seed = str(frozen.user_attrs["cell"]), int(frozen.user_attrs["seed"])
-    spec = cfg.study.spec
-    metric = spec.metric.name
-    overrides = dict(frozen.user_attrs.get("overrides", {}))
-    search = cfg.study.search if frozen.user_attrs.get("search") else None
-    if search is not None:
-        overrides = suggest(ostudy, trial_id, frozen.number, search, cfg.study.search_seed)
-    recipe = apply_overrides(spec.base, overrides)
-    report(
-        {
-            "event": "start",
-            "worker": cfg.worker,
-            "number": frozen.number,
-            "cell": cell,
-            "seed": seed,
-            "epochs": recipe.train.epochs,
-        }
-    )
-
-    run = TrialRun(tree, spec.name, cell, seed, frozen.number)
-    claimed: dict[str, Any] = {"mlflow_run_id": run.run_id, "device": cfg.device}
-    if search is not None:  # sampled just now; a grid trial's were enqueued with it
-        claimed["overrides"] = overrides
-    set_user_attrs(ostudy, trial_id, claimed)
-    config = recipe.model_dump(mode="json")
-    run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": frozen.number})
-    run.log_text(
-        yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False), "config.yaml"
-    )
-
-    history: list[dict[str, float]] = []
-    gradients: list[list[object]] = []  # [iteration, {layer: mean |grad|}]
-
-    def on_epoch(result: EpochResult) -> None:
+    def __call__(self, result: EpochResult) -> None:
         # α_t per iteration (step = iteration); everything else once per epoch (step = epoch)
         epoch_metrics = {k: v for k, v in result.metrics.items() if k != "train/aux_weight"}
         series: dict[str, list[tuple[int, float]]] = {"train/aux_weight": list(result.aux_weights)}
         for iteration, layers in result.gradients:
             for layer, value in layers.items():
                 series.setdefault(f"train/grad/{layer}", []).append((iteration, value))
-        run.log_metrics(epoch_metrics, step=result.epoch, series=series)
-        gradients.extend([i, dict(v)] for i, v in result.gradients)
-        history.append({k: round(v, 6) for k, v in result.metrics.items()})
-        report(
-            {
-                "event": "epoch",
-                "worker": cfg.worker,
-                "number": frozen.number,
-                "epoch": result.epoch,
-                "value": result.metrics.get(metric),
-            }
+        self.run.log_metrics(epoch_metrics, step=result.epoch, series=series)
+        self.gradients.extend([i, dict(v)] for i, v in result.gradients)
+        self.history.append({k: round(v, 6) for k, v in result.metrics.items()})
+        value = result.metrics.get(self.cfg.study.spec.metric.name, math.nan)
+        self.report(EpochDone(self.cfg.worker, self.number, result.epoch, value))
+
+    def result(self, fitted: FitResult) -> TrialResult:
+        return TrialResult(
+            history=self.history,
+            final={k: v for k, v in fitted.final.items() if k.startswith("val/")},
+            best=dict(fitted.best),
+            gradients=self.gradients,
+            total_steps=fitted.total_steps,
+            duration_s=fitted.duration_s,
         )
 
-    try:
-        result = fit(recipe, seed, cfg.device, on_epoch=on_epoch)
-    except Exception as exc:  # a crashing trial is recorded and retried; the study goes on
-        error = _describe_error(exc)
-        details = {"error": error, "traceback": traceback.format_exc()[-4000:]}
-        if not finish(ostudy, trial_id, TrialState.FAIL, None, details):
-            return _lost(cfg, run, frozen.number, report)
-        run.set_tag("ablate.error", error)
-        run.end("FAILED")
-        retried = retry_or_give_up(ostudy, storage.get_trial(trial_id))
-        report(
-            {
-                "event": "end",
-                "worker": cfg.worker,
-                "number": frozen.number,
-                "outcome": "retry" if retried else "fail",
-                "error": error,
-            }
-        )
-        return "fail"
 
-    attrs = {
-        "history": history,
-        "duration_s": round(result.duration_s, 3),
-        "final": {k: v for k, v in result.final.items() if k.startswith("val/")},
-        "best": dict(result.best),
-        "gradients": gradients,
-        "total_steps": result.total_steps,
-    }
-    value = result.final.get(metric, math.nan)
-    failed = result.diverged or not math.isfinite(value)
-    outcome = ("diverged" if result.diverged else "no-value") if failed else "complete"
-    if result.checkpoint is not None:
-        run.log_torch(result.checkpoint, "model.pt")
-    state = TrialState.PRUNED if failed else TrialState.COMPLETE
-    attrs["outcome"] = outcome
-    if not finish(ostudy, trial_id, state, None if failed else value, attrs):
-        return _lost(cfg, run, frozen.number, report)
-    if failed:
-        run.set_tag("ablate.outcome", outcome)
-        run.end("FAILED")
-    else:
-        run.end("FINISHED")
-    report(
-        {
-            "event": "end",
-            "worker": cfg.worker,
-            "number": frozen.number,
-            "outcome": outcome,
-            "value": value,
-        }
+def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Recipe) -> TrialRun:
+    """The trial's MLflow run with its parameters and config.yaml, named in its record."""
+    run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
+    queue.started(record.trial_id, run.run_id, cfg.device)
+    config = recipe.model_dump(mode="json")
+    cell, seed = record.cell, record.seed
+    run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": record.number})
+    run.log_text(
+        yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False), "config.yaml"
     )
-    return outcome
+    return run
 
 
-def work(cfg: WorkerConfig, tree: RunTree, report: Report) -> None:
-    """Pop and run trials until none is waiting or running anywhere; log them under `tree`."""
+def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> None:
+    """Another process ended this worker's trial: its sweep saw no heartbeat for the grace
+    period (the machine stalled, the database was unreachable), killed the trial and queued
+    its retry. The result is dropped (the retry stands, so no (cell, seed) completes twice)
+    and the run ends KILLED."""
+    run.set_tag("ablate.error", "declared dead by the heartbeat sweep; the trial was re-queued")
+    run.end("KILLED")
+    report(TrialEnded(cfg.worker, number, "lost"))
+
+
+def _end_crashed(
+    cfg: WorkerConfig, queue: Queue, run: TrialRun, record: TrialRecord, exc: Exception
+) -> TrialEnded | None:
+    """A crashing trial is recorded and retried; the study goes on. None when lost."""
+    error = _describe_error(exc)
+    if not queue.end(record.trial_id, Outcome.FAILED, error=error, traceback=_trace()):
+        return None
+    run.set_tag("ablate.error", error)
+    run.end("FAILED")
+    retried = queue.retry(record)
+    return TrialEnded(cfg.worker, record.number, "retry" if retried else "failed", error=error)
+
+
+def _trace() -> str:
+    return traceback.format_exc()[-4000:]
+
+
+def _end_trained(
+    cfg: WorkerConfig,
+    queue: Queue,
+    run: TrialRun,
+    record: TrialRecord,
+    fitted: FitResult,
+    logger: _Logger,
+) -> TrialEnded | None:
+    """A trial that trained to its end, or diverged: its outcome, results and run status.
+    None when lost."""
+    metric = cfg.study.spec.metric.name
+    value = fitted.final.get(metric, math.nan)
+    error = ""
+    ending: Ending = "complete"
+    if fitted.diverged:
+        outcome, ending = Outcome.DIVERGED, "diverged"
+    elif not math.isfinite(value):  # the recipe, not luck: not retried within this run
+        outcome, ending = Outcome.FAILED, "failed"
+        error = f"{metric} has no finite value ({value}) at the end of training"
+    else:
+        outcome = Outcome.COMPLETE
+    if fitted.checkpoint is not None:
+        run.log_torch(fitted.checkpoint, "model.pt")
+    done = outcome == Outcome.COMPLETE
+    result = logger.result(fitted)
+    if not queue.end(record.trial_id, outcome, value if done else None, result, error):
+        return None
+    if not done:
+        run.set_tag("ablate.outcome", outcome.value)
+    run.end("FINISHED" if done else "FAILED")
+    return TrialEnded(cfg.worker, record.number, ending, value, error)
+
+
+def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) -> TrialEnded:
+    """Train one popped trial, log it to MLflow, end its Optuna trial."""
+    record = queue.record(trial_id)
+    overrides = cfg.study.design.values(queue, record)
+    if overrides != dict(record.overrides):  # sampled just now
+        queue.set_overrides(trial_id, overrides)
+    recipe = apply_overrides(cfg.study.spec.base, overrides)
+    report(TrialStarted(cfg.worker, record.number, record.cell, record.seed, recipe.train.epochs))
+    run = _start_run(cfg, queue, record, recipe)
+    logger = _Logger(cfg, run, record.number, report)
+    try:
+        fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger)
+    except Exception as exc:
+        ended = _end_crashed(cfg, queue, run, record, exc)
+    else:
+        ended = _end_trained(cfg, queue, run, record, fitted, logger)
+    if ended is None:
+        _lost(cfg, run, record.number, report)
+        return TrialEnded(cfg.worker, record.number, "lost")
+    report(ended)
+    return ended
+
+
+def work(cfg: WorkerConfig, report: Report) -> None:
+    """Pop and run trials until none is waiting or running anywhere; log them under the
+    study's run tree."""
     import torch
 
     torch.set_num_threads(cfg.threads)
     with _interrupts_outside_clients():
-        ostudy = create_or_load(cfg.study, cfg.storage_url)
+        queue = create_or_load(cfg.study, cfg.storage_url, cfg.tree.tracking_uri)
         while True:
-            trial_id = pop_waiting(ostudy)
+            trial_id = queue.pop()
             if trial_id is not None:
-                with _Heartbeat(ostudy._storage, trial_id):
+                with _Heartbeat(queue, trial_id):
                     try:
-                        run_trial(cfg, tree, ostudy, trial_id, report)
-                    except KeyboardInterrupt:  # wherever it lands: FAIL now, not after the grace
-                        abandon(ostudy, trial_id, "interrupted (Ctrl-C)", tree.tracking_uri)
+                        run_trial(cfg, queue, trial_id, report)
+                    except KeyboardInterrupt:  # wherever it lands: killed now, not after the grace
+                        queue.abandon(trial_id, "interrupted (Ctrl-C)")
                         raise
-            elif not (wait_for_pending(ostudy) or confirmation_coming(cfg.study, ostudy)):
+            elif not (queue.wait_for_pending() or cfg.study.design.advance(queue)):
                 break
-    report({"event": "exit", "worker": cfg.worker})
+    report(WorkerExited(cfg.worker))

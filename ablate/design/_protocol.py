@@ -1,0 +1,130 @@
+"""The `Design` protocol: what a study trains, and what it compares with what.
+
+A design is built from a validated study file when it is loaded (it imports nothing heavy, so
+`ablate validate` stays quick) and then asked by the engine, the CLI and the report. Those never
+ask which design they hold: everything that differs between a grid, named variants and a search
+is an answer of the design's own. The engine hands a design a `QueueView` (the running study as
+far as a design needs it) where its plan depends on results so far, as a search's
+confirmation does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ablate.design._search import Range, SamplerPlan
+    from ablate.spec import Recipe
+    from ablate.study._record import TrialRecord
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One point of the design: a name and the dotted overrides it applies to the base recipe."""
+
+    name: str
+    overrides: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One (cell, seed) to train, and what its trial applies to the base recipe. A `sampled`
+    pair takes its values from the design when a worker claims it; `params` are the values
+    fixed for it in advance (a retry, a confirmation)."""
+
+    cell: str
+    seed: int
+    overrides: Mapping[str, Any]
+    sampled: bool = False
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a report compares: summary.csv's rows in order, the cell the others are paired
+    with, and the cells tested against it (baseline first; empty when nothing can be tested)."""
+
+    cells: list[str]
+    baseline: str
+    compared: list[str]
+    baseline_verdict: str = ""  # replaces the baseline row's verdict, when it is no baseline
+
+
+class QueueView(Protocol):
+    """The running study, as a design sees it."""
+
+    @property
+    def attrs(self) -> Mapping[str, Any]: ...  # the study's attributes
+
+    def records(self) -> list[TrialRecord]: ...
+
+    def add_study_attr_once(self, key: str, value: Any) -> bool: ...
+
+    def enqueue_missing(self, pairs: Sequence[Pair]) -> int: ...
+
+    def sample(
+        self, record: TrialRecord, space: Mapping[str, Range], plan: SamplerPlan
+    ) -> dict[str, Any]: ...
+
+
+class Design(Protocol):
+    """Grid, variants and search implement this; the next designs plug in here."""
+
+    @property
+    def kind(self) -> str: ...  # names the design's own part of the report, if it has one
+
+    @property
+    def cells(self) -> tuple[Cell, ...]: ...
+
+    @property
+    def recipes(self) -> Mapping[str, Recipe]: ...  # each cell's recipe as known before training
+
+    @property
+    def baseline(self) -> str: ...  # the cell every other is compared with; "" when none
+
+    @property
+    def keys(self) -> list[str]: ...  # the swept keys in file order: the results' columns
+
+    @property
+    def factors(self) -> Sequence[str]: ...  # keys crossed in full (two-way tables, heatmaps)
+
+    @property
+    def crossed(self) -> Sequence[str]: ...  # the cells that make up the factorial over `factors`
+
+    @property
+    def axis(self) -> str | None: ...  # the one key the cells lie along (metric-vs-key plot)
+
+    def n_trials(self) -> int:
+        """How many (cell, seed) trials the design holds once complete."""
+        ...
+
+    def describe(self) -> str:
+        """The design in a few words, for the console and the report."""
+        ...
+
+    def outline(self) -> list[str]:
+        """What `ablate validate` lists below its first line: the cells and their comparisons."""
+        ...
+
+    def pairs(self, queue: QueueView | None) -> list[Pair]:
+        """Every (cell, seed) to train as far as known now (None: before any storage)."""
+        ...
+
+    def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
+        """The overrides a claimed trial trains with."""
+        ...
+
+    def advance(self, queue: QueueView) -> bool:
+        """With nothing left to claim: enqueue what the results so far call for. True when
+        more work was enqueued or another process is enqueuing it (keep looking)."""
+        ...
+
+    def comparison(self, queue: QueueView) -> Comparison:
+        """What the report compares, given the trials so far."""
+        ...
+
+    def summary_rows(self, comparison: Comparison) -> list[str]:
+        """The cells the console's summary table shows (the rest are in the files)."""
+        ...

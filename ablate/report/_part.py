@@ -1,0 +1,33 @@
+"""What a design adds to the report beyond the common tables and plots, and the plain
+markdown table both use."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Part:
+    files: list[Path]  # written into the results folder (tables, plots)
+    sections: list[str]  # markdown lines, placed after "what was run"
+
+
+def markdown_rows(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """A plain markdown table of `columns` (those present), floats to 4 significant digits."""
+    cols = [c for c in columns if c in frame.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        cells = []
+        for c in cols:
+            v = row[c]
+            if isinstance(v, float):
+                cells.append("–" if math.isnan(v) else f"{v:.4g}")
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,278 @@
+"""The one room where ablate touches Optuna's private storage.
+
+Why it must: Optuna has no public atomic claim. `Study.ask()` pops a WAITING trial by reading its
+state and then writing it, and SQLite ignores the `FOR UPDATE` in between: two workers both won
+one trial (11 double claims in 300 pops with 4 processes). Its `fail_stale_trials` has the same
+read-then-write race, and `tell` reads a trial back twice and writes in several transactions. So
+the engine changes a trial's state with one conditional UPDATE on Optuna's own tables, writes a
+trial's attributes in one transaction, and records a search's confirmation with one INSERT on the
+(study, key) unique row. Everything that reaches past Optuna's public API is here, in `Store`:
+the RDB models and their tables, the storage behind the cache (`_backend`), the study id, the
+trial cache (`_thread_local`) and the stale-trial query.
+
+Those internals are not a contract, so a store is opened only when the installed Optuna is one
+this module was written and tested for (`OPTUNA_TESTED`) and its tables have the columns the
+statements below use; otherwise `StorageError` names the versions (the CLI exits 2).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import warnings
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+from optuna.storages._rdb.models import (
+    StudyUserAttributeModel,
+    TrialHeartbeatModel,
+    TrialModel,
+    TrialUserAttributeModel,
+    TrialValueModel,
+)
+from optuna.trial import FrozenTrial, TrialState
+
+from ablate.errors import StorageError
+
+OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
+
+# The columns the statements below read or write, per table.
+_COLUMNS = {
+    "trials": {"trial_id", "number", "study_id", "state", "datetime_start", "datetime_complete"},
+    "trial_user_attributes": {"trial_id", "key", "value_json"},
+    "trial_values": {"trial_id", "objective", "value", "value_type"},
+    "trial_heartbeats": {"trial_id", "heartbeat"},
+    "study_user_attributes": {"study_id", "key", "value_json"},
+}
+
+HEARTBEAT_S = 10  # a running trial records a heartbeat this often ...
+GRACE_S = 60  # ... and is declared dead (then re-queued) after this long without one
+
+
+def _version(text: str) -> tuple[int, int]:
+    major, minor, *_ = (text.split("+")[0] + ".0").split(".")
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
+def check_optuna_version(installed: str = optuna.__version__) -> None:
+    """Refuse an Optuna release outside the tested range, naming both."""
+    low, high = OPTUNA_TESTED
+    if not low <= _version(installed) < high:
+        raise StorageError(
+            f"optuna {installed} is installed, but ablate's storage code was written for "
+            f"optuna >={low[0]}.{low[1]},<{high[0]}.{high[1]} (it relies on the layout of "
+            f"Optuna's tables); install a release in that range: "
+            f"pip install 'optuna>={low[0]}.{low[1]},<{high[0]}.{high[1]}'"
+        )
+
+
+def check_tables(engine: Any, url: str) -> None:
+    """Refuse a storage whose tables lack a column the engine's statements use."""
+    inspector = sqlalchemy.inspect(engine)
+    missing = []
+    for table, wanted in _COLUMNS.items():
+        have = {c["name"] for c in inspector.get_columns(table)}
+        missing += [f"{table}.{c}" for c in sorted(wanted - have)]
+    if missing:
+        raise StorageError(
+            f"{_safe(url)}: the Optuna tables lack {', '.join(missing)} (made by another "
+            f"Optuna release than {optuna.__version__}?); ablate needs optuna "
+            f">={OPTUNA_TESTED[0][0]}.{OPTUNA_TESTED[0][1]},<{OPTUNA_TESTED[1][0]}.0 and the "
+            "tables it makes"
+        )
+
+
+def _safe(url: str) -> str:
+    """A storage URL without its password, for messages."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def _seconds(name: str, default: int) -> int:
+    """An interval from the environment (ABLATE_HEARTBEAT_S, ABLATE_GRACE_S), read when a
+    storage is opened so tests can shorten it; the default otherwise."""
+    return int(os.environ.get(name, default))
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An RDB storage with heartbeats, after the version and table checks. No stale-trial
+    callback: Optuna's own sweep fails a dead worker's trial with a read-then-write race;
+    ablate's queue sweeps them itself (`Queue.sweep_stale`)."""
+    check_optuna_version()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = RDBStorage(
+            url,
+            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
+            heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
+            grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
+        )
+    check_tables(storage.engine, url)
+    return storage
+
+
+def trial_id_of(trial: FrozenTrial) -> int:
+    """The storage id of a trial (Optuna keeps it private; the statements here need it)."""
+    return int(trial._trial_id)
+
+
+class Store:
+    """An Optuna study and the few statements Optuna has no atomic or batched call for."""
+
+    def __init__(self, ostudy: optuna.Study) -> None:
+        self.ostudy = ostudy
+        storage: Any = ostudy._storage
+        self._storage = storage  # the cache in front of the RDB storage
+        self._engine = getattr(storage, "_backend", storage).engine
+        self._study_id: int = ostudy._study_id
+
+    # -- reading
+
+    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[FrozenTrial]:
+        return self.ostudy.get_trials(deepcopy=False, states=states)
+
+    def trial(self, trial_id: int) -> FrozenTrial:
+        return self._storage.get_trial(trial_id)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """The study's user attributes."""
+        return self.ostudy.user_attrs
+
+    def oldest_waiting(self, limit: int) -> list[int]:
+        """Ids of the `limit` oldest WAITING trials: one indexed query, where `get_trials` would
+        read and parse every unfinished trial with its attributes on every pop."""
+        trials = TrialModel.__table__
+        query = (
+            sqlalchemy.select(trials.c.trial_id)
+            .where(trials.c.study_id == self._study_id, trials.c.state == TrialState.WAITING)
+            .order_by(trials.c.trial_id)
+            .limit(limit)
+        )
+        with self._engine.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def stale_trial_ids(self) -> list[int]:
+        """RUNNING trials whose heartbeat is older than the grace period."""
+        return list(self._storage._get_stale_trial_ids(self._study_id))
+
+    # -- writing
+
+    def enqueue(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> None:
+        self.ostudy.enqueue_trial(dict(params), user_attrs=dict(attrs))
+
+    def claim(self, trial_id: int) -> bool:
+        """WAITING -> RUNNING for this process, with the first heartbeat in the same
+        transaction, so a worker that dies right after claiming leaves a trial the heartbeat
+        sweep will find."""
+        with self._engine.begin() as conn:
+            if not _change_state(conn, trial_id, TrialState.WAITING, TrialState.RUNNING):
+                return False
+            conn.execute(
+                sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id)
+            )
+        return True
+
+    def pop_waiting(self, spread: int = 8) -> int | None:
+        """Claim one of the oldest WAITING trials; its trial id, or None. Workers try the
+        `spread` oldest in random order, so they rarely race for the same one."""
+        while waiting := self.oldest_waiting(spread):
+            for trial_id in random.sample(waiting, len(waiting)):
+                if self.claim(trial_id):
+                    return trial_id
+        return None
+
+    def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
+        """Several user attributes of a trial, in one transaction (Optuna writes each in its
+        own)."""
+        with self._engine.begin() as conn:
+            _write_attrs(conn, trial_id, attrs)
+
+    def heartbeat(self, trial_id: int) -> None:
+        self._storage.record_heartbeat(trial_id)
+
+    @property
+    def heartbeat_interval(self) -> int:
+        return int(self._storage.get_heartbeat_interval() or HEARTBEAT_S)
+
+    def finish(
+        self,
+        trial_id: int,
+        state: TrialState,
+        value: float | None,
+        attrs: Mapping[str, Any],
+    ) -> bool:
+        """End a RUNNING trial: its attributes, its state and (COMPLETE) its value, in one
+        transaction that only goes through while the trial is still RUNNING. False, with
+        nothing written, when another process ended it first: its worker, or a heartbeat
+        sweep that took the worker for dead."""
+        with self._engine.begin() as conn:
+            if not _change_state(conn, trial_id, TrialState.RUNNING, state):
+                return False
+            _write_attrs(conn, trial_id, attrs)
+            if value is not None:
+                stored, kind = TrialValueModel.value_to_stored_repr(value)
+                conn.execute(
+                    sqlalchemy.insert(TrialValueModel.__table__).values(
+                        trial_id=trial_id, objective=0, value=stored, value_type=kind
+                    )
+                )
+        return True
+
+    def add_study_attr_once(self, key: str, value: Any) -> bool:
+        """Record a study attribute unless one is there already: one INSERT on Optuna's
+        (study, key) unique row, which exactly one of several racing processes wins."""
+        table = StudyUserAttributeModel.__table__
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(
+                    sqlalchemy.insert(table).values(
+                        study_id=self._study_id, key=key, value_json=json.dumps(value)
+                    )
+                )
+        except sqlalchemy.exc.IntegrityError:
+            return False
+        return True
+
+    def trial_for_sampling(self, trial_id: int) -> optuna.Trial:
+        """An Optuna `Trial` on a trial this process claimed, for a sampler to suggest values
+        into. Optuna's per-thread trial cache is dropped first: another process enqueued the
+        trial and this one claimed it with its own UPDATE, and the sampler must see every
+        trial finished until now."""
+        self.ostudy._thread_local.cached_all_trials = None
+        self._storage.get_all_trials(self._study_id, deepcopy=False)
+        return optuna.Trial(self.ostudy, trial_id)
+
+
+def _change_state(conn: Any, trial_id: int, old: TrialState, new: TrialState) -> bool:
+    """Change a trial's state from `old` to `new` in one conditional UPDATE; True when this
+    statement made the change. A single UPDATE ... WHERE state = old cannot be won twice on
+    any database."""
+    trials = TrialModel.__table__
+    # Optuna 5's RDB columns hold naive UTC (its models convert to local time when read back);
+    # Optuna 4 wrote local time there, one reason the release is checked before opening.
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    stamp = "datetime_start" if new == TrialState.RUNNING else "datetime_complete"
+    changed = conn.execute(
+        sqlalchemy.update(trials)
+        .where(trials.c.trial_id == trial_id, trials.c.state == old)
+        .values({trials.c.state: new, trials.c[stamp]: now})
+    ).rowcount
+    return bool(changed == 1)
+
+
+def _write_attrs(conn: Any, trial_id: int, attrs: Mapping[str, Any]) -> None:
+    table = TrialUserAttributeModel.__table__
+    rows = [{"trial_id": trial_id, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()]
+    if rows:
+        conn.execute(
+            sqlalchemy.delete(table).where(table.c.trial_id == trial_id, table.c.key.in_(attrs))
+        )
+        conn.execute(sqlalchemy.insert(table), rows)
