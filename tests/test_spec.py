@@ -2,14 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from ablate.spec import (
-    SpecError,
-    apply_overrides,
-    expand_cells,
-    load_study,
-    parse_override,
-    search_kind,
-)
+from ablate.design import expand_cells, search_kind
+from ablate.spec import SpecError, apply_overrides, load_study, parse_override
 
 STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
 GOOD = """
@@ -164,20 +158,18 @@ def test_a_search_has_a_cell_per_configuration_and_a_baseline_when_confirming(
     assert names == ["baseline", *(f"search-{i:02d}" for i in range(12))]
     assert study.baseline == "baseline"
     assert study.keys == ["loss.aux.weight", "train.batch_size"]
-    assert study.search_seed == 0  # the first of seeds [0, 1]
-    assert search_kind("train.batch_size", study.spec.sweep.search.space["train.batch_size"]) == (
-        "int"
-    )
-    assert search_kind("loss.aux.weight", study.spec.sweep.search.space["loss.aux.weight"]) == (
-        "float"
-    )
+    assert study.design.search_seed == 0  # the first of seeds [0, 1]
+    assert study.design.space["train.batch_size"].kind == "int"
+    assert study.design.space["loss.aux.weight"].kind == "float"
+    assert search_kind("model.args.width", 4, 16) == "int"  # a free key: the bounds say
+    assert search_kind("model.args.width", 4.0, 16) == "float"
 
 
 def test_a_search_without_confirmation_has_no_baseline_and_its_own_seed(tmp_path: Path) -> None:
     text = SEARCH.replace("SPACE", SPACE).replace("confirm_top: 2", "confirm_top: 0, seed: 7")
     study = load_study(write(tmp_path, text))
     assert study.cells[0].name == "search-00" and study.baseline == ""
-    assert study.search_seed == 7
+    assert study.design.search_seed == 7
 
 
 def test_a_search_baseline_may_patch_the_base_recipe(tmp_path: Path) -> None:

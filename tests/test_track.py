@@ -1,14 +1,9 @@
 """A trial's MLflow run: what TrialRun stores, read back through a fresh MlflowClient."""
 
-import contextlib
-import os
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import mlflow.store.db.utils
 import pytest
 import torch
 from mlflow import MlflowClient
@@ -74,9 +69,8 @@ def test_creating_the_tracking_database_prints_nothing(tmp_path: Path) -> None:
     # a fresh interpreter: `import mlflow` sets MLflow's loggers, and it happens only once
     code = "import sys; from ablate.track import _client; _client(sys.argv[1]).search_experiments()"
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "ABLATE_CACHE_DIR": str(tmp_path / "cache")}  # migrations run: no copy
     done = subprocess.run(
-        [sys.executable, "-c", code, uri], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", code, uri], capture_output=True, text=True, check=True
     )
     assert (tmp_path / "mlflow.db").is_file()
     assert "database tables" not in done.stderr + done.stdout
@@ -106,60 +100,3 @@ def test_metrics_are_held_back_for_flush_s_then_sent_and_the_rest_when_the_run_e
     run.end("KILLED")
     assert steps() == [1, 2, 3, 4]
     assert client.get_run(run.run_id).data.metrics == {"val/mIoU": 0.4, "train/aux_weight": 0.4}
-
-
-def _schema_revision(db: Path) -> str:
-    with contextlib.closing(sqlite3.connect(db)) as con:
-        return str(con.execute("SELECT version_num FROM alembic_version").fetchone()[0])
-
-
-def test_a_new_tracking_database_is_a_copy_of_mlflows_schema_built_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
-    first = _tree(tmp_path / "first")
-    (template,) = (tmp_path / "cache").glob("mlflow-*-empty.db")
-    with contextlib.closing(sqlite3.connect(template)) as con:
-        assert con.execute("SELECT COUNT(*) FROM experiments").fetchone() == (0,)
-
-    # the next database runs no migration: MLflow finds its tables, made and stamped
-    def no_migrations(engine: Any) -> None:
-        raise AssertionError("MLflow built a database the template should have given")
-
-    monkeypatch.setattr(mlflow.store.db.utils, "_initialize_tables", no_migrations)
-    (tmp_path / "elsewhere").mkdir()
-    monkeypatch.chdir(tmp_path / "elsewhere")
-    second = _tree(tmp_path / "second")
-    client = MlflowClient(second.tracking_uri)
-    experiments = {e.name: e for e in client.search_experiments()}
-    assert set(experiments) == {"Default", "track"}  # MLflow's own Default, made here, not ours
-    assert experiments["Default"].artifact_location.endswith("elsewhere/mlruns/0")
-    db = tmp_path / "second" / "mlflow.db"
-    assert _schema_revision(db) == _schema_revision(template)
-    run = TrialRun(second, "track", "a", 0, 0)
-    run.log_metrics({"val/mIoU": 0.5}, step=1)
-    run.end("FINISHED")
-    assert client.get_run(run.run_id).data.metrics == {"val/mIoU": 0.5}
-    assert first.experiment_id == second.experiment_id  # both numbered as MLflow numbers them
-
-
-def test_an_existing_tracking_database_is_never_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "cache"))
-    tree = _tree(tmp_path)
-    track._copy_schema(tmp_path / "mlflow.db")  # as a second process racing the first would
-    names = [e.name for e in MlflowClient(tree.tracking_uri).search_experiments()]
-    assert "track" in names
-    assert not list(tmp_path.glob(".mlflow.db*"))  # its copy of the template was removed
-
-
-def test_without_a_writable_cache_mlflow_builds_the_database_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    (tmp_path / "not-a-folder").write_text("")
-    monkeypatch.setenv("ABLATE_CACHE_DIR", str(tmp_path / "not-a-folder"))
-    tree = _tree(tmp_path / "study")
-    run = TrialRun(tree, "track", "a", 0, 0)
-    run.end("FINISHED")
-    assert MlflowClient(tree.tracking_uri).get_run(run.run_id).info.status == "FINISHED"

@@ -130,8 +130,13 @@ class Store:
         self.ostudy = ostudy
         storage: Any = ostudy._storage
         self._storage = storage  # the cache in front of the RDB storage
-        self._engine = getattr(storage, "_backend", storage).engine
         self._study_id: int = ostudy._study_id
+
+    @property
+    def _engine(self) -> Any:
+        """The SQLAlchemy engine behind Optuna's cache (only an RDB storage has one; a study
+        in memory can still be read)."""
+        return getattr(self._storage, "_backend", self._storage).engine
 
     # -- reading
 

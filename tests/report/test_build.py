@@ -10,6 +10,7 @@ from optuna.trial import TrialState, create_trial
 from ablate.report import write_report
 from ablate.report._build import aux_weight_series, trials_table
 from ablate.spec import load_study
+from ablate.study import Queue
 
 STUDY = """
 name: two_keys
@@ -28,7 +29,7 @@ def _study(tmp_path: Path, text: str = STUDY):
     return load_study(path)
 
 
-def _storage(study, values: dict[tuple[str, int], float], failed=()) -> optuna.Study:
+def _storage(study, values: dict[tuple[str, int], float], failed=()) -> Queue:
     ostudy = optuna.create_study(direction="maximize")
     for cell in study.cells:
         for seed in study.spec.sweep.seeds:
@@ -47,7 +48,7 @@ def _storage(study, values: dict[tuple[str, int], float], failed=()) -> optuna.S
                 "duration_s": 1.5,
             }
             ostudy.add_trial(create_trial(value=v, user_attrs=attrs))
-    return ostudy
+    return Queue(ostudy, "memory")
 
 
 def test_report_from_storage_has_tables_plots_latex_and_two_way_anova(tmp_path: Path) -> None:
@@ -88,17 +89,19 @@ def test_missing_cells_are_shown_as_missing(tmp_path: Path) -> None:
     report = write_report(study, _storage(study, values, failed=gone), tmp_path / "r")
     row = report.summary.set_index("cell").loc[study.cells[1].name]
     assert row["n"] == 0 and row["verdict"] == "missing"
-    assert set(trials_table(_storage(study, values, failed=gone), study)["state"]) == {
+    assert set(trials_table(_storage(study, values, failed=gone).records(), study)["state"]) == {
         "COMPLETE",
         "FAIL",
     }
 
 
 def test_aux_weight_series_follows_each_cells_schedule(tmp_path: Path) -> None:
-    series = aux_weight_series(_study(tmp_path), points=5)
+    study = _study(tmp_path)
+    series = aux_weight_series(study, [c.name for c in study.cells], points=5)
     linear = series[series["cell"] == "aux.weight=0.4,aux.schedule=linear"]
     assert list(linear["weight"]) == pytest.approx([0.4, 0.3, 0.2, 0.1, 0.0])
     constant_only = STUDY.replace("[constant, linear]", "[constant]").replace(
         "loss.aux.schedule: constant}", "loss.aux.schedule: constant}"
     )
-    assert aux_weight_series(_study(tmp_path, constant_only)).empty
+    only = _study(tmp_path, constant_only)
+    assert aux_weight_series(only, [c.name for c in only.cells]).empty

@@ -1,0 +1,54 @@
+"""The Optuna adapter opens only storages it was written for, and says why otherwise."""
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+
+from ablate.errors import StorageError
+from ablate.study._optuna import OPTUNA_TESTED, check_optuna_version, open_storage
+
+
+@pytest.mark.parametrize("version", ["4.5.0", "6.0.0", "3.6.1"])
+def test_an_untested_optuna_release_is_refused_naming_both_versions(version: str) -> None:
+    low, high = OPTUNA_TESTED
+    with pytest.raises(StorageError, match=rf"optuna {version} is installed.*>={low[0]}\.{low[1]}"):
+        check_optuna_version(version)
+
+
+@pytest.mark.parametrize("version", ["5.0.0", "5.3.1", "5.0.0rc1", "5.1.0+local"])
+def test_a_tested_optuna_release_is_accepted(version: str) -> None:
+    check_optuna_version(version)
+
+
+def test_the_installed_optuna_is_in_the_tested_range() -> None:
+    check_optuna_version(optuna.__version__)
+
+
+def _storage_missing_a_column(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(study_name="t", storage=url)
+    with sqlite3.connect(tmp_path / "optuna.db") as db:
+        db.execute("ALTER TABLE trial_heartbeats RENAME COLUMN heartbeat TO beat")
+    return url
+
+
+def test_tables_without_a_column_the_engine_writes_are_refused(tmp_path: Path) -> None:
+    url = _storage_missing_a_column(tmp_path)
+    with pytest.raises(StorageError, match=r"lack trial_heartbeats\.heartbeat"):
+        open_storage(url)
+
+
+def test_the_cli_refuses_such_a_storage_with_exit_2_and_one_message(tmp_path: Path) -> None:
+    url = _storage_missing_a_column(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate", "status", "t", "--storage", url],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "trial_heartbeats.heartbeat" in done.stderr and "optuna >=5.0,<6.0" in done.stderr
+    assert "Traceback" not in done.stderr
