@@ -155,6 +155,7 @@ class Recipe(_Frozen):
 
 # --------------------------------------------------------------------------- the study file
 
+
 class RangeSpec(_Frozen):
     low: int | float  # an int bound stays an int: a whole-number key is searched over integers
     high: int | float

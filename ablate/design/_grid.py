@@ -63,8 +63,7 @@ class GridDesign:
 
     def outline(self) -> list[str]:
         return [
-            f"  {c.name}" + (" (baseline)" if c.name == self.baseline else "")
-            for c in self.cells
+            f"  {c.name}" + (" (baseline)" if c.name == self.baseline else "") for c in self.cells
         ]
 
     def pairs(self, queue: QueueView | None) -> list[Pair]:

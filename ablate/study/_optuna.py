@@ -180,9 +180,7 @@ class Store:
         with self._engine.begin() as conn:
             if not _change_state(conn, trial_id, TrialState.WAITING, TrialState.RUNNING):
                 return False
-            conn.execute(
-                sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id)
-            )
+            conn.execute(sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id))
         return True
 
     def pop_waiting(self, spread: int = 8) -> int | None:

@@ -14,7 +14,7 @@ from ablate.study._optuna import OPTUNA_TESTED, check_optuna_version, open_stora
 
 @pytest.mark.parametrize("version", ["4.5.0", "6.0.0", "3.6.1"])
 def test_an_untested_optuna_release_is_refused_naming_both_versions(version: str) -> None:
-    low, high = OPTUNA_TESTED
+    low, _ = OPTUNA_TESTED
     with pytest.raises(StorageError, match=rf"optuna {version} is installed.*>={low[0]}\.{low[1]}"):
         check_optuna_version(version)
 
