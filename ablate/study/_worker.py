@@ -168,7 +168,7 @@ def _end_crashed(
         return None
     run.set_tag("ablate.error", error)
     run.end("FAILED")
-    retried = queue.retry(record)
+    retried = queue.retry(queue.record(record.trial_id))  # with the values it was given
     return TrialEnded(cfg.worker, record.number, "retry" if retried else "failed", error=error)
 
 
