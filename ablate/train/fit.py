@@ -176,17 +176,36 @@ def preflight(study: Study) -> None:
         check_outputs(outputs, recipe.data.num_classes, name=f"model {recipe.model.name!r}")
 
 
-def fit(
-    recipe: Recipe,
-    seed: int,
-    device: str | torch.device = "cpu",
-    on_epoch: Callable[[EpochResult], None] | None = None,
-) -> FitResult:
-    """Train `recipe` with `seed` (model init and batch order; the data are fixed by
-    `data.seed`), evaluating after every epoch. SGD with momentum or AdamW under a poly
-    learning-rate decay. A non-finite loss stops training and marks the result diverged."""
-    start = time.perf_counter()
-    dev = torch.device(device)
+def _memory_format(device: torch.device) -> torch.memory_format:
+    """Channels-last on CUDA, where convolutions under autocast run faster in it. Not on the
+    CPU: there oneDNN's channels-last 1×1 convolution backward hung or crashed ("double free")
+    in about one run in three on this project's 2-core AMD machine (torch 2.13.0+cpu)."""
+    return torch.channels_last if device.type == "cuda" else torch.contiguous_format
+
+
+@dataclass
+class _Run:
+    """What one training run holds while it trains: built once by `fit`, stepped per epoch."""
+
+    recipe: Recipe
+    device: torch.device
+    train: Source
+    val: Source
+    names: list[str]
+    model: nn.Module
+    objective: Objective
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: Callable[[], AbstractContextManager[object]]
+    order: torch.Generator  # batch order, from the trial's seed
+    probe: GradientProbe
+    steps_per_epoch: int
+    total_steps: int
+    step: int = 0
+
+
+def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
+    """Data, model (checked against the output contract), objective, optimiser, AMP."""
     d, t = recipe.data, recipe.train
     train, val = load_splits(
         d.name,
@@ -199,82 +218,107 @@ def fit(
         root=d.root,
         num_workers=d.num_workers,
     )
-    names = class_names(d.name, d.num_classes)
-
     torch.manual_seed(seed)
     model = build_model(recipe.model.name, d.num_classes, recipe.model.args).to(dev)
-    model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    model = model.to(memory_format=_memory_format(dev))  # type: ignore[call-overload]
     first_images = next(iter(val.batches(2)))[0]
     with torch.no_grad():
         first = model.eval()(_normalise(first_images))
     check_outputs(first, d.num_classes, name=f"model {recipe.model.name!r}")
-    embed = first["embed"]
-    objective = Objective(recipe.loss, d.num_classes, embed.shape[1], d.ignore_index).to(dev)
-    optimizer = _optimizer(recipe, list(model.parameters()))
-
+    objective = Objective(recipe.loss, d.num_classes, first["embed"].shape[1], d.ignore_index)
     dtype, needs_scaler = autocast_for(t.amp, dev)
 
     def autocast() -> AbstractContextManager[object]:
         return torch.autocast(dev.type, dtype=dtype) if dtype else nullcontext()
 
-    scaler = torch.amp.GradScaler(dev.type, enabled=needs_scaler)
-    order = torch.Generator().manual_seed(seed)
-    probe_every = t.diagnostics.grad_every
-    probe = GradientProbe(model)
     steps_per_epoch = math.ceil(len(train) / t.batch_size)
-    total_steps = t.epochs * steps_per_epoch
+    return _Run(
+        recipe=recipe,
+        device=dev,
+        train=train,
+        val=val,
+        names=class_names(d.name, d.num_classes),
+        model=model,
+        objective=objective.to(dev),
+        optimizer=_optimizer(recipe, list(model.parameters())),
+        scaler=torch.amp.GradScaler(dev.type, enabled=needs_scaler),
+        autocast=autocast,
+        order=torch.Generator().manual_seed(seed),
+        probe=GradientProbe(model),
+        steps_per_epoch=steps_per_epoch,
+        total_steps=t.epochs * steps_per_epoch,
+    )
+
+
+def _train_epoch(run: _Run, epoch: int) -> EpochResult:
+    """One pass over the training split under the poly schedule; the epoch's mean loss terms,
+    α_t per step and gradient samples. Raises Diverged on a non-finite loss."""
+    t = run.recipe.train
+    run.model.train()
+    run.objective.train()
+    start = time.perf_counter()
+    sums: dict[str, Tensor] = {}
+    aux_weights: list[tuple[int, float]] = []
+    gradients: list[tuple[int, Mapping[str, float]]] = []
+    for i, (raw, labels, _) in enumerate(run.train.batches(t.batch_size, run.order)):
+        for group in run.optimizer.param_groups:
+            group["lr"] = t.lr * (1 - run.step / run.total_steps) ** t.poly_power
+        images = _normalise(raw).contiguous(memory_format=_memory_format(run.device))
+        with run.autocast():
+            outputs = run.model(images)
+        loss = run.objective(outputs, labels, run.step / run.total_steps)
+        if not torch.isfinite(loss.total):
+            raise Diverged(f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}")
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss.total).backward()
+        if t.diagnostics.grad_every and run.step % t.diagnostics.grad_every == 0:
+            scale = run.scaler.get_scale() if run.scaler.is_enabled() else 1.0
+            gradients.append((run.step, run.probe.measure(scale)))
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        for key, value in [
+            ("train/loss", loss.total),
+            *((f"train/loss/{k}", v) for k, v in loss.terms.items()),
+        ]:
+            sums[key] = sums.get(key, 0.0) + value.detach()
+        if "aux" in loss.weights:
+            aux_weights.append((run.step, loss.weights["aux"]))
+        run.step += 1
+    metrics = {k: float(v) / run.steps_per_epoch for k, v in sums.items()}
+    if aux_weights:
+        metrics["train/aux_weight"] = sum(w for _, w in aux_weights) / len(aux_weights)
+    metrics["train/images_per_s"] = len(run.train) / (time.perf_counter() - start)
+    metrics["train/lr"] = run.optimizer.param_groups[0]["lr"]
+    return EpochResult(epoch, metrics, aux_weights, gradients)
+
+
+def fit(
+    recipe: Recipe,
+    seed: int,
+    device: str | torch.device = "cpu",
+    on_epoch: Callable[[EpochResult], None] | None = None,
+) -> FitResult:
+    """Train `recipe` with `seed` (model init and batch order; the data are fixed by
+    `data.seed`), evaluating after every epoch. SGD with momentum or AdamW under a poly
+    learning-rate decay. A non-finite loss stops training and marks the result diverged."""
+    start = time.perf_counter()
+    run = _set_up(recipe, seed, torch.device(device))
+    d = recipe.data
     history: list[EpochResult] = []
     best: dict[str, float] = {}
-    step = 0
     try:
-        for epoch in range(1, t.epochs + 1):
-            model.train()
-            objective.train()
-            epoch_start = time.perf_counter()
-            sums: dict[str, Tensor] = {}
-            aux_weights: list[tuple[int, float]] = []
-            gradients: list[tuple[int, Mapping[str, float]]] = []
-            for i, (raw, labels, _) in enumerate(train.batches(t.batch_size, order)):
-                images = _normalise(raw)
-                for group in optimizer.param_groups:
-                    group["lr"] = t.lr * (1 - step / total_steps) ** t.poly_power
-                with autocast():
-                    outputs = model(images.contiguous(memory_format=torch.channels_last))
-                loss = objective(outputs, labels, step / total_steps)
-                if not torch.isfinite(loss.total):
-                    raise Diverged(
-                        f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss.total).backward()
-                if probe_every and step % probe_every == 0:
-                    scale = scaler.get_scale() if scaler.is_enabled() else 1.0
-                    gradients.append((step, probe.measure(scale)))
-                scaler.step(optimizer)
-                scaler.update()
-                for key, value in [
-                    ("train/loss", loss.total),
-                    *((f"train/loss/{k}", v) for k, v in loss.terms.items()),
-                ]:
-                    sums[key] = sums.get(key, 0.0) + value.detach()
-                if "aux" in loss.weights:
-                    aux_weights.append((step, loss.weights["aux"]))
-                step += 1
-            seconds = time.perf_counter() - epoch_start
-            metrics = {k: float(v) / steps_per_epoch for k, v in sums.items()}
-            if aux_weights:
-                metrics["train/aux_weight"] = sum(w for _, w in aux_weights) / len(aux_weights)
-            metrics["train/images_per_s"] = len(train) / seconds
-            metrics["train/lr"] = optimizer.param_groups[0]["lr"]
+        for epoch in range(1, recipe.train.epochs + 1):
+            trained = _train_epoch(run, epoch)
+            metrics = dict(trained.metrics)
             metrics.update(
                 evaluate(
-                    model,
-                    val,
+                    run.model,
+                    run.val,
                     d.num_classes,
-                    names,
-                    t.batch_size,
+                    run.names,
+                    recipe.train.batch_size,
                     d.ignore_index,
-                    autocast,
+                    run.autocast,
                     recipe.eval.boundary_width,
                 )
             )
@@ -282,13 +326,13 @@ def fit(
                 if key.startswith("val/") and not math.isnan(value):
                     better = max if key != "val/loss" else min
                     best[key] = better(best.get(key, value), value)
-            result = EpochResult(epoch, metrics, aux_weights, gradients)
+            result = EpochResult(epoch, metrics, trained.aux_weights, trained.gradients)
             history.append(result)
             if on_epoch is not None:
                 on_epoch(result)
     except Diverged:
-        return FitResult(history, True, time.perf_counter() - start, best, None, total_steps)
+        return FitResult(history, True, time.perf_counter() - start, best, None, run.total_steps)
     checkpoint = None
-    if t.save_model:
-        checkpoint = {"model": model.state_dict(), "objective": objective.state_dict()}
-    return FitResult(history, False, time.perf_counter() - start, best, checkpoint, total_steps)
+    if recipe.train.save_model:
+        checkpoint = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
+    return FitResult(history, False, time.perf_counter() - start, best, checkpoint, run.total_steps)
