@@ -31,8 +31,10 @@ a new MLflow database, P workers). Each side is timed from its interpreter's sta
 so the study pays what users pay: imports, creating the storage and the MLflow database, worker
 start-up, and per trial the queue, the MLflow run and the trial's end. The two sides run one
 after the other --real-repeat times; the row gives the medians, "extra s" the median of study
-minus plain over those pairs (on this machine one side's time varies by a few % from run to
-run, as much as the engine adds to a minutes-long study). Goal: study <= 1.02x the loop.
+minus plain and "ratio" the median of study / plain over those pairs. A measurement, not a goal:
+on trials this short the engine's fixed start-up cost is a visible share, and the run-to-run noise
+of either side is of the same order; on an hours-long GPU study the engine adds that fixed cost
+and the per-trial overhead above.
 
 Optuna storage: SQLite file, and PostgreSQL (a fresh database per measurement) where
 ABLATE_TEST_POSTGRES=postgresql+psycopg2://USER:PASSWORD@127.0.0.1:5432/DB names a role that
@@ -43,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import multiprocessing as mp
 import os
 import statistics
@@ -131,27 +132,23 @@ def storage(name: str, folder: Path) -> Iterator[str]:
 # ---------------------------------------------------------------- a study without training
 
 
-def start(folder: Path, url: str, trials: int) -> tuple[Any, Any, float]:
+def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
     """The study file, its queue of `trials` (cell, seed) pairs and its MLflow run tree, as
-    `ablate run` leaves them before its workers start: the WorkerConfig and run tree a worker
-    gets, and the time to enqueue one pair (ms)."""
+    `ablate run` leaves them before its workers start: the WorkerConfig a worker gets (it holds
+    the run tree), and the time to enqueue one pair (ms)."""
     from ablate.spec import load_study
-    from ablate.study import Locations, create_or_load, design_pairs, prepare
-    from ablate.study._queue import sync_queue
-    from ablate.study._storage import record_run_tree
-    from ablate.study._worker import WorkerConfig
+    from ablate.study import Locations, WorkerConfig, create_or_load, prepare
 
     path = folder / "engine.yaml"
     path.write_text(STUDY.format(seeds=list(range((trials + 1) // 2))))
     study = load_study(path, ())
     where = Locations.resolve(folder / "results", "engine", url, None)
-    ostudy = create_or_load(study, url)
+    queue = create_or_load(study, url)
     t0 = time.perf_counter()
-    queued = sync_queue(ostudy, design_pairs(study))
+    queued = queue.sync(study.design.pairs(queue))
     enqueue_ms = 1000 * (time.perf_counter() - t0) / queued.enqueued
-    tree = prepare(study, where)
-    record_run_tree(ostudy, tree)
-    return WorkerConfig(study, url, tree.tracking_uri, "cpu", 1, 0), tree, enqueue_ms
+    tree = prepare(study, where, queue)  # also records the tree with the study
+    return WorkerConfig(study, url, tree, "cpu", 1, 0), enqueue_ms
 
 
 def fake_fit(sleep_s: float) -> Any:
@@ -184,57 +181,61 @@ class NoRun:
 def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, float]:
     """(enqueue, steady-state trial) ms per trial of one in-process worker with no-op training;
     with `mlflow` False the MLflow run is a stub."""
-    from ablate.study import _worker
+    from ablate.study import Event, TrialEnded, _worker
 
-    cfg, tree, enqueue_ms = start(folder, url, trials)
+    cfg, enqueue_ms = start(folder, url, trials)
     real = (_worker.fit, _worker.TrialRun)
-    _worker.fit = fake_fit(0.0)  # type: ignore[assignment]
+    _worker.fit = fake_fit(0.0)
     if not mlflow:
         _worker.TrialRun = NoRun  # type: ignore[assignment,misc]
     ends: list[float] = []
+    endings: set[str] = set()
 
-    def report(event: dict[str, Any]) -> None:
-        if event["event"] == "end":
+    def report(event: Event) -> None:
+        if isinstance(event, TrialEnded):
             ends.append(time.perf_counter())
+            endings.add(event.ending)
 
     try:
-        _worker.work(cfg, tree, report)
+        _worker.work(cfg, report)
     finally:
         _worker.fit, _worker.TrialRun = real  # type: ignore[misc]
+    if endings != {"complete"} or len(ends) != trials:
+        raise SystemExit(f"overhead: {len(ends)} of {trials} trials ended, as {sorted(endings)}")
     return enqueue_ms, 1000 * (ends[-1] - ends[0]) / (len(ends) - 1)
 
 
 # ---------------------------------------------------------------- scaling
 
 
-def _device(cfg: Any, tree: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
+def _device(cfg: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
     """One simulated device: set up, wait for the start, drain the queue."""
-    from ablate.study import _worker
-    from ablate.study._storage import create_or_load
+    from ablate.study import Event, TrialEnded, TrialStarted, _worker, create_or_load
 
-    _worker.fit = fake_fit(sleep_s)  # type: ignore[assignment]
+    _worker.fit = fake_fit(sleep_s)
     create_or_load(cfg.study, cfg.storage_url)  # the storage's first connection, before the clock
+    tree = cfg.tree  # and MLflow's first run in this process, before the clock too
     _worker.TrialRun(tree, "warm-up", next(iter(tree.cell_run_ids)), -1, -1).end("KILLED")
     ready.release()
     go.wait()
 
-    def report(event: dict[str, Any]) -> None:
-        if event["event"] in ("start", "end"):
-            events.put((event["event"], time.time()))
+    def report(event: Event) -> None:
+        if isinstance(event, TrialStarted):
+            events.put(("start", time.time()))
+        elif isinstance(event, TrialEnded):
+            events.put(("end", time.time()))
 
-    _worker.work(cfg, tree, report)
+    _worker.work(cfg, report)
 
 
 def scaling(url: str, folder: Path, n: int, rounds: int, sleep_s: float) -> float:
     """Steady throughput (trials/s) of n devices: trials over the time from the first trial's
     start to the last one's end (process start-up and opening the study are outside)."""
     trials = n * rounds
-    cfg, tree, _ = start(folder, url, trials)
+    cfg, _ = start(folder, url, trials)
     ctx = mp.get_context("spawn")
     ready, go, events = ctx.Semaphore(0), ctx.Event(), ctx.Queue()
-    procs = [
-        ctx.Process(target=_device, args=(cfg, tree, sleep_s, ready, go, events)) for _ in range(n)
-    ]
+    procs = [ctx.Process(target=_device, args=(cfg, sleep_s, ready, go, events)) for _ in range(n)]
     for p in procs:
         p.start()
     for _ in procs:
@@ -282,9 +283,8 @@ def plain_loop(path: Path, processes: int) -> None:
 
     study = load_study(path, ())
     jobs = [
-        (apply_overrides(study.spec.base, cell.overrides), seed)
-        for cell in study.cells
-        for seed in study.spec.sweep.seeds
+        (apply_overrides(study.spec.base, pair.overrides), pair.seed)
+        for pair in study.design.pairs(None)
     ]
     threads = threads_per_process(processes)
     if processes == 1:
@@ -314,7 +314,6 @@ def study_side(path: Path, processes: int, url: str, results: Path) -> None:
     outcome = run_study(study, where, None, processes, Console(quiet=True))
     if outcome.failed or outcome.trained != outcome.total:
         raise SystemExit(f"study: {outcome}")
-    gc.freeze()  # as `ablate` does before it exits
 
 
 def timed_side(argv: list[str]) -> float:
@@ -397,7 +396,7 @@ def print_real(args: argparse.Namespace, tmp: Path) -> None:
     )
     print(
         f"{'storage':10} {'processes':>9} {'trials':>6} {'plain s':>8} {'study s':>8} "
-        f"{'extra s':>8} {'ratio':>6}  goal <=1.02"
+        f"{'extra s':>8} {'ratio':>6}"
     )
     for name in storage_names():
         for n in processes:
@@ -413,7 +412,7 @@ def print_real(args: argparse.Namespace, tmp: Path) -> None:
             ratio = statistics.median(s / p for p, s in pairs)
             print(
                 f"{name:10} {n:9d} {args.real_trials:6d} {plain:8.1f} {study:8.1f} "
-                f"{extra:8.1f} {ratio:6.3f}  {'ok' if ratio <= 1.02 else 'over'}",
+                f"{extra:8.1f} {ratio:6.3f}",
                 flush=True,
             )
 

@@ -14,14 +14,13 @@ from typing import Any, TypeVar
 
 import optuna
 import pytest
-from optuna.trial import FrozenTrial, TrialState
 from rich.console import Console
 
+from ablate.design import Pair
 from ablate.spec import load_study
-from ablate.study import Locations, design_pairs, run_study
+from ablate.study import Locations, Outcome, Queue, TrialRecord, load_existing, run_study
 from ablate.study import _run as study_run
-from ablate.study._queue import Pair, enqueue, pop_waiting
-from ablate.study._storage import open_storage, trial_key
+from ablate.study._optuna import open_storage
 from tests.study.test_run_cli import STUDY
 
 pytestmark = pytest.mark.slow
@@ -47,10 +46,10 @@ def _start_without_training(root: Path, url: str, *overrides: str) -> set[CellSe
     study = load_study(root / "tiny.yaml", overrides)
     where = Locations.resolve(root / "results", study.spec.name, url, None)
     with pytest.MonkeyPatch.context() as patch:
-        # the pool builds the run tree (while its workers start), then would train: build only
-        patch.setattr(study_run, "run_workers", lambda *args: args[-1]())
+        # the run tree is built before the workers start; start none
+        patch.setattr(study_run, "run_workers", lambda *args: None)
         run_study(study, where, None, 1, Console(quiet=True))
-    return {(p.cell, p.seed) for p in design_pairs(study)}
+    return {(p.cell, p.seed) for p in study.design.pairs(None)}
 
 
 def _ablate(
@@ -92,11 +91,11 @@ def _wait_for(
     pytest.fail(f"gave up waiting; {log}:\n{(root / log).read_text()}")
 
 
-def _running_with_run(ostudy: optuna.Study) -> FrozenTrial | None:
+def _running_with_run(queue: Queue) -> TrialRecord | None:
     """A RUNNING trial whose MLflow run exists already (its worker is past claiming it)."""
-    for trial in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if "mlflow_run_id" in trial.user_attrs:
-            return trial
+    for record in queue.records():
+        if record.running and record.mlflow_run_id:
+            return record
     return None
 
 
@@ -112,34 +111,35 @@ def _trial_runs(root: Path) -> dict[str, Any]:
 
 
 def _assert_every_pair_done_once(
-    pairs: set[CellSeed], trials: list[FrozenTrial], runs: dict[str, Any]
+    pairs: set[CellSeed], trials: list[TrialRecord], runs: dict[str, Any]
 ) -> None:
     """One COMPLETE trial and one FINISHED MLflow run per (cell, seed); nothing left pending
     or RUNNING in MLflow; every COMPLETE trial points at its FINISHED run."""
-    assert not [t.number for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert Counter(trial_key(t) for t in complete) == Counter(pairs)
+    assert not [t.number for t in trials if t.pending]
+    complete = [t for t in trials if t.outcome is Outcome.COMPLETE]
+    assert Counter(t.key for t in complete) == Counter(pairs)
     finished = [r for r in runs.values() if r.info.status == "FINISHED"]
     assert Counter(
         (r.data.tags["ablate.cell"], int(r.data.tags["ablate.seed"])) for r in finished
     ) == Counter(pairs)
-    assert {runs[t.user_attrs["mlflow_run_id"]].info.status for t in complete} == {"FINISHED"}
+    assert {runs[t.mlflow_run_id].info.status for t in complete} == {"FINISHED"}
     assert {r.info.status for r in runs.values()} <= {"FINISHED", "KILLED"}
 
 
 def _claim_all(url: str, claimed: Any) -> None:
     """A worker that only claims: every WAITING trial it wins, until none is left."""
-    ostudy = optuna.load_study(study_name="race", storage=open_storage(url))
+    queue = Queue(optuna.load_study(study_name="race", storage=open_storage(url)), url)
     ids = []
-    while (trial_id := pop_waiting(ostudy)) is not None:
+    while (trial_id := queue.pop()) is not None:
         ids.append(trial_id)
     claimed.put(ids)
 
 
 def test_four_processes_popping_at_once_never_claim_one_trial_twice(storage_url: str) -> None:
     ostudy = optuna.create_study(study_name="race", storage=open_storage(storage_url))
+    queue = Queue(ostudy, storage_url)
     for seed in range(200):
-        enqueue(ostudy, Pair("cell", seed, {}), attempt=1)
+        queue.enqueue(Pair("cell", seed, {}), attempt=1)
     ctx = mp.get_context("spawn")
     claimed = ctx.Queue()
     procs = [ctx.Process(target=_claim_all, args=(storage_url, claimed)) for _ in range(4)]
@@ -148,8 +148,10 @@ def test_four_processes_popping_at_once_never_claim_one_trial_twice(storage_url:
     ids = [i for _ in procs for i in claimed.get(timeout=240)]
     for proc in procs:
         proc.join()
-    assert sorted(ids) == [t._trial_id for t in ostudy.get_trials()]  # each exactly once
-    assert {t.state for t in ostudy.get_trials()} == {TrialState.RUNNING}
+    records = queue.records()
+    assert len(records) == len(ostudy.get_trials()) == 200
+    assert sorted(ids) == [r.trial_id for r in records]  # each exactly once
+    assert {r.state for r in records} == {"RUNNING"}
 
 
 def test_three_worker_processes_train_every_pair_exactly_once(
@@ -161,8 +163,10 @@ def test_three_worker_processes_train_every_pair_exactly_once(
     for log, proc in procs.items():
         assert _finish(proc, study_dir, log) == 0, (study_dir / log).read_text()
 
-    trials = optuna.load_study(study_name="tiny", storage=storage_url).get_trials()
-    assert len(trials) == len(pairs) == 8  # no pair claimed twice, none retried
+    queue = load_existing("tiny", storage_url)
+    trials = queue.records()
+    # no pair claimed twice, none retried
+    assert len(trials) == len(queue.ostudy.get_trials()) == len(pairs) == 8
     runs = _trial_runs(study_dir)
     assert len(runs) == len(pairs)
     _assert_every_pair_done_once(pairs, trials, runs)
@@ -172,25 +176,25 @@ def test_a_sigkilled_workers_trial_is_failed_requeued_and_trained_by_another_wor
     study_dir: Path, storage_url: str
 ) -> None:
     pairs = _start_without_training(study_dir, storage_url, SLOW)
-    ostudy = optuna.load_study(study_name="tiny", storage=storage_url)
+    queue = load_existing("tiny", storage_url)
     worker = ["worker", "tiny", "--storage", storage_url, "--workers", "1"]
     victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT)
-    doomed = _wait_for(lambda: _running_with_run(ostudy), victim, study_dir, "victim.log")
+    doomed = _wait_for(lambda: _running_with_run(queue), victim, study_dir, "victim.log")
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
-    assert ostudy.trials[doomed.number].state == TrialState.RUNNING  # killed mid-trial
+    assert queue.record(doomed.trial_id).state == "RUNNING"  # killed mid-trial
 
     rescuer = _ablate(study_dir, "rescuer.log", *worker, env=SHORT_HEARTBEAT)
     assert _finish(rescuer, study_dir, "rescuer.log") == 0, (study_dir / "rescuer.log").read_text()
 
-    trials = ostudy.get_trials()
-    killed = trials[doomed.number]
-    assert killed.state == TrialState.FAIL
-    assert killed.user_attrs["error"] == "worker lost (no heartbeat)"
-    retries = [t for t in trials if trial_key(t) == trial_key(killed) and t is not killed]
-    assert [(t.state, t.user_attrs["attempt"]) for t in retries] == [(TrialState.COMPLETE, 2)]
+    trials = queue.records()
+    killed = queue.record(doomed.trial_id)
+    assert killed.outcome is Outcome.KILLED and killed.state == "KILLED"
+    assert killed.error == "worker lost (no heartbeat)"
+    retries = [t for t in trials if t.key == killed.key and t.trial_id != killed.trial_id]
+    assert [(t.state, t.attempt) for t in retries] == [("COMPLETE", 2)]
     runs = _trial_runs(study_dir)
-    assert runs[killed.user_attrs["mlflow_run_id"]].info.status == "KILLED"
+    assert runs[killed.mlflow_run_id].info.status == "KILLED"
     assert len(trials) == len(pairs) + 1
     _assert_every_pair_done_once(pairs, trials, runs)
 
@@ -199,27 +203,27 @@ def test_ctrl_c_stops_ablate_run_with_130_and_running_again_trains_only_what_is_
     study_dir: Path, storage_url: str
 ) -> None:
     run = ["run", "tiny.yaml", "--storage", storage_url, "--set", SLOW]
-    storage = optuna.storages.RDBStorage(storage_url)  # the schema, before `ablate run` opens it
+    storage = open_storage(storage_url)  # the schema, before `ablate run` opens it
     first = _ablate(study_dir, "first.log", *run, "--workers", "2", start_new_session=True)
 
-    def study() -> optuna.Study | None:
+    def study() -> Queue | None:
         try:
-            return optuna.load_study(study_name="tiny", storage=storage)
+            return Queue(optuna.load_study(study_name="tiny", storage=storage), storage_url)
         except KeyError:
             return None
 
-    ostudy = _wait_for(study, first, study_dir, "first.log")
+    queue = _wait_for(study, first, study_dir, "first.log")
 
-    def started_after_one_was_done() -> FrozenTrial | None:
+    def started_after_one_was_done() -> TrialRecord | None:
         """A trial that started after one completed: it has a second or two left to run."""
-        trials = ostudy.get_trials(deepcopy=False)
-        done = [t.datetime_complete for t in trials if t.state == TrialState.COMPLETE]
+        trials = queue.records()
+        done = [t.ended for t in trials if t.outcome is Outcome.COMPLETE]
         first_done = min((d for d in done if d is not None), default=None)
         if first_done is None:
             return None
         for t in trials:
-            fresh = t.datetime_start is not None and t.datetime_start > first_done
-            if t.state == TrialState.RUNNING and "mlflow_run_id" in t.user_attrs and fresh:
+            fresh = t.started is not None and t.started > first_done
+            if t.running and t.mlflow_run_id and fresh:
                 return t
         return None
 
@@ -228,22 +232,23 @@ def test_ctrl_c_stops_ablate_run_with_130_and_running_again_trains_only_what_is_
     assert _finish(first, study_dir, "first.log", timeout=60) == 130
     assert "run the same command again to resume" in (study_dir / "first.log").read_text()
 
-    trials = ostudy.get_trials()
-    assert not [t.number for t in trials if t.state == TrialState.RUNNING]
-    interrupted = [t for t in trials if t.state == TrialState.FAIL]
+    trials = queue.records()
+    assert not [t.number for t in trials if t.running]
+    interrupted = [t for t in trials if t.outcome in (Outcome.FAILED, Outcome.KILLED)]
     assert seen.number in {t.number for t in interrupted}
-    assert {t.user_attrs["error"] for t in interrupted} == {"interrupted (Ctrl-C)"}
+    assert {(t.outcome, t.state) for t in interrupted} == {(Outcome.KILLED, "KILLED")}
+    assert {t.error for t in interrupted} == {"interrupted (Ctrl-C)"}
     runs = _trial_runs(study_dir)
-    assert {runs[t.user_attrs["mlflow_run_id"]].info.status for t in interrupted} == {"KILLED"}
-    done_before = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    assert {runs[t.mlflow_run_id].info.status for t in interrupted} == {"KILLED"}
+    done_before = {t.number for t in trials if t.outcome is Outcome.COMPLETE}
 
     again = _ablate(study_dir, "again.log", *run, "--workers", "1")
     assert _finish(again, study_dir, "again.log") == 0, (study_dir / "again.log").read_text()
     output = (study_dir / "again.log").read_text()
     assert f"{len(done_before)} already done, {4 - len(done_before)} to train" in output
 
-    trials = ostudy.get_trials()
-    complete = {t.number for t in trials if t.state == TrialState.COMPLETE}
+    trials = queue.records()
+    complete = {t.number for t in trials if t.outcome is Outcome.COMPLETE}
     assert done_before < complete  # nothing complete was trained again
     pairs = {(c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in (0, 1)}
     _assert_every_pair_done_once(pairs, trials, _trial_runs(study_dir))

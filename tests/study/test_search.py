@@ -6,20 +6,18 @@ import multiprocessing as mp
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 import pytest
-from optuna.trial import TrialState
 from rich.console import Console
 from typer.testing import CliRunner
 
 from ablate.cli import app
+from ablate.design import Pair, SearchDesign, confirmed_cells
+from ablate.design._search import CONFIRMATION
 from ablate.report import write_report
 from ablate.spec import Study, build_study
-from ablate.study import Locations, create_or_load, run_study
+from ablate.study import Locations, Outcome, Queue, TrialRecord, create_or_load, run_study
 from ablate.study import _worker as worker_module
-from ablate.study._search import CONFIRMATION, choose_confirmation, confirmed_cells
-from ablate.study._storage import trial_key
 from ablate.train import EpochResult, FitResult
 
 SPACE = {
@@ -80,12 +78,38 @@ def run(study: Study, tmp_path: Path, storage_url: str) -> Any:
     return run_study(study, where, None, 1, Console(quiet=True))
 
 
-def by_cell(ostudy: optuna.Study) -> dict[str, dict[int, optuna.trial.FrozenTrial]]:
-    cells: dict[str, dict[int, optuna.trial.FrozenTrial]] = {}
-    for t in ostudy.get_trials(states=(TrialState.COMPLETE,)):
-        cell, seed = trial_key(t) or ("?", -1)
-        cells.setdefault(cell, {})[seed] = t
+def design_of(study: Study) -> SearchDesign:
+    assert isinstance(study.design, SearchDesign)
+    return study.design
+
+
+def by_cell(queue: Queue) -> dict[str, dict[int, TrialRecord]]:
+    cells: dict[str, dict[int, TrialRecord]] = {}
+    for r in queue.records():
+        if r.outcome is Outcome.COMPLETE:
+            cells.setdefault(r.cell, {})[r.seed] = r
     return cells
+
+
+def end_search_trial(
+    study: Study,
+    queue: Queue,
+    pair: Pair,
+    outcome: Outcome,
+    value: float | None = None,
+    attempt: int = 1,
+) -> None:
+    """One search trial as a worker leaves it: enqueued, claimed (the only one waiting), given
+    its values by the design, ended with `outcome`."""
+    queue.enqueue(pair, attempt)
+    trial_id = queue.pop()
+    assert trial_id is not None
+    record = queue.record(trial_id)
+    assert record.key == (pair.cell, pair.seed) and record.attempt == attempt
+    overrides = study.design.values(queue, record)
+    if overrides != dict(record.overrides):
+        queue.set_overrides(trial_id, overrides)
+    assert queue.end(trial_id, outcome, value=value)
 
 
 def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_every_seed(
@@ -95,8 +119,8 @@ def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_ever
     outcome = run(study, tmp_path, storage_url)
     assert outcome.failed == [] and outcome.total == 6 + 3 + 2 * 2
 
-    ostudy = create_or_load(study, storage_url)
-    cells = by_cell(ostudy)
+    queue = create_or_load(study, storage_url)
+    cells = by_cell(queue)
     searched = {c: t[0] for c, t in cells.items() if c.startswith("search-")}
     assert sorted(searched) == [f"search-{i:02d}" for i in range(6)]
     for trial in searched.values():  # values inside the space, applied as the trial's recipe
@@ -104,17 +128,17 @@ def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_ever
         assert set(params) == set(SPACE)
         assert 0.001 <= params["train.lr"] <= 0.1 and 0.0 <= params["loss.aux.weight"] <= 1.0
         assert isinstance(params["train.batch_size"], int) and 2 <= params["train.batch_size"] <= 8
-        assert trial.user_attrs["overrides"] == params
-        assert set(cells[trial.user_attrs["cell"]]) <= {0, 1, 2}
+        assert trial.overrides == params
+        assert set(cells[trial.cell]) <= {0, 1, 2}
     assert len({tuple(sorted(t.params.items())) for t in searched.values()}) == 6
 
     best = sorted(searched.values(), key=lambda t: (-(t.value or 0.0), t.number))[:2]
-    assert list(confirmed_cells(ostudy)) == [t.user_attrs["cell"] for t in best]
+    assert list(confirmed_cells(queue.attrs)) == [t.cell for t in best]
     for trial in best:  # confirmed on every other seed with the very same values
-        confirmations = cells[trial.user_attrs["cell"]]
+        confirmations = cells[trial.cell]
         assert sorted(confirmations) == [0, 1, 2]
         assert all(c.params == trial.params for c in confirmations.values())
-    unconfirmed = set(searched) - {t.user_attrs["cell"] for t in best}
+    unconfirmed = set(searched) - {t.cell for t in best}
     assert all(sorted(cells[c]) == [0] for c in unconfirmed)
     assert sorted(cells["baseline"]) == [0, 1, 2]
     assert all(t.params == {} for t in cells["baseline"].values())
@@ -131,14 +155,14 @@ def test_the_report_ranks_the_search_and_compares_only_the_confirmed(
     study = search_study(tmp_path)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     run(study, tmp_path, url)
-    ostudy = create_or_load(study, url)
-    report = write_report(study, ostudy, tmp_path / "results")
+    queue = create_or_load(study, url)
+    report = write_report(study, queue, tmp_path / "results")
     folder = report.folder
 
     search = pd.read_csv(folder / "search.csv")
     assert list(search["rank"]) == [1, 2, 3, 4, 5, 6]
     assert search["val/mIoU"].is_monotonic_decreasing
-    confirmed = list(confirmed_cells(ostudy))
+    confirmed = list(confirmed_cells(queue.attrs))
     assert list(search.loc[search["confirmed"], "cell"]) == confirmed
 
     summary = report.summary
@@ -165,9 +189,9 @@ def test_a_search_without_confirmation_names_its_best_but_tests_nothing(
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     outcome = run(study, tmp_path, url)
     assert outcome.total == 3 and {s for _, s in fake_training} == {5}
-    ostudy = create_or_load(study, url)
-    assert CONFIRMATION not in ostudy.user_attrs
-    report = write_report(study, ostudy, tmp_path / "results")
+    queue = create_or_load(study, url)
+    assert CONFIRMATION not in queue.attrs
+    report = write_report(study, queue, tmp_path / "results")
     assert report.summary["verdict"].iloc[0] == "best of the search (one seed)"
     assert set(report.summary["verdict"].iloc[1:]) == {"n/a (one seed)"}
     text = (report.folder / "report.md").read_text()
@@ -191,37 +215,28 @@ def test_a_crashed_search_trial_is_retried_with_the_values_it_was_given(
     study = search_study(tmp_path, n_trials=2, confirm_top=0)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     assert run(study, tmp_path, url).failed == []
-    ostudy = create_or_load(study, url)
-    failed = ostudy.get_trials(states=(TrialState.FAIL,))
-    assert len(failed) == 1
-    retry = next(
-        t
-        for t in ostudy.get_trials(states=(TrialState.COMPLETE,))
-        if trial_key(t) == trial_key(failed[0])
-    )
-    assert retry.params == failed[0].params and retry.user_attrs["attempt"] == 2
+    records = create_or_load(study, url).records()
+    failed = [r for r in records if r.outcome is not None and not r.done]
+    assert [(r.outcome, r.error) for r in failed] == [(Outcome.FAILED, "RuntimeError: transient")]
+    retry = next(r for r in records if r.outcome is Outcome.COMPLETE and r.key == failed[0].key)
+    assert retry.params == failed[0].params and retry.attempt == 2
 
 
 def _choose(study: Study, url: str, barrier: Any, results: Any) -> None:
-    ostudy = create_or_load(study, url)
+    queue = create_or_load(study, url)
     barrier.wait()
-    results.put(choose_confirmation(study, ostudy))
+    results.put(design_of(study).choose(queue))
 
 
 def test_the_confirmation_is_chosen_and_enqueued_once_when_workers_race(
     tmp_path: Path, storage_url: str
 ) -> None:
     study = search_study(tmp_path, n_trials=4, confirm_top=2)
-    ostudy = create_or_load(study, storage_url)
-    for i in range(4):  # every search trial done, as a worker would leave them
-        ostudy.add_trial(
-            optuna.trial.create_trial(
-                params={"train.lr": 0.01 * (i + 1)},
-                distributions={"train.lr": optuna.distributions.FloatDistribution(0.001, 0.1)},
-                value=0.1 * i,
-                user_attrs={"cell": f"search-{i:02d}", "seed": 0, "search": True, "attempt": 1},
-            )
-        )
+    queue = create_or_load(study, storage_url)
+    lrs = [0.01 * (i + 1) for i in range(4)]
+    for i, lr in enumerate(lrs):  # every search trial done, as a worker would leave them
+        pair = Pair(f"search-{i:02d}", 0, {}, sampled=True, params={"train.lr": lr})
+        end_search_trial(study, queue, pair, Outcome.COMPLETE, value=0.1 * i)
     ctx = mp.get_context("spawn")
     barrier, results = ctx.Barrier(4), ctx.Queue()
     procs = [
@@ -233,29 +248,34 @@ def test_the_confirmation_is_chosen_and_enqueued_once_when_workers_race(
     for p in procs:
         p.join()
     assert sorted(won) == [False, False, False, True]
-    assert list(confirmed_cells(ostudy)) == ["search-03", "search-02"]
-    waiting = ostudy.get_trials(states=(TrialState.WAITING,))
-    assert sorted(trial_key(t) for t in waiting) == [  # type: ignore[type-var]
+    confirmed = confirmed_cells(queue.attrs)
+    assert list(confirmed) == ["search-03", "search-02"]
+    assert [v["train.lr"] for v in confirmed.values()] == [lrs[3], lrs[2]]
+    waiting = [r for r in queue.records() if r.state == "WAITING"]
+    assert sorted(r.key for r in waiting) == [
         ("search-02", 1),
         ("search-02", 2),
         ("search-03", 1),
         ("search-03", 2),
     ]
-    assert {t.system_attrs["fixed_params"]["train.lr"] for t in waiting} == {0.03, 0.04}
+    # a confirmation trial, once claimed, trains with the values chosen for its cell
+    while (trial_id := queue.pop()) is not None:
+        record = queue.record(trial_id)
+        assert study.design.values(queue, record) == confirmed[record.cell]
+    assert {r.params["train.lr"] for r in queue.records() if r.running} == {lrs[2], lrs[3]}
 
 
 def test_no_confirmation_while_a_failed_search_trial_awaits_its_retry(tmp_path: Path) -> None:
     study = search_study(tmp_path, n_trials=2, confirm_top=1)
-    ostudy = create_or_load(study, f"sqlite:///{tmp_path / 'optuna.db'}")
-    done = {"cell": "search-00", "seed": 0, "search": True, "attempt": 1}
-    ostudy.add_trial(optuna.trial.create_trial(value=0.5, user_attrs=done))
-    failed = {**done, "cell": "search-01"}
-    ostudy.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=failed))
-    assert not choose_confirmation(study, ostudy)  # its retry is not enqueued yet
-    used_up = {**failed, "attempt": 3}
-    ostudy.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs=used_up))
-    assert choose_confirmation(study, ostudy)  # retries used up: the search has ended
-    assert list(confirmed_cells(ostudy)) == ["search-00"]
+    queue = create_or_load(study, f"sqlite:///{tmp_path / 'optuna.db'}")
+    done = Pair("search-00", 0, {}, sampled=True)
+    end_search_trial(study, queue, done, Outcome.COMPLETE, value=0.5)
+    failed = Pair("search-01", 0, {}, sampled=True)
+    end_search_trial(study, queue, failed, Outcome.FAILED)
+    assert not design_of(study).choose(queue)  # its retry is not enqueued yet
+    end_search_trial(study, queue, failed, Outcome.FAILED, attempt=3)
+    assert design_of(study).choose(queue)  # retries used up: the search has ended
+    assert list(confirmed_cells(queue.attrs)) == ["search-00"]
 
 
 @pytest.mark.slow
