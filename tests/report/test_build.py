@@ -5,12 +5,12 @@ from pathlib import Path
 import optuna
 import pandas as pd
 import pytest
-from optuna.trial import TrialState, create_trial
+from optuna.trial import create_trial
 
 from ablate.report import write_report
 from ablate.report._build import aux_weight_series, trials_table
 from ablate.spec import load_study
-from ablate.study import Queue
+from ablate.study import Outcome, Queue, TrialResult, _record
 
 STUDY = """
 name: two_keys
@@ -30,24 +30,23 @@ def _study(tmp_path: Path, text: str = STUDY):
 
 
 def _storage(study, values: dict[tuple[str, int], float], failed=()) -> Queue:
+    """Ended trials as a worker stores them (through the record's own writers)."""
     ostudy = optuna.create_study(direction="maximize")
     for cell in study.cells:
         for seed in study.spec.sweep.seeds:
-            attrs = {"cell": cell.name, "seed": seed, "overrides": dict(cell.overrides)}
+            attrs = _record.enqueued(cell.name, seed, cell.overrides, 1, sampled=False)
             if (cell.name, seed) in failed:
-                ostudy.add_trial(create_trial(state=TrialState.FAIL, user_attrs=attrs))
+                state, ended = _record.ended(Outcome.FAILED, error="RuntimeError: boom")
+                ostudy.add_trial(create_trial(state=state, user_attrs=attrs | ended))
                 continue
             v = values[(cell.name, seed)]
             history = [
                 {"train/loss/ce": 1.0, "val/mIoU": v / 2},
                 {"train/loss/ce": 0.5, "val/mIoU": v},
             ]
-            attrs |= {
-                "final": {"val/mIoU": v, "val/iou/a": v},
-                "history": history,
-                "duration_s": 1.5,
-            }
-            ostudy.add_trial(create_trial(value=v, user_attrs=attrs))
+            result = TrialResult(history, {"val/mIoU": v, "val/iou/a": v}, duration_s=1.5)
+            state, ended = _record.ended(Outcome.COMPLETE, result)
+            ostudy.add_trial(create_trial(state=state, value=v, user_attrs=attrs | ended))
     return Queue(ostudy, "memory")
 
 

@@ -1,0 +1,57 @@
+"""A trial record reads back exactly what the engine stored, whatever the outcome."""
+
+import optuna
+import pytest
+from optuna.trial import TrialState, create_trial
+
+from ablate.study import Outcome, TrialResult, _record
+
+
+def _stored(outcome: Outcome, **kwargs) -> _record.TrialRecord:
+    attrs = _record.enqueued("a", 3, {"loss.aux.weight": 0.4}, 2, sampled=False)
+    state, ended = _record.ended(outcome, **kwargs)
+    value = 0.5 if outcome == Outcome.COMPLETE else None
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=state, value=value, user_attrs=attrs | ended))
+    (record,) = _record.records(study.get_trials())
+    return record
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_reads_back_as_itself(outcome: Outcome) -> None:
+    result = TrialResult(history=[{"val/mIoU": 0.5}], final={"val/mIoU": 0.5}, total_steps=8)
+    record = _stored(outcome, result=result, error="why" if not outcome.done else "")
+    assert record.outcome == outcome and not record.pending
+    assert record.key == ("a", 3) and record.attempt == 2
+    assert record.overrides == {"loss.aux.weight": 0.4}
+    assert record.result.final == {"val/mIoU": 0.5} and record.result.total_steps == 8
+    assert record.done == (outcome in (Outcome.COMPLETE, Outcome.DIVERGED))
+    assert record.state == {"complete": "COMPLETE", "diverged": "DIVERGED"}.get(
+        outcome.value, {"failed": "FAIL", "killed": "KILLED"}.get(outcome.value)
+    )
+
+
+def test_a_failed_try_with_no_retry_left_has_given_up() -> None:
+    assert not _stored(Outcome.FAILED, error="boom").gave_up  # attempt 2 of 3
+    attrs = _record.enqueued("a", 0, {}, _record.MAX_RETRIES + 1, sampled=False)
+    state, ended = _record.ended(Outcome.FAILED, error="boom")
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=state, user_attrs=attrs | ended))
+    (record,) = _record.records(study.get_trials())
+    assert record.gave_up and not record.done
+
+
+def test_an_older_study_s_trial_without_a_value_reads_as_failed() -> None:
+    attrs = _record.enqueued("a", 0, {}, 1, sampled=False) | {"outcome": "no-value"}
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
+    (record,) = _record.records(study.get_trials())
+    assert record.outcome == Outcome.FAILED
+
+
+def test_waiting_and_running_trials_have_no_outcome_and_foreign_trials_no_record() -> None:
+    study = optuna.create_study()
+    study.enqueue_trial({}, user_attrs=_record.enqueued("a", 0, {}, 1, sampled=True))
+    study.add_trial(create_trial(value=1.0))  # not enqueued by ablate
+    (waiting,) = _record.records(study.get_trials())
+    assert waiting.outcome is None and waiting.state == "WAITING" and waiting.sampled
