@@ -23,6 +23,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ablate.names import metric_info
 from ablate.spec import Study
 from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
 from ablate.track import RunTree
@@ -104,10 +105,11 @@ class _Display:
             verb = "will retry" if event.ending == "retry" else "failed"
             self.console.print(f"[red]trial #{event.number} {verb}: {event.error}")
         else:
-            value = event.value
+            info = metric_info(self.metric)  # in the unit the report uses
+            shown = f", {self.metric} = {event.value * info.scale:.2f} {info.unit}".rstrip()
             self.console.print(
                 f"[{self.done}/{self.total}] trial #{event.number} {event.ending}"
-                + (f", {self.metric} = {value:.4f}" if value == value else ""),
+                + (shown if event.value == event.value else ""),
                 highlight=False,
             )
 
