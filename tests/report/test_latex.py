@@ -182,3 +182,12 @@ def test_summary_without_a_needed_column_is_an_error(missing: str):
 def test_unknown_baseline_is_an_error():
     with pytest.raises(ValueError, match="baseline"):
         markdown_table(SUMMARY, metric="val/mIoU", keys=[KEY], baseline="nope")
+
+
+def test_every_summary_column_the_table_and_mlflow_read_is_one_summarize_writes() -> None:
+    from ablate.report._publish import _AGGREGATES
+    from ablate.report.latex import _COLUMNS
+    from ablate.report.stats import SUMMARY_STATS
+
+    assert set(_COLUMNS) - {"cell"} <= set(SUMMARY_STATS)
+    assert set(_AGGREGATES) <= set(SUMMARY_STATS)
