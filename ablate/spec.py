@@ -239,12 +239,23 @@ class MetricSpec(_Frozen):
 
 
 class StudySpec(_Frozen):
-    name: str = Field(pattern=r"^[a-z0-9_-]+$")
+    name: str  # [a-z0-9_-]+ : results go to results/<name>/
     description: str = ""
     base: Recipe = Recipe()
     sweep: SweepSpec
     metric: MetricSpec = MetricSpec()
     baseline: dict[str, Any] | str | None = None  # a cell's overrides or its name; default: first
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, v: str) -> str:
+        if re.fullmatch(r"[a-z0-9_-]+", v):
+            return v
+        plain = re.sub(r"[^a-z0-9_-]+", "_", v.lower()).strip("_") or "my_study"
+        raise ValueError(
+            f"a study name is lowercase letters, digits, '_' and '-' only (it names the "
+            f"results folder and the MLflow experiment); try {plain!r}"
+        )
 
 
 # --------------------------------------------------------------------------- the loaded study
