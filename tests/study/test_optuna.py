@@ -52,3 +52,20 @@ def test_the_cli_refuses_such_a_storage_with_exit_2_and_one_message(tmp_path: Pa
     assert done.returncode == 2
     assert "trial_heartbeats.heartbeat" in done.stderr and "optuna >=5.0,<6.0" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_readme_s_plain_postgresql_url_opens_a_storage() -> None:
+    """`--storage postgresql://USER:PW@HOST/DB`, as the README writes it: SQLAlchemy 2.1 reads
+    it with psycopg 3, which the `postgres` extra installs."""
+    import os
+    import uuid
+
+    base = os.environ.get("ABLATE_TEST_POSTGRES")
+    if not base:
+        pytest.skip("needs ABLATE_TEST_POSTGRES (.ci/run sets it)")
+    plain = "postgresql://" + base.split("://", 1)[1]
+    name = f"plain-{uuid.uuid4().hex[:8]}"
+    storage = open_storage(plain)
+    assert storage.engine.dialect.driver == "psycopg"
+    optuna.create_study(study_name=name, storage=storage)
+    optuna.delete_study(study_name=name, storage=storage)
