@@ -289,10 +289,15 @@ _CSS = (
 
 
 def _html(title: str, markdown_text: str) -> str:
-    """report.md as a standalone page (plots linked relatively), for a browser."""
+    """report.md as a standalone page (plots linked relatively), for a browser. Everything is
+    escaped before the markdown is rendered: a description or a cell name from a study file
+    becomes text on the page, never HTML."""
+    import html
+
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables"])
+    body = markdown.markdown(html.escape(markdown_text, quote=False), extensions=["tables"])
+    title = html.escape(title)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{_CSS}</style></head><body>{body}</body></html>\n"

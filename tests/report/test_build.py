@@ -104,3 +104,17 @@ def test_aux_weight_series_follows_each_cells_schedule(tmp_path: Path) -> None:
     )
     only = _study(tmp_path, constant_only)
     assert aux_weight_series(only, [c.name for c in only.cells]).empty
+
+
+def test_html_from_the_study_file_is_shown_as_text_in_report_html(tmp_path: Path) -> None:
+    text = STUDY.replace(
+        "name: two_keys\n",
+        "name: two_keys\ndescription: '<script>alert(1)</script> & <b>bold</b>'\n",
+    )
+    study = _study(tmp_path, text)
+    values = {(c.name, s): 0.5 + 0.01 * s for c in study.cells for s in study.spec.sweep.seeds}
+    report = write_report(study, _storage(study, values), tmp_path / "results")
+    page = (report.folder / "report.html").read_text()
+    assert "<script>" not in page and "<b>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
+    assert "<table>" in page and "<img" in page  # the report's own markdown still renders
