@@ -348,7 +348,7 @@ def parse_override(text: str) -> tuple[str, Any]:
             f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1"
         )
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
         raise SpecError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
     return key, value
@@ -363,6 +363,53 @@ def apply_overrides(recipe: Recipe, overrides: Mapping[str, Any]) -> Recipe:
 
 
 # --------------------------------------------------------------------------- loading
+
+
+MAX_YAML_NODES = 100_000  # a study file is a few hundred; aliases can make billions (a YAML bomb)
+_SHOWN_CHARS = 200  # the longest bad value an error message repeats
+
+
+def load_yaml(text: str) -> Any:
+    """Safe YAML, refusing a document whose aliases expand to more than MAX_YAML_NODES values:
+    PyYAML shares aliased nodes, but validating or printing the result walks every copy."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise yaml.YAMLError(
+                f"its aliases expand it to {size:,} values, more than the "
+                f"{MAX_YAML_NODES:,} a study file may hold"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
+    """How many values the node stands for once every alias is copied out (each shared node
+    is counted once per use, computed once)."""
+    if id(node) in seen:
+        return seen[id(node)]
+    seen[id(node)] = 1  # a recursive alias counts once instead of looping
+    size = 1
+    if isinstance(node, yaml.SequenceNode):
+        size += sum(_expanded_size(child, seen) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
+    seen[id(node)] = size
+    return size
+
+
+def _shown(value: Any) -> str:
+    """A bad value as an error message repeats it: its repr, cut short."""
+    return _clip(repr(value))
+
+
+def _clip(text: str, limit: int = _SHOWN_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _did_you_mean(word: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
@@ -401,7 +448,7 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
     if err["type"] == "missing":
         return f"{path}: required key is missing"
     msg = str(err["msg"]).removeprefix("Value error, ")
-    return f"{path} = {err.get('input')!r}: {msg}"
+    return f"{path} = {_shown(err.get('input'))}: {_clip(msg, 400)}"
 
 
 def raise_validation(
@@ -498,7 +545,7 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{file}: cannot read it ({exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"{file}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -237,3 +237,22 @@ def test_search_cannot_be_combined_with_a_grid(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"'search' cannot be combined with 'grid'"):
         load_study(write(tmp_path, text))
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once_without_expanding_it(tmp_path: Path) -> None:
+    levels = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for i in range(1, 9):
+        prev = chr(ord("a") + i - 1)
+        levels.append(f"{chr(ord('a') + i)}: &{chr(ord('a') + i)} [{', '.join(['*' + prev] * 9)}]")
+    bomb = write(tmp_path, "\n".join(levels) + "\nname: i\nsweep: {grid: {loss.aux.weight: *i}}\n")
+    with pytest.raises(SpecError, match=r"aliases expand it to [\d,]+ values, more than the"):
+        load_study(bomb)  # refused from the parsed nodes: nothing is expanded or printed
+
+
+def test_a_few_aliases_are_fine_and_a_long_bad_value_is_cut_short(tmp_path: Path) -> None:
+    text = GOOD + "description: &d x\n"
+    assert load_study(write(tmp_path, text)).spec.description == "x"
+    long = GOOD.replace("name: t", "name: t\nmetric: {name: " + "v" * 5000 + "}")
+    with pytest.raises(SpecError) as info:
+        load_study(write(tmp_path, long))
+    assert len(str(info.value)) < 1000 and "…" in str(info.value)
