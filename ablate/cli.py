@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -223,7 +224,44 @@ def ui(
         "--port",
         str(port),
     ]
-    raise typer.Exit(subprocess.call(cmd, env={**os.environ}))
+    # its own session: Ctrl-C and SIGTERM reach ablate, which then stops the server and every
+    # process it started (they outlived ablate before)
+    server = subprocess.Popen(cmd, env={**os.environ}, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    code = 0
+    try:
+        code = server.wait()
+    except KeyboardInterrupt:
+        code = 130
+    finally:
+        _stop_group(server)
+        signal.signal(signal.SIGTERM, previous)
+    raise typer.Exit(code)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(leader: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
+    """SIGTERM to the leader's process group, then SIGKILL to what is left after `grace_s`."""
+    import time
+
+    deadline = time.monotonic() + grace_s
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(leader.pid, sig)
+        except ProcessLookupError:
+            break
+        while time.monotonic() < deadline:
+            leader.poll()  # reap the leader, or the group never empties
+            try:
+                os.killpg(leader.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+        deadline = time.monotonic() + grace_s
+    leader.wait()
 
 
 def _print_summary(summary: Any, comparison: Any, s: Study) -> None:

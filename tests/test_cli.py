@@ -1,3 +1,4 @@
+import contextlib
 import json
 import os
 import signal
@@ -55,6 +56,17 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _serving(port: int) -> list[str]:
+    """Command lines of the processes that name `port`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        with contextlib.suppress(OSError):
+            args = cmdline.read_bytes().split(b"\0")
+            if any(str(port).encode() in a for a in args) and b"pytest" not in args[0]:
+                found.append(b" ".join(args).decode(errors="replace"))
+    return found
 
 
 def _post(url: str, body: dict) -> dict:
@@ -120,8 +132,15 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
                 assert params["loss.aux.weight"] in ("0.0", "0.4") and "seed" in params
                 assert {"val/mIoU", "train/loss/ce", "val/boundary_iou"} <= metrics
             assert "val/mIoU/mean" in {m["key"] for m in cell["data"]["metrics"]}
+        # SIGTERM to `ablate ui` alone (systemd, docker stop) stops the server and its workers
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) != 0
+        assert _serving(port) == []  # no server process is left (each names the port)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"{api}/experiments/search", timeout=2)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
 
 
