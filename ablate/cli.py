@@ -61,11 +61,21 @@ def _user_errors(fn: F) -> F:
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
             )
             raise typer.Exit(2) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as stop:
             err_console.print("interrupted; run the same command again to resume")
-            raise typer.Exit(130) from None
+            raise typer.Exit(143 if stop.args == ("SIGTERM",) else 130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (Slurm preemption, `docker stop`, systemd) stops `run` and `worker` as Ctrl-C
+    does: their workers end their trials KILLED and re-queued, and the command exits 143."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | None) -> Study:
@@ -101,6 +111,7 @@ def run(
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
     s = load_study(study, set_ or ())
+    _stop_on_sigterm()
     from ablate.report import publish, write_report
     from ablate.study import Locations, create_or_load, run_study, run_tree_of
     from ablate.train import preflight
@@ -135,6 +146,7 @@ def worker(
     """Join a study that `ablate run --storage URL` started and pull its trials."""
     from ablate.study import join_study, load_existing, run_tree_of
 
+    _stop_on_sigterm()
     s = _study(study, None, Path("results"), storage)
     queue = load_existing(s.spec.name, storage)
     tree = run_tree_of(queue, tracking_uri)

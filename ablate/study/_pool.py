@@ -7,6 +7,7 @@ import contextlib
 import multiprocessing as mp
 import os
 import queue
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -170,7 +171,13 @@ def run_workers(
                     continue
                 display.handle(event)
                 exited += isinstance(event, WorkerExited)
-    except BaseException:
+    except BaseException as stop:
+        if isinstance(stop, KeyboardInterrupt) and stop.args == ("SIGTERM",):
+            # SIGTERM came to this process alone (Ctrl-C reaches the whole process group):
+            # pass it on, so each worker ends its trial KILLED and takes no other
+            for p in procs:
+                if p.is_alive() and p.pid is not None:
+                    os.kill(p.pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
         for p in procs:
             p.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -66,35 +66,46 @@ def _in_client(frame: FrameType | None) -> bool:
     return False
 
 
+STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+
+
 @contextlib.contextmanager
 def _interrupts_outside_clients() -> Iterator[None]:
-    """Ctrl-C raises KeyboardInterrupt in this worker only outside database and MLflow client
-    code; inside, it is looked at again every 50 ms. Raised inside, it can leave a connection
-    holding a lock (a SQLite write lock, a PostgreSQL row lock) that the cleanup of the
-    interrupted trial then waits on: seen with two workers and SQLite, both stuck for the whole
-    busy timeout, their trials left RUNNING. Only in the main thread, and only where Ctrl-C has
-    Python's default handler."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt (naming the signal) in this worker, once, and
+    only outside database and MLflow client code; inside, the signal is looked at again every
+    50 ms. Raised inside, it can leave a connection holding a lock (a SQLite write lock, a
+    PostgreSQL row lock) that the cleanup of the interrupted trial then waits on: seen with two
+    workers and SQLite, both stuck for the whole busy timeout, their trials left RUNNING. A
+    second signal during that cleanup is ignored for the same reason. Only in the main
+    thread."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    pending: list[int] = []  # the signal waiting for client code to return
+    raised: list[bool] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
+        if raised:
+            return
+        if signum != signal.SIGALRM:
+            pending.append(signum)
         if _in_client(frame):
             signal.setitimer(signal.ITIMER_REAL, 0.05)  # SIGALRM: this handler again
-        else:
-            raise KeyboardInterrupt
+        elif pending:
+            raised.append(True)
+            raise KeyboardInterrupt(STOP_SIGNALS.get(pending[0], "a signal"))
 
-    alarm = signal.signal(signal.SIGALRM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGALRM, *STOP_SIGNALS)}
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGALRM, alarm)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _signal_name(stop: KeyboardInterrupt) -> str:
+    return str(stop.args[0]) if stop.args else "Ctrl-C"
 
 
 def _describe_error(exc: BaseException) -> str:
@@ -246,8 +257,8 @@ def work(cfg: WorkerConfig, report: Report) -> None:
                 with _Heartbeat(queue, trial_id):
                     try:
                         run_trial(cfg, queue, trial_id, report)
-                    except KeyboardInterrupt:  # wherever it lands: killed now, not after the grace
-                        queue.abandon(trial_id, "interrupted (Ctrl-C)")
+                    except KeyboardInterrupt as stop:  # killed now, not after the grace period
+                        queue.abandon(trial_id, f"interrupted ({_signal_name(stop)})")
                         raise
             elif not (queue.wait_for_pending() or cfg.study.design.advance(queue)):
                 break

@@ -199,9 +199,33 @@ def test_a_sigkilled_workers_trial_is_failed_requeued_and_trained_by_another_wor
     _assert_every_pair_done_once(pairs, trials, runs)
 
 
-def test_ctrl_c_stops_ablate_run_with_130_and_running_again_trains_only_what_is_missing(
-    study_dir: Path, storage_url: str
+def _alive_in_group(pgid: int) -> list[str]:
+    """Command lines of the live processes of a process group (zombies, dead but not yet
+    reaped by an init that reaps slowly, do not count)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append((stat.parent / "cmdline").read_bytes().decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return alive
+
+
+STOPS = {
+    # Ctrl-C in a terminal: SIGINT to the whole process group
+    "ctrl-c": (lambda pid: os.killpg(pid, signal.SIGINT), 130, "interrupted (Ctrl-C)"),
+    # Slurm preemption, docker stop, systemd: SIGTERM to `ablate run` alone
+    "sigterm": (lambda pid: os.kill(pid, signal.SIGTERM), 143, "interrupted (SIGTERM)"),
+}
+
+
+@pytest.mark.parametrize("how", list(STOPS))
+def test_a_stopped_ablate_run_kills_its_trials_and_running_again_trains_only_what_is_missing(
+    study_dir: Path, storage_url: str, how: str
 ) -> None:
+    send, code, reason = STOPS[how]
     run = ["run", "tiny.yaml", "--storage", storage_url, "--set", SLOW]
     storage = open_storage(storage_url)  # the schema, before `ablate run` opens it
     first = _ablate(study_dir, "first.log", *run, "--workers", "2", start_new_session=True)
@@ -228,16 +252,17 @@ def test_ctrl_c_stops_ablate_run_with_130_and_running_again_trains_only_what_is_
         return None
 
     seen = _wait_for(started_after_one_was_done, first, study_dir, "first.log")
-    os.killpg(first.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole group
-    assert _finish(first, study_dir, "first.log", timeout=60) == 130
+    send(first.pid)
+    assert _finish(first, study_dir, "first.log", timeout=60) == code
     assert "run the same command again to resume" in (study_dir / "first.log").read_text()
+    assert _alive_in_group(first.pid) == []  # no worker outlives it
 
     trials = queue.records()
     assert not [t.number for t in trials if t.running]
     interrupted = [t for t in trials if t.outcome in (Outcome.FAILED, Outcome.KILLED)]
     assert seen.number in {t.number for t in interrupted}
     assert {(t.outcome, t.state) for t in interrupted} == {(Outcome.KILLED, "KILLED")}
-    assert {t.error for t in interrupted} == {"interrupted (Ctrl-C)"}
+    assert {t.error for t in interrupted} == {reason}
     runs = _trial_runs(study_dir)
     assert {runs[t.mlflow_run_id].info.status for t in interrupted} == {"KILLED"}
     done_before = {t.number for t in trials if t.outcome is Outcome.COMPLETE}
