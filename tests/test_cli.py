@@ -144,24 +144,25 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
         proc.wait(timeout=30)
 
 
+def _validate_refuses(tmp_path: Path, text: str) -> str:
+    """`ablate validate` on a study file: exit 2, no traceback; its stderr."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate", "validate", str(bad)], capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    return done.stderr
+
+
 def test_an_uppercase_study_name_is_refused_with_the_allowed_characters_shown_literally(
     tmp_path: Path,
 ) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: Aux Weight\nsweep: {grid: {loss.aux.weight: [0.0]}}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "ablate", "validate", str(bad)], capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "name = 'Aux Weight'" in done.stderr
-    assert "'_' and '-' only" in done.stderr and "try 'aux_weight'" in done.stderr
+    err = _validate_refuses(tmp_path, "name: Aux Weight\nsweep: {grid: {loss.aux.weight: [0.0]}}\n")
+    assert "name = 'Aux Weight'" in err
+    assert "'_' and '-' only" in err and "try 'aux_weight'" in err
 
 
 def test_an_error_message_holding_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsweep: {grid: {'loss.aux.weight[/bold]': [0.0]}}\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "ablate", "validate", str(bad)], capture_output=True, text=True
-    )
-    assert done.returncode == 2 and "Traceback" not in done.stderr
-    assert "loss.aux.weight[/bold]" in done.stderr
+    text = "name: x\nsweep: {grid: {'loss.aux.weight[/bold]': [0.0]}}\n"
+    assert "loss.aux.weight[/bold]" in _validate_refuses(tmp_path, text)
