@@ -23,6 +23,7 @@ import random
 import warnings
 from collections.abc import Mapping
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import optuna
@@ -106,16 +107,32 @@ def open_storage(url: str) -> RDBStorage:
     callback: Optuna's own sweep fails a dead worker's trial with a read-then-write race;
     ablate's queue sweeps them itself (`Queue.sweep_stale`)."""
     check_optuna_version()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-            heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
-            grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
-        )
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = RDBStorage(
+                url,
+                engine_kwargs={"connect_args": {"timeout": 60}}
+                if url.startswith("sqlite")
+                else None,
+                heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
+                grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
+            )
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StorageError(f"{_safe(url)}: cannot open the Optuna storage: {_cause(exc)}") from None
     check_tables(storage.engine, url)
     return storage
+
+
+def _cause(exc: BaseException) -> str:
+    """The first line of what the driver said, without SQLAlchemy's links and statements."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    first = text[0] if text else type(exc).__name__
+    if isinstance(exc, ImportError):
+        first += " (install the driver: pip install -e '.[postgres]' for PostgreSQL)"
+    return first[:300]
 
 
 def trial_id_of(trial: FrozenTrial) -> int:

@@ -51,6 +51,7 @@ def planned_seeds(study: Study, queue: Queue) -> dict[str, int]:
 def prepare(study: Study, where: Locations, queue: Queue) -> RunTree:
     """Create the MLflow experiment, the study run and the cell runs (idempotent), and record
     them with the study so workers on any machine find them."""
+    (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)  # after the storage opened
     tree = ensure_run_tree(
         where.tracking_uri,
         study.spec.name,
@@ -75,7 +76,6 @@ def run_study(
     workers: int | None,
     console: Console,
 ) -> RunOutcome:
-    (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)
     queue = create_or_load(study, where.storage_url, where.tracking_uri)
     study.design.advance(queue)  # e.g. a search that ended in an earlier run
     queued = queue.sync(study.design.pairs(queue))

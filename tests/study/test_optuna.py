@@ -69,3 +69,27 @@ def test_the_readme_s_plain_postgresql_url_opens_a_storage() -> None:
     assert storage.engine.dialect.driver == "psycopg"
     optuna.create_study(study_name=name, storage=storage)
     optuna.delete_study(study_name=name, storage=storage)
+
+
+BAD_URLS = [
+    ("not a URL", "notaurl", "notaurl"),
+    ("unknown driver", "mysql+nosuchdriver://me:s3cret@127.0.0.1/x", "nosuchdriver"),
+    ("refused port", "postgresql+psycopg2://me:s3cret@127.0.0.1:1/x", "127.0.0.1:1"),
+]
+
+
+@pytest.mark.parametrize(("case", "url", "named"), BAD_URLS, ids=[b[0] for b in BAD_URLS])
+def test_a_storage_url_that_cannot_be_opened_is_one_line_exit_2_and_nothing_written(
+    tmp_path: Path, case: str, url: str, named: str
+) -> None:
+    study = Path(__file__).parents[2] / "studies" / "aux_weight.yaml"
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate", "run", str(study), "--storage", url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert "cannot open the Optuna storage" in done.stderr and named in done.stderr
+    assert list(tmp_path.iterdir()) == []  # no results folder, no database
