@@ -175,16 +175,13 @@ def status(
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing run yet")
     )
     table = Table("cell", "done", "running", "waiting", "failed tries", "killed", "diverged")
+    n = Counter((r.cell, r.state) for r in records)  # one pass, however many cells
     for cell in s.cells:
-        n = Counter(r.state for r in records if r.cell == cell.name)
+        c = cell.name
         table.add_row(
-            cell.name,
-            f"{n['COMPLETE']}/{planned.get(cell.name, 0)}",
-            str(n["RUNNING"]),
-            str(n["WAITING"]),
-            str(n["FAIL"]),
-            str(n["KILLED"]),
-            str(n["DIVERGED"]),
+            c,
+            f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}",
+            *(str(n[c, state]) for state in ("RUNNING", "WAITING", "FAIL", "KILLED", "DIVERGED")),
         )
     console.print(table)
 

@@ -4,7 +4,7 @@ every seed, each compared with one baseline cell."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -75,7 +75,7 @@ class GridDesign:
     def advance(self, queue: QueueView) -> bool:
         return False  # everything was enqueued up front
 
-    def comparison(self, queue: QueueView) -> Comparison:
+    def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
         names = [c.name for c in self.cells]
         return Comparison(names, self.baseline, names)
 

@@ -121,8 +121,8 @@ class Design(Protocol):
         more work was enqueued or another process is enqueuing it (keep looking)."""
         ...
 
-    def comparison(self, queue: QueueView) -> Comparison:
-        """What the report compares, given the trials so far."""
+    def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
+        """What the report compares, given the trials so far and the study's attributes."""
         ...
 
     def summary_rows(self, comparison: Comparison) -> list[str]:

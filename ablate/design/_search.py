@@ -205,7 +205,8 @@ class SearchDesign:
 
     # -- what is compared
 
-    def comparison_of(self, records: Sequence[TrialRecord], confirmed: list[str]) -> Comparison:
+    def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
+        confirmed = list(confirmed_cells(attrs))
         ranked = [r.cell for r in self._ranked(records)]
         names = [c.name for c in self.cells]
         order = [c for c in names if c == self.baseline] + confirmed
@@ -215,9 +216,6 @@ class SearchDesign:
             return Comparison(order, self.baseline, [self.baseline, *confirmed])
         best = ranked[0] if ranked else names[0]
         return Comparison(order, best, [], baseline_verdict="best of the search (one seed)")
-
-    def comparison(self, queue: QueueView) -> Comparison:
-        return self.comparison_of(queue.records(), list(confirmed_cells(queue.attrs)))
 
     def summary_rows(self, comparison: Comparison) -> list[str]:
         return comparison.compared or comparison.cells[:SHOWN_UNCONFIRMED]

@@ -234,7 +234,7 @@ def write_report(study: Study, queue: Queue, results: Path) -> Report:
         trials = pd.DataFrame(columns=["number", "state", "cell", "seed", *study.keys])
     if metric not in trials.columns:
         trials[metric] = math.nan
-    comparison = study.design.comparison(queue)
+    comparison = study.design.comparison(records, queue.attrs)
     summary = _summary(study, trials, comparison)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
     per_class = (

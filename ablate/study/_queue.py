@@ -31,7 +31,6 @@ class QueueState:
     done: int  # COMPLETE or diverged
     pending: int  # already WAITING or RUNNING
     enqueued: int  # added by this call
-    failed: int  # pairs whose tries are used up
 
 
 def make_sampler(plan: SamplerPlan) -> optuna.samplers.BaseSampler:
@@ -88,24 +87,21 @@ class Queue:
         attrs = _record.enqueued(pair.cell, pair.seed, pair.overrides, attempt, pair.sampled)
         self.store.enqueue(pair.params, attrs)
 
-    def sync(self, pairs: Sequence[Pair], retry_failed: bool = True) -> QueueState:
-        """Enqueue every (cell, seed) that is neither done nor pending. A pair whose last try
-        failed is enqueued again when `retry_failed` (a new `ablate run` gives it fresh
-        tries)."""
+    def sync(self, pairs: Sequence[Pair]) -> QueueState:
+        """Enqueue every (cell, seed) that is neither done nor pending; a pair whose tries all
+        failed is enqueued again (a new `ablate run` gives it fresh tries)."""
         existing = self.by_pair()
-        done = pending = enqueued = failed = 0
+        done = pending = enqueued = 0
         for pair in pairs:
             tries = existing.get((pair.cell, pair.seed), [])
             if any(r.done for r in tries):
                 done += 1
             elif any(r.pending for r in tries):
                 pending += 1
-            elif tries and not retry_failed:
-                failed += 1
             else:
                 self.enqueue(pair)
                 enqueued += 1
-        return QueueState(len(pairs), done, pending, enqueued, failed)
+        return QueueState(len(pairs), done, pending, enqueued)
 
     def enqueue_missing(self, pairs: Sequence[Pair]) -> int:
         return self.sync(pairs).enqueued

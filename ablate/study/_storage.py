@@ -61,8 +61,8 @@ def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = No
             f"recipe ({details}); give this one a new name (--set name=...) or delete its "
             "results folder to start over"
         )
-    else:
-        ostudy.set_user_attr(_SPEC, study.spec.model_dump(mode="json"))
+    elif ostudy.user_attrs.get(_SPEC) != (spec := study.spec.model_dump(mode="json")):
+        ostudy.set_user_attr(_SPEC, spec)  # e.g. more seeds; every worker opens the study too
     return Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
 
 

@@ -36,7 +36,7 @@ def test_a_grid_trains_every_cell_on_every_seed_and_compares_all_with_its_baseli
         ("aux.weight=0", 2),
     ]
     assert len(design.pairs(None)) == design.n_trials() == 9
-    comparison = design.comparison(_Attrs({}))  # type: ignore[arg-type]
+    comparison = design.comparison([], {})
     assert comparison.baseline == "aux.weight=0.4"
     assert comparison.compared == ["aux.weight=0", "aux.weight=0.4", "lovasz"]
     assert design.crossed == ("aux.weight=0", "aux.weight=0.4")  # the variant is off the grid
@@ -72,6 +72,6 @@ def test_a_search_plans_its_confirmation_only_once_chosen() -> None:
         (1, {"loss.aux.weight": 0.3})
     ]
     assert design.n_trials() == len(after) == 6
-    comparison = design.comparison(_Attrs(chosen))  # type: ignore[arg-type]
+    comparison = design.comparison([], chosen)
     assert comparison.compared == [BASELINE, "search-01"]
     assert design.outline() == ["  loss.aux.weight: float in [0, 1]"]
