@@ -179,7 +179,7 @@ def preflight(study: Study) -> None:
 def _memory_format(device: torch.device) -> torch.memory_format:
     """Channels-last on CUDA, where convolutions under autocast run faster in it. Not on the
     CPU: there oneDNN's channels-last 1×1 convolution backward hung or crashed ("double free")
-    in about one run in three on this project's 2-core AMD machine (torch 2.13.0+cpu)."""
+    in small fits on this project's 2-core AMD machines (torch 2.13.0+cpu)."""
     return torch.channels_last if device.type == "cuda" else torch.contiguous_format
 
 
