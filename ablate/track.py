@@ -176,9 +176,9 @@ class TrialRun:
 
     def flush(self) -> None:
         """Send the metrics held back by `log_metrics`."""
-        batch, self._pending = self._pending, []
-        for i in range(0, len(batch), 1000):
-            self._client.log_batch(self.run_id, metrics=batch[i : i + 1000])
+        while self._pending:  # what fails to be sent stays pending for the next try
+            self._client.log_batch(self.run_id, metrics=self._pending[:1000])
+            del self._pending[:1000]
         self._sent = _clock()
 
     def _log_file(self, write: Callable[[Path], object], name: str) -> None:
@@ -223,6 +223,65 @@ def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> No
     client = _client(tracking_uri)
     if client.get_run(run_id).info.status == "RUNNING":
         client.set_terminated(run_id, status=status)
+
+
+def running_trial_runs(tree: RunTree) -> dict[str, int | None]:
+    """The study's trial runs still RUNNING: run id -> the trial number tagged on it."""
+    client = _client(tree.tracking_uri)
+    query = f"attributes.status = 'RUNNING' and tags.`{_LEVEL}` = 'trial'"
+    found: dict[str, int | None] = {}
+    token = None
+    while True:
+        page = client.search_runs([tree.experiment_id], query, max_results=1000, page_token=token)
+        for run in page:
+            number = run.data.tags.get("ablate.trial_number", "")
+            found[run.info.run_id] = int(number) if number.isdigit() else None
+        token = page.token
+        if not token:
+            return found
+
+
+def close_run(
+    tracking_uri: str,
+    run_id: str,
+    status: str,
+    history: Sequence[Mapping[str, float]] = (),
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """End a run its worker left RUNNING (killed between ending its trial and ending its run):
+    the per-epoch metrics of `history` (epoch i+1 at step i+1, as the worker logs them) that
+    never reached MLflow are sent, then `tags`, then `status`. Steps already logged are not
+    sent twice."""
+    from mlflow.entities import Metric
+
+    client = _client(tracking_uri)
+    now = _now_ms()
+    keys = {k for epoch in history for k in epoch if k != "train/aux_weight"}  # per iteration
+    batch = []
+    for key in sorted(keys):
+        logged = {m.step for m in client.get_metric_history(run_id, key)}
+        batch += [
+            Metric(key, float(epoch[key]), now, step)
+            for step, epoch in enumerate(history, start=1)
+            if key in epoch and step not in logged and not math.isnan(epoch[key])
+        ]
+    for i in range(0, len(batch), 1000):
+        client.log_batch(run_id, metrics=batch[i : i + 1000])
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value[:5000])
+    client.set_terminated(run_id, status=status)
+
+
+def set_tree_status(tree: RunTree, status: str, cells: Iterable[str] | None = None) -> None:
+    """Set the study run and the cell runs named (default: all) to `status`: RUNNING while a
+    study trains, KILLED when it was stopped; the report ends them FINISHED when done."""
+    client = _client(tree.tracking_uri)
+    names = tree.cell_run_ids if cells is None else cells
+    for run_id in [tree.study_run_id, *(tree.cell_run_ids[c] for c in names)]:
+        if status == "RUNNING":
+            client.update_run(run_id, status=status)
+        else:
+            client.set_terminated(run_id, status=status)
 
 
 def log_cell_aggregates(

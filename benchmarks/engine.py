@@ -147,7 +147,9 @@ def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
     t0 = time.perf_counter()
     queued = queue.sync(study.design.pairs(queue))
     enqueue_ms = 1000 * (time.perf_counter() - t0) / queued.enqueued
-    tree = prepare(study, where, queue)  # also records the tree with the study
+    from rich.console import Console
+
+    tree = prepare(study, where, queue, Console(quiet=True))  # records the tree with the study
     return WorkerConfig(study, url, tree, "cpu", 1, 0), enqueue_ms
 
 

@@ -4,6 +4,7 @@ workers, resume and retries. Importing it imports Optuna, never torch or MLflow.
 from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
 from ablate.study._pool import WorkerConfig, plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
+from ablate.study._reconcile import Reconciled, reconcile
 from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
 from ablate.study._run import (
     Locations,
@@ -30,6 +31,7 @@ __all__ = [
     "Outcome",
     "Queue",
     "QueueState",
+    "Reconciled",
     "RunOutcome",
     "TrialEnded",
     "TrialRecord",
@@ -44,6 +46,7 @@ __all__ = [
     "plan_devices",
     "planned_seeds",
     "prepare",
+    "reconcile",
     "record_run_tree",
     "run_study",
     "run_tree_of",

@@ -44,9 +44,19 @@ class TrialEnded:
 
 
 @dataclass(frozen=True)
+class Warned:
+    """Something went wrong that the trial survives (an MLflow write, an artifact)."""
+
+    worker: int
+    number: int
+    message: str
+
+
+@dataclass(frozen=True)
 class WorkerExited:
     worker: int
+    error: str = ""  # why it stopped before the queue was drained (a store it cannot write)
 
 
-Event = TrialStarted | EpochDone | TrialEnded | WorkerExited
+Event = TrialStarted | EpochDone | TrialEnded | Warned | WorkerExited
 Report = Callable[[Event], None]

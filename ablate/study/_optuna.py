@@ -39,6 +39,7 @@ from optuna.storages._rdb.models import (
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate.errors import StorageError
+from ablate.urls import mask_password
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
 
@@ -90,10 +91,7 @@ def check_tables(engine: Any, url: str) -> None:
 
 def _safe(url: str) -> str:
     """A storage URL without its password, for messages."""
-    try:
-        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
+    return mask_password(url)
 
 
 def _seconds(name: str, default: int) -> int:

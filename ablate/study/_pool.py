@@ -8,12 +8,14 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -24,9 +26,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from ablate.errors import StorageError, UserError
 from ablate.names import metric_info
 from ablate.spec import Study
-from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
+from ablate.study._events import (
+    EpochDone,
+    Event,
+    TrialEnded,
+    TrialStarted,
+    Warned,
+    WorkerExited,
+)
 from ablate.track import RunTree
 
 
@@ -59,6 +69,7 @@ class _Display:
     progress: Progress = field(init=False)
     overall: TaskID = field(init=False)
     rows: dict[int, TaskID] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # why workers stopped early
 
     def __post_init__(self) -> None:
         self.progress = Progress(
@@ -88,10 +99,19 @@ class _Display:
             self.progress.update(row, completed=event.epoch)
         elif isinstance(event, TrialEnded):
             self._ended(event)
-        elif isinstance(event, WorkerExited) and row is not None:
-            self.progress.update(
-                row, description=f"  worker {event.worker}: done", total=1, completed=1
-            )
+        elif isinstance(event, Warned):
+            self.console.print(f"[yellow]trial #{event.number}: {escape(event.message)}")
+        elif isinstance(event, WorkerExited):
+            if event.error:
+                self.errors.append(event.error)
+                self.console.print(f"[red]worker {event.worker} stopped: {escape(event.error)}")
+            if row is not None:
+                self.progress.update(
+                    row,
+                    description=f"  worker {event.worker}: {'stopped' if event.error else 'done'}",
+                    total=1,
+                    completed=1,
+                )
 
     def _ended(self, event: TrialEnded) -> None:
         if event.counts:
@@ -133,10 +153,27 @@ def _work(job: WorkerConfig, report: Any) -> None:
     work(job, report)
 
 
-def _child(job: WorkerConfig, events: Any) -> None:
-    """A spawned worker; Ctrl-C reaches it too, and its trial is abandoned by `work`."""
+def _stop_when_orphaned(parent: int, poll_s: float = 1.0) -> None:
+    """Stop this worker as SIGTERM would once the process that started it is gone (killed,
+    crashed): a worker must not train on, unseen, for a parent that will never read it."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
+def _child(job: WorkerConfig, events: Any, parent: int) -> None:
+    """A spawned worker; Ctrl-C reaches it too, and its trial is abandoned by `work`. A store
+    it cannot write stops it with the reason sent to the parent."""
+    _stop_when_orphaned(parent)
     with contextlib.suppress(KeyboardInterrupt):
-        _work(job, events.put)
+        try:
+            _work(job, events.put)
+        except UserError as exc:
+            events.put(WorkerExited(job.worker, str(exc)))
 
 
 def run_workers(
@@ -158,7 +195,9 @@ def run_workers(
         return
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    procs = [ctx.Process(target=_child, args=(job, events), daemon=False) for job in jobs]
+    procs = [
+        ctx.Process(target=_child, args=(job, events, os.getpid()), daemon=False) for job in jobs
+    ]
     for p in procs:
         p.start()
     try:
@@ -172,12 +211,13 @@ def run_workers(
                 display.handle(event)
                 exited += isinstance(event, WorkerExited)
     except BaseException as stop:
-        if isinstance(stop, KeyboardInterrupt) and stop.args == ("SIGTERM",):
-            # SIGTERM came to this process alone (Ctrl-C reaches the whole process group):
-            # pass it on, so each worker ends its trial KILLED and takes no other
-            for p in procs:
-                if p.is_alive() and p.pid is not None:
-                    os.kill(p.pid, signal.SIGTERM)
+        # a stop may have come to this process alone (SIGTERM from Slurm or docker, SIGINT
+        # from `kill -INT`; Ctrl-C in a terminal reaches the whole group): pass it on, so each
+        # worker ends its trial KILLED and takes no other. A worker already stopping ignores it.
+        ctrl_c = isinstance(stop, KeyboardInterrupt) and stop.args != ("SIGTERM",)
+        for p in procs:
+            if p.is_alive() and p.pid is not None:
+                os.kill(p.pid, signal.SIGINT if ctrl_c else signal.SIGTERM)
         deadline = time.monotonic() + 30
         for p in procs:
             p.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -187,3 +227,5 @@ def run_workers(
         raise
     for p in procs:
         p.join()
+    if display.errors:
+        raise StorageError(display.errors[0])

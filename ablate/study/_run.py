@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,8 +11,9 @@ from rich.console import Console
 from ablate.spec import Study
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue
+from ablate.study._reconcile import reconcile
 from ablate.study._storage import create_or_load, default_storage_url, record_run_tree
-from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten
+from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten, set_tree_status
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ def planned_seeds(study: Study, queue: Queue) -> dict[str, int]:
     return planned
 
 
-def prepare(study: Study, where: Locations, queue: Queue) -> RunTree:
+def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> RunTree:
     """Create the MLflow experiment, the study run and the cell runs (idempotent), and record
     them with the study so workers on any machine find them."""
     (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)  # after the storage opened
@@ -66,7 +68,27 @@ def prepare(study: Study, where: Locations, queue: Queue) -> RunTree:
         },
     )
     record_run_tree(queue, tree)
+    if reconciled := reconcile(queue, tree):
+        console.print(str(reconciled), highlight=False)
     return tree
+
+
+def _train(
+    study: Study,
+    where: Locations,
+    tree: RunTree,
+    plan: Sequence[tuple[str, int]],
+    total: int,
+    console: Console,
+) -> None:
+    """Run the workers with the study and cell runs RUNNING; a stop ends them KILLED (the
+    report ends them FINISHED once their trials are done)."""
+    set_tree_status(tree, "RUNNING")
+    try:
+        run_workers(study, where.storage_url, tree, plan, total, console)
+    except BaseException:
+        set_tree_status(tree, "KILLED")
+        raise
 
 
 def run_study(
@@ -79,7 +101,7 @@ def run_study(
     queue = create_or_load(study, where.storage_url, where.tracking_uri)
     study.design.advance(queue)  # e.g. a search that ended in an earlier run
     queued = queue.sync(study.design.pairs(queue))
-    tree = prepare(study, where, queue)
+    tree = prepare(study, where, queue, console)
     later = max(0, study.n_trials - queued.total)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later
@@ -92,7 +114,7 @@ def run_study(
             f"already done, {to_train} to train on {len(plan)} worker(s): "
             f"{', '.join(d for d, _ in plan)}"
         )
-        run_workers(study, where.storage_url, tree, plan, to_train, console)
+        _train(study, where, tree, plan, to_train, console)
     pairs = study.design.pairs(queue)
     tries = queue.by_pair()
     failed = [
@@ -110,5 +132,7 @@ def join_study(
     console: Console,
 ) -> None:
     """`ablate worker`: pull the trials of a study `ablate run` started elsewhere."""
+    if reconciled := reconcile(queue, tree):
+        console.print(str(reconciled), highlight=False)
     plan = plan_devices(devices, workers)
     run_workers(study, queue.storage_url, tree, plan, queue.waiting(), console)

@@ -8,11 +8,12 @@ import signal
 import threading
 import traceback
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import yaml
 
+from ablate.errors import StorageError
 from ablate.spec import Recipe, apply_overrides
 from ablate.study._events import (
     Ending,
@@ -20,6 +21,7 @@ from ablate.study._events import (
     Report,
     TrialEnded,
     TrialStarted,
+    Warned,
     WorkerExited,
 )
 from ablate.study._pool import WorkerConfig
@@ -28,6 +30,7 @@ from ablate.study._record import Outcome, TrialRecord, TrialResult
 from ablate.study._storage import create_or_load
 from ablate.track import TrialRun, flatten
 from ablate.train import EpochResult, FitResult, fit
+from ablate.urls import mask_password
 
 
 class _Heartbeat:
@@ -130,7 +133,13 @@ class _Logger:
         for iteration, layers in result.gradients:
             for layer, value in layers.items():
                 series.setdefault(f"train/grad/{layer}", []).append((iteration, value))
-        self.run.log_metrics(epoch_metrics, step=result.epoch, series=series)
+        _tracked(
+            lambda: self.run.log_metrics(epoch_metrics, step=result.epoch, series=series),
+            f"epoch {result.epoch}'s metrics not sent to MLflow yet (kept; sent with the next)",
+            self.cfg.worker,
+            self.number,
+            self.report,
+        )
         self.gradients.extend([i, dict(v)] for i, v in result.gradients)
         self.history.append({k: round(v, 6) for k, v in result.metrics.items()})
         value = result.metrics.get(self.cfg.study.spec.metric.name, math.nan)
@@ -147,9 +156,34 @@ class _Logger:
         )
 
 
+def _tracked(
+    action: Callable[[], object], what: str, worker: int, number: int, report: Report
+) -> bool:
+    """Run an MLflow write the trial survives without: when the tracking store fails, say
+    `what` (with the cause) and go on. The trial's record keeps everything it measured, and
+    the next start ends a run left RUNNING from it (`reconcile`)."""
+    try:
+        action()
+    except Exception as exc:
+        report(Warned(worker, number, f"{what}: {_describe_error(exc)}"[:500]))
+        return False
+    return True
+
+
 def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Recipe) -> TrialRun:
-    """The trial's MLflow run with its parameters and config.yaml, named in its record."""
-    run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
+    """The trial's MLflow run with its parameters and config.yaml, named in its record. A
+    tracking store that cannot take a new run stops the worker (every later trial would fail
+    the same way): the trial is re-queued and `StorageError` says why."""
+    try:
+        run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
+    except Exception as exc:
+        cause = f"the MLflow tracking store cannot take a new run ({_describe_error(exc)})"
+        if queue.end(record.trial_id, Outcome.KILLED, error=cause[:2000]):
+            queue.retry(queue.record(record.trial_id))
+        raise StorageError(
+            f"{cause[:300]}; trial #{record.number} was re-queued. Tracking URI: "
+            f"{mask_password(cfg.tree.tracking_uri)}; fix it and run the same command again"
+        ) from None
     queue.started(record.trial_id, run.run_id, cfg.device)
     config = recipe.model_dump(mode="json")
     cell, seed = record.cell, record.seed
@@ -165,20 +199,45 @@ def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> None
     period (the machine stalled, the database was unreachable), killed the trial and queued
     its retry. The result is dropped (the retry stands, so no (cell, seed) completes twice)
     and the run ends KILLED."""
-    run.set_tag("ablate.error", "declared dead by the heartbeat sweep; the trial was re-queued")
-    run.end("KILLED")
+    reason = "declared dead by the heartbeat sweep; the trial was re-queued"
+    _tracked(
+        lambda: _end_run(run, "KILLED", {"ablate.error": reason}),
+        _RUN_NOT_ENDED,
+        cfg.worker,
+        number,
+        report,
+    )
     report(TrialEnded(cfg.worker, number, "lost"))
 
 
+_RUN_NOT_ENDED = "MLflow run left RUNNING (the next start ends it from the trial's record)"
+
+
+def _end_run(run: TrialRun, status: str, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        run.set_tag(key, value)
+    run.end(status)
+
+
 def _end_crashed(
-    cfg: WorkerConfig, queue: Queue, run: TrialRun, record: TrialRecord, exc: Exception
+    cfg: WorkerConfig,
+    queue: Queue,
+    run: TrialRun,
+    record: TrialRecord,
+    exc: Exception,
+    report: Report,
 ) -> TrialEnded | None:
     """A crashing trial is recorded and retried; the study goes on. None when lost."""
     error = _describe_error(exc)
     if not queue.end(record.trial_id, Outcome.FAILED, error=error, traceback=_trace()):
         return None
-    run.set_tag("ablate.error", error)
-    run.end("FAILED")
+    _tracked(
+        lambda: _end_run(run, "FAILED", {"ablate.error": error}),
+        _RUN_NOT_ENDED,
+        cfg.worker,
+        record.number,
+        report,
+    )
     retried = queue.retry(queue.record(record.trial_id))  # with the values it was given
     return TrialEnded(cfg.worker, record.number, "retry" if retried else "failed", error=error)
 
@@ -208,15 +267,28 @@ def _end_trained(
         error = f"{metric} has no finite value ({value}) at the end of training"
     else:
         outcome = Outcome.COMPLETE
-    if fitted.checkpoint is not None:
-        run.log_torch(fitted.checkpoint, "model.pt")
+    if fitted.checkpoint is not None:  # a full disk loses the file, not the trial
+        checkpoint = fitted.checkpoint
+        _tracked(
+            lambda: run.log_torch(checkpoint, "model.pt"),
+            "model.pt not saved",
+            cfg.worker,
+            record.number,
+            logger.report,
+        )
     done = outcome == Outcome.COMPLETE
     result = logger.result(fitted)
+    # the record first: it is what counts; a stop before the run ends is reconciled from it
     if not queue.end(record.trial_id, outcome, value if done else None, result, error):
         return None
-    if not done:
-        run.set_tag("ablate.outcome", outcome.value)
-    run.end("FINISHED" if done else "FAILED")
+    tags = {} if done else {"ablate.outcome": outcome.value}
+    _tracked(
+        lambda: _end_run(run, "FINISHED" if done else "FAILED", tags),
+        _RUN_NOT_ENDED,
+        cfg.worker,
+        record.number,
+        logger.report,
+    )
     return TrialEnded(cfg.worker, record.number, ending, value, error)
 
 
@@ -233,7 +305,7 @@ def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) ->
     try:
         fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger)
     except Exception as exc:
-        ended = _end_crashed(cfg, queue, run, record, exc)
+        ended = _end_crashed(cfg, queue, run, record, exc, report)
     else:
         ended = _end_trained(cfg, queue, run, record, fitted, logger)
     if ended is None:

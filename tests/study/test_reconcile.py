@@ -1,0 +1,114 @@
+"""After a stop between a trial's two writes (its Optuna record, then its MLflow run), the next
+start ends the run from the record: FINISHED with the epochs it had not sent, or KILLED."""
+
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from rich.console import Console
+
+from ablate.spec import load_study
+from ablate.study import Locations, Outcome, Queue, TrialResult, load_existing, reconcile
+from ablate.study import _run as study_run
+from ablate.study._storage import run_tree_of
+from ablate.track import RunTree, TrialRun
+from tests.study.test_run_cli import STUDY
+
+HISTORY = [
+    {"train/loss": 1.5, "val/mIoU": 0.30, "train/aux_weight": 0.4},
+    {"train/loss": 1.1, "val/mIoU": 0.42, "train/aux_weight": 0.4},
+]
+
+
+@pytest.fixture()
+def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Queue, RunTree]:
+    """`ablate run` up to its workers: the queue with every pair, the MLflow run tree."""
+    (tmp_path / "tiny.yaml").write_text(STUDY)
+    study = load_study(tmp_path / "tiny.yaml")
+    where = Locations.resolve(tmp_path / "results", "tiny", None, None)
+    monkeypatch.setattr(study_run, "run_workers", lambda *args: None)
+    study_run.run_study(study, where, None, 1, Console(quiet=True))
+    queue = load_existing("tiny", where.storage_url)
+    tree = run_tree_of(queue)
+    assert tree is not None
+    return queue, tree
+
+
+def _claim(queue: Queue, tree: RunTree, record_run: bool = True) -> tuple[int, TrialRun]:
+    """A worker's first steps on a trial: the claim and its MLflow run (recorded or not)."""
+    trial_id = queue.pop()
+    assert trial_id is not None
+    record = queue.record(trial_id)
+    run = TrialRun(tree, "tiny", record.cell, record.seed, record.number)
+    if record_run:
+        queue.started(trial_id, run.run_id, "cpu")
+    return trial_id, run
+
+
+def test_a_complete_trial_s_running_run_ends_finished_with_the_epochs_it_never_sent(
+    started: tuple[Queue, RunTree],
+) -> None:
+    queue, tree = started
+    trial_id, run = _claim(queue, tree)
+    run.log_metrics({"val/mIoU": 0.30}, step=1)
+    run.flush()  # epoch 1 reached MLflow; epoch 2 was held back when the process died
+    result = TrialResult(history=HISTORY, final={"val/mIoU": 0.42}, best={"val/mIoU": 0.42})
+    assert queue.end(trial_id, Outcome.COMPLETE, 0.42, result)
+
+    done = reconcile(queue, tree)
+
+    assert (done.finished, done.ended) == (1, 0)
+    client = MlflowClient(tree.tracking_uri)
+    stored = client.get_run(run.run_id)
+    assert stored.info.status == "FINISHED"
+    history = client.get_metric_history(run.run_id, "val/mIoU")
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.30), (2, 0.42)]  # none twice
+    assert [m.step for m in client.get_metric_history(run.run_id, "train/loss")] == [1, 2]
+    assert client.get_metric_history(run.run_id, "train/aux_weight") == []  # per iteration
+    assert not reconcile(queue, tree)  # nothing left to do
+
+
+def test_a_killed_trial_s_run_ends_killed_with_its_error_and_a_running_one_is_left_alone(
+    started: tuple[Queue, RunTree],
+) -> None:
+    queue, tree = started
+    killed_id, killed_run = _claim(queue, tree)
+    assert queue.end(killed_id, Outcome.KILLED, error="interrupted (SIGTERM)")
+    _, live_run = _claim(queue, tree)  # a worker still training it
+
+    done = reconcile(queue, tree)
+
+    assert (done.finished, done.ended) == (0, 1)
+    client = MlflowClient(tree.tracking_uri)
+    stored = client.get_run(killed_run.run_id)
+    assert stored.info.status == "KILLED"
+    assert stored.data.tags["ablate.error"] == "interrupted (SIGTERM)"
+    assert client.get_run(live_run.run_id).info.status == "RUNNING"
+
+
+def test_a_run_its_trial_never_recorded_ends_killed_once_the_trial_is_not_running(
+    started: tuple[Queue, RunTree],
+) -> None:
+    queue, tree = started
+    trial_id, orphan = _claim(queue, tree, record_run=False)
+    assert not reconcile(queue, tree)  # its worker may be about to record it
+    assert queue.end(trial_id, Outcome.KILLED, error="worker lost (no heartbeat)")
+
+    assert reconcile(queue, tree).ended == 1
+    stored = MlflowClient(tree.tracking_uri).get_run(orphan.run_id)
+    assert stored.info.status == "KILLED"
+    assert stored.data.tags["ablate.error"] == "stopped before its trial recorded this run"
+
+
+def test_a_diverged_trial_s_run_ends_failed_and_says_diverged(
+    started: tuple[Queue, RunTree],
+) -> None:
+    queue, tree = started
+    trial_id, run = _claim(queue, tree)
+    assert queue.end(trial_id, Outcome.DIVERGED, result=TrialResult(history=HISTORY[:1]))
+
+    assert reconcile(queue, tree).ended == 1
+    client = MlflowClient(tree.tracking_uri)
+    stored = client.get_run(run.run_id)
+    assert (stored.info.status, stored.data.tags["ablate.outcome"]) == ("FAILED", "diverged")
+    assert [m.value for m in client.get_metric_history(run.run_id, "val/mIoU")] == [0.30]
