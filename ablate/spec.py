@@ -10,10 +10,20 @@ from __future__ import annotations
 import copy
 import difflib
 import re
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Literal,
+    NoReturn,
+    Union,
+    get_args,
+    get_origin,
+)
 
 import yaml
 from pydantic import (
@@ -42,9 +52,49 @@ if TYPE_CHECKING:
 
 IGNORE_INDEX = 255
 
+# Upper bounds no real study reaches. Past them a run would hang or overflow long after
+# `validate` said ok, so they are refused with the bound named.
+MAX_SIZE = 10_000_000  # data.train_size / val_size: images per split (COCO has 0.1 M)
+MAX_CLASSES = 1_000  # data.num_classes (ADE20K-full has 847)
+MAX_EPOCHS = 100_000  # train.epochs
+MAX_BATCH = 65_536  # train.batch_size
+MAX_SEED = 2**32 - 1  # data.seed, sweep.seeds, search seed: the range NumPy seeds from
+MAX_COUNT = 2**31 - 1  # any other count (pixels, steps, workers, trials): a 32-bit integer
+MAX_NAME = 100  # characters of a study name: it names a folder and an MLflow experiment
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+
+
+def _holds_numbers(annotation: Any) -> bool:
+    """Whether a field is a number, an optional number, or a tuple or list of numbers."""
+    if annotation in (int, float):
+        return True
+    args = [a for a in get_args(annotation) if a is not type(None) and a is not Ellipsis]
+    origin = get_origin(annotation)
+    if origin is Annotated:  # e.g. Seed
+        return _holds_numbers(args[0])
+    if origin in (Union, types.UnionType, tuple, list):
+        return bool(args) and all(_holds_numbers(a) for a in args)
+    return False
+
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # no .inf or .nan in a number: a run would only diverge or hang on it
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_true_for_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        """YAML's true/false is not the number 1/0 (pydantic would take it as one)."""
+        items = v if isinstance(v, list | tuple) else [v]
+        name = info.field_name
+        if (
+            any(isinstance(x, bool) for x in items)
+            and name is not None
+            and _holds_numbers(cls.model_fields[name].annotation)
+        ):
+            raise ValueError("a number is needed here, not true/false")
+        return v
 
 
 # --------------------------------------------------------------------------- the recipe
@@ -52,14 +102,16 @@ class _Frozen(BaseModel):
 
 class DataSpec(_Frozen):
     name: DatasetName = "shapes"
-    num_classes: int = Field(6, ge=2)  # shapes: background + up to 7 shape kinds
+    num_classes: int = Field(6, ge=2, le=MAX_CLASSES)  # shapes: background + up to 7 shape kinds
     image_size: tuple[int, int] = (96, 96)  # generated size, or the crop size on disk
-    train_size: int = Field(512, ge=1)  # scenes, or at most this many files on disk
-    val_size: int = Field(128, ge=1)
-    seed: int = Field(0, ge=0)  # the data are fixed across trial seeds: only training varies
+    train_size: int = Field(512, ge=1, le=MAX_SIZE)  # scenes, or at most this many files on disk
+    val_size: int = Field(128, ge=1, le=MAX_SIZE)
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED
+    )  # the data are fixed across trial seeds: only training varies
     ignore_index: int = IGNORE_INDEX
     root: str | None = None  # the dataset's folder, for folder / cityscapes / ade20k / voc
-    num_workers: int = Field(2, ge=0)  # DataLoader workers for datasets on disk
+    num_workers: int = Field(2, ge=0, le=256)  # DataLoader workers for datasets on disk
 
     @field_validator("image_size")
     @classmethod
@@ -97,12 +149,14 @@ class ModelSpec(_Frozen):
 
 
 class DiagnosticsSpec(_Frozen):
-    grad_every: int | None = Field(None, ge=1)  # every K steps log train/grad/<layer>; null = off
+    grad_every: int | None = Field(
+        None, ge=1, le=MAX_COUNT
+    )  # every K steps log train/grad/<layer>; null = off
 
 
 class TrainSpec(_Frozen):
-    epochs: int = Field(6, ge=1)
-    batch_size: int = Field(16, ge=1)
+    epochs: int = Field(6, ge=1, le=MAX_EPOCHS)
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
     lr: float = Field(0.01, gt=0)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = Field(0.9, ge=0, lt=1)
@@ -115,7 +169,7 @@ class TrainSpec(_Frozen):
 
 class CeSpec(_Frozen):
     ohem_thresh: float | None = Field(None, gt=0, le=1)  # null = plain cross-entropy
-    min_kept: int = Field(100_000, ge=1)
+    min_kept: int = Field(100_000, ge=1, le=MAX_COUNT)
 
 
 class AuxSpec(_Frozen):
@@ -129,7 +183,9 @@ class AuxSpec(_Frozen):
 class CenterSpec(_Frozen):
     weight: float = Field(0.0, ge=0)  # λ
     alpha: float = Field(0.5, ge=0, le=1)  # center learning rate of Wen et al.
-    max_pixels: int = Field(4096, ge=1)  # pixels sampled per batch from the embedding map
+    max_pixels: int = Field(
+        4096, ge=1, le=MAX_COUNT
+    )  # pixels sampled per batch from the embedding map
 
 
 class LossSpec(_Frozen):
@@ -140,7 +196,9 @@ class LossSpec(_Frozen):
 
 
 class EvalSpec(_Frozen):
-    boundary_width: int = Field(3, ge=1)  # d of boundary IoU: the band within d px of an edge
+    boundary_width: int = Field(
+        3, ge=1, le=4096
+    )  # d of boundary IoU: the band within d px of an edge
 
 
 class Recipe(_Frozen):
@@ -177,10 +235,14 @@ class RangeSpec(_Frozen):
 
 class SearchSpec(_Frozen):
     sampler: Literal["tpe", "random"] = "tpe"
-    n_trials: int = Field(20, ge=1)  # configurations sampled, each trained once on `seed`
+    n_trials: int = Field(
+        20, ge=1, le=MAX_COUNT
+    )  # configurations sampled, each trained once on `seed`
     space: dict[str, RangeSpec] = Field(min_length=1)
     confirm_top: int = Field(0, ge=0)  # the K best then train on every seed, beside a baseline
-    seed: int | None = Field(None, ge=0)  # the search trials' seed; default: the first of seeds
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED
+    )  # the search trials' seed; default: the first of seeds
 
     @field_validator("confirm_top")
     @classmethod
@@ -195,7 +257,7 @@ class SweepSpec(_Frozen):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
     search: SearchSpec | None = None
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
 
     @field_validator("seeds")
     @classmethod
@@ -249,6 +311,11 @@ class StudySpec(_Frozen):
     @field_validator("name")
     @classmethod
     def _plain_name(cls, v: str) -> str:
+        if len(v) > MAX_NAME:
+            raise ValueError(
+                f"a study name has at most {MAX_NAME} characters (it names the results folder "
+                f"and the MLflow experiment); this one has {len(v):,}"
+            )
         if re.fullmatch(r"[a-z0-9_-]+", v):
             return v
         plain = re.sub(r"[^a-z0-9_-]+", "_", v.lower()).strip("_") or "my_study"
@@ -345,12 +412,12 @@ def parse_override(text: str) -> tuple[str, Any]:
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z0-9_/\-]+(\.[A-Za-z0-9_/\-]+)*", key):
         raise SpecError(
-            f"--set {text!r}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1"
+            f"--set {_shown(text)}: expected KEY=VALUE with a dotted key, e.g. base.train.epochs=1"
         )
     try:
-        value = load_yaml(raw) if raw.strip() else None
+        value = load_yaml(raw, key.split(".")) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise SpecError(f"--set {text!r}: the value is not valid YAML ({exc})") from None
+        raise SpecError(f"--set {_shown(text)}: the value is not valid YAML ({exc})") from None
     return key, value
 
 
@@ -369,15 +436,28 @@ MAX_YAML_NODES = 100_000  # a study file is a few hundred; aliases can make bill
 _SHOWN_CHARS = 200  # the longest bad value an error message repeats
 
 
-def load_yaml(text: str) -> Any:
-    """Safe YAML, refusing a document whose aliases expand to more than MAX_YAML_NODES values:
-    PyYAML shares aliased nodes, but validating or printing the result walks every copy."""
+MAX_DIGITS = 100  # characters of a whole number (Python itself refuses to read over 4,300)
+MAX_DEPTH = 50  # mappings and lists inside each other; a study file nests about 5 deep
+_INT_TAG = "tag:yaml.org,2002:int"
+_MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *base` may repeat keys on purpose
+
+
+def load_yaml(text: str, where: Sequence[str] = ()) -> Any:
+    """Safe YAML, refusing what a safe loader still lets through: aliases that expand the
+    document to more than MAX_YAML_NODES values (PyYAML shares aliased nodes, but validating or
+    printing the result walks every copy), a value that holds itself through an alias (it can
+    be neither stored nor printed), a key given twice in one mapping (YAML calls that an error;
+    PyYAML keeps the last one silently), nesting deeper than MAX_DEPTH, and whole numbers longer
+    than MAX_DIGITS. Messages say the line and the key path, starting from `where`."""
     loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
+        try:
+            node = loader.get_single_node()
+        except RecursionError:  # PyYAML composes nested nodes recursively
+            raise yaml.YAMLError(f"mappings and lists nest more than {MAX_DEPTH} deep") from None
         if node is None:
             return None
-        size = _expanded_size(node, {})
+        size = _checked_size(node, tuple(where), {}, set())
         if size > MAX_YAML_NODES:
             raise yaml.YAMLError(
                 f"its aliases expand it to {size:,} values, more than the "
@@ -388,19 +468,58 @@ def load_yaml(text: str) -> Any:
         loader.dispose()
 
 
-def _expanded_size(node: yaml.Node, seen: dict[int, int]) -> int:
-    """How many values the node stands for once every alias is copied out (each shared node
-    is counted once per use, computed once)."""
-    if id(node) in seen:
-        return seen[id(node)]
-    seen[id(node)] = 1  # a recursive alias counts once instead of looping
+def _checked_size(
+    node: yaml.Node, path: tuple[str, ...], sizes: dict[int, int], open_: set[int]
+) -> int:
+    """How many values the node stands for once every alias is copied out, each shared node
+    computed once; raises yaml.YAMLError for what load_yaml refuses. `open_` holds the nodes
+    on the way from the root: meeting one again is an alias to a value that holds it."""
+    if id(node) in open_:
+        raise _refused(
+            node, path, "this alias names a value that holds it; no value may contain itself"
+        )
+    if id(node) in sizes:
+        return sizes[id(node)]
+    if len(path) > MAX_DEPTH:
+        raise _refused(node, path, f"mappings and lists nest more than {MAX_DEPTH} deep")
+    open_.add(id(node))
     size = 1
-    if isinstance(node, yaml.SequenceNode):
-        size += sum(_expanded_size(child, seen) for child in node.value)
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
+            raise _refused(
+                node,
+                path,
+                f"a whole number {len(node.value):,} characters long; a study file's numbers "
+                f"have at most {MAX_DIGITS} digits",
+            )
+    elif isinstance(node, yaml.SequenceNode):
+        for i, child in enumerate(node.value):
+            size += _checked_size(child, (*path, str(i)), sizes, open_)
     elif isinstance(node, yaml.MappingNode):
-        size += sum(_expanded_size(k, seen) + _expanded_size(v, seen) for k, v in node.value)
-    seen[id(node)] = size
+        first_line: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            name = _clip(str(key.value), 60) if isinstance(key, yaml.ScalarNode) else "?"
+            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
+                line = key.start_mark.line + 1
+                first = first_line.get((key.tag, key.value))
+                if first is not None:
+                    raise _refused(
+                        key,
+                        (*path, name),
+                        f"key {name!r} is given twice in one mapping (lines {first} and "
+                        f"{line}); YAML would keep only the last: give it once",
+                    )
+                first_line[key.tag, key.value] = line
+            size += _checked_size(key, (*path, name), sizes, open_)
+            size += _checked_size(value, (*path, name), sizes, open_)
+    open_.discard(id(node))
+    sizes[id(node)] = size
     return size
+
+
+def _refused(node: yaml.Node, path: Sequence[str], what: str) -> yaml.YAMLError:
+    where = ".".join(path) or "(top level)"
+    return yaml.YAMLError(f"line {node.start_mark.line + 1}, {where}: {what}")
 
 
 def _shown(value: Any) -> str:
@@ -448,6 +567,8 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
     if err["type"] == "missing":
         return f"{path}: required key is missing"
     msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "less_than_equal":  # a bound of MAX_*: in words a reader counts at once
+        msg = f"must be at most {err['ctx']['le']:,}"
     return f"{path} = {_shown(err.get('input'))}: {_clip(msg, 400)}"
 
 
