@@ -47,7 +47,10 @@ def _close(tree: RunTree, run_id: str, record: TrialRecord) -> None:
         tags["ablate.outcome"] = record.outcome.value
     if record.error:
         tags["ablate.error"] = record.error
-    close_run(tree.tracking_uri, run_id, _RUN_STATUS[record.outcome], record.result.history, tags)
+    history = [dict(epoch) for epoch in record.result.history]  # rounded to 6 digits ...
+    if history:
+        history[-1].update(record.result.final)  # ... but not the final values the report uses
+    close_run(tree.tracking_uri, run_id, _RUN_STATUS[record.outcome], history, tags)
 
 
 def reconcile(queue: Queue, tree: RunTree) -> Reconciled:

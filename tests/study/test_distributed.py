@@ -3,6 +3,7 @@ trained exactly once, also when a worker is SIGKILLed or `ablate run` is interru
 
 import multiprocessing as mp
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -108,6 +109,20 @@ def _trial_runs(root: Path) -> dict[str, Any]:
     assert experiment is not None
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     return {r.info.run_id: r for r in runs if r.data.tags["ablate.level"] == "trial"}
+
+
+def _tree_statuses(root: Path) -> dict[str, set[str]]:
+    """The statuses of the study run and of the cell runs."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{root / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is not None
+    statuses: dict[str, set[str]] = {}
+    for r in client.search_runs([experiment.experiment_id], max_results=1000):
+        if r.data.tags["ablate.level"] != "trial":
+            statuses.setdefault(r.data.tags["ablate.level"], set()).add(r.info.status)
+    return statuses
 
 
 def _assert_every_pair_done_once(
@@ -218,6 +233,8 @@ STOPS = {
     "ctrl-c": (lambda pid: os.killpg(pid, signal.SIGINT), 130, "interrupted (Ctrl-C)"),
     # Slurm preemption, docker stop, systemd: SIGTERM to `ablate run` alone
     "sigterm": (lambda pid: os.kill(pid, signal.SIGTERM), 143, "interrupted (SIGTERM)"),
+    # `kill -INT` to `ablate run` alone: its workers must stop too, not claim on
+    "sigint-parent": (lambda pid: os.kill(pid, signal.SIGINT), 130, "interrupted (Ctrl-C)"),
 }
 
 
@@ -272,6 +289,7 @@ def test_a_stopped_ablate_run_kills_its_trials_and_running_again_trains_only_wha
     with_runs = [t for t in interrupted if t.mlflow_run_id]
     assert seen.number in {t.number for t in with_runs}
     assert {runs[t.mlflow_run_id].info.status for t in with_runs} == {"KILLED"}
+    assert _tree_statuses(study_dir) == {"study": {"KILLED"}, "cell": {"KILLED"}}
     done_before = {t.number for t in trials if t.outcome is Outcome.COMPLETE}
 
     again = _ablate(study_dir, "again.log", *run, "--workers", "1")
@@ -284,3 +302,83 @@ def test_a_stopped_ablate_run_kills_its_trials_and_running_again_trains_only_wha
     assert done_before < complete  # nothing complete was trained again
     pairs = {(c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in (0, 1)}
     _assert_every_pair_done_once(pairs, trials, _trial_runs(study_dir))
+    assert _tree_statuses(study_dir) == {"study": {"FINISHED"}, "cell": {"FINISHED"}}
+
+
+def test_workers_whose_ablate_run_was_killed_stop_and_end_their_trials_killed(
+    study_dir: Path, storage_url: str
+) -> None:
+    run = ["run", "tiny.yaml", "--storage", storage_url, "--set", SLOW, "--workers", "2"]
+    storage = open_storage(storage_url)
+    first = _ablate(study_dir, "first.log", *run, start_new_session=True)
+
+    def running() -> TrialRecord | None:
+        try:
+            queue = Queue(optuna.load_study(study_name="tiny", storage=storage), storage_url)
+        except KeyError:
+            return None
+        return _running_with_run(queue)
+
+    seen = _wait_for(running, first, study_dir, "first.log")
+    os.kill(first.pid, signal.SIGKILL)  # the parent alone: its workers are orphaned
+    first.wait()
+    deadline = time.monotonic() + 30
+    while _alive_in_group(first.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _alive_in_group(first.pid) == []  # they noticed and stopped
+
+    queue = load_existing("tiny", storage_url)
+    trials = queue.records()
+    assert not [t.number for t in trials if t.running]
+    stopped = queue.record(seen.trial_id)
+    assert (stopped.outcome, stopped.error) == (Outcome.KILLED, "interrupted (SIGTERM)")
+    assert _trial_runs(study_dir)[stopped.mlflow_run_id].info.status == "KILLED"
+
+    again = _ablate(study_dir, "again.log", *run)
+    assert _finish(again, study_dir, "again.log") == 0, (study_dir / "again.log").read_text()
+    pairs = {(c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in (0, 1)}
+    _assert_every_pair_done_once(pairs, queue.records(), _trial_runs(study_dir))
+
+
+def test_kill_9_of_everything_at_any_moment_then_run_again_completes_each_pair_once(
+    study_dir: Path, storage_url: str
+) -> None:
+    """Three times: wait for one more trial to complete, then kill -9 the whole process group
+    a random moment later (mid-trial, mid-write, between a trial's record and its run). Then
+    run to the end: every pair COMPLETE once, its run FINISHED with its final metric."""
+    seeds = "sweep.seeds=[0,1,2,3]"
+    run = ["run", "tiny.yaml", "--storage", storage_url, "--set", SLOW, "--set", seeds]
+    storage = open_storage(storage_url)
+    rng = random.Random(12)
+    complete = 0
+    for round_ in range(3):
+        log = f"kill{round_}.log"
+        proc = _ablate(
+            study_dir, log, *run, "--workers", "2", env=SHORT_HEARTBEAT, start_new_session=True
+        )
+
+        def one_more(complete: int = complete) -> int | None:
+            try:
+                queue = Queue(optuna.load_study(study_name="tiny", storage=storage), storage_url)
+            except KeyError:
+                return None
+            n = sum(t.outcome is Outcome.COMPLETE for t in queue.records())
+            return n if n > complete else None
+
+        complete = _wait_for(one_more, proc, study_dir, log)
+        time.sleep(rng.uniform(0.0, 0.4))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    last = _ablate(study_dir, "last.log", *run, "--workers", "2", env=SHORT_HEARTBEAT)
+    assert _finish(last, study_dir, "last.log") == 0, (study_dir / "last.log").read_text()
+
+    queue = load_existing("tiny", storage_url)
+    trials = queue.records()
+    pairs = {(c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in range(4)}
+    runs = _trial_runs(study_dir)
+    _assert_every_pair_done_once(pairs, trials, runs)
+    for t in trials:
+        if t.outcome is Outcome.COMPLETE:
+            assert runs[t.mlflow_run_id].data.metrics["val/mIoU"] == pytest.approx(t.value)
+    assert _tree_statuses(study_dir) == {"study": {"FINISHED"}, "cell": {"FINISHED"}}

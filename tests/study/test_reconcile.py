@@ -16,7 +16,7 @@ from tests.study.test_run_cli import STUDY
 
 HISTORY = [
     {"train/loss": 1.5, "val/mIoU": 0.30, "train/aux_weight": 0.4},
-    {"train/loss": 1.1, "val/mIoU": 0.42, "train/aux_weight": 0.4},
+    {"train/loss": 1.1, "val/mIoU": 0.42, "train/aux_weight": 0.4},  # rounded
 ]
 
 
@@ -52,8 +52,9 @@ def test_a_complete_trial_s_running_run_ends_finished_with_the_epochs_it_never_s
     trial_id, run = _claim(queue, tree)
     run.log_metrics({"val/mIoU": 0.30}, step=1)
     run.flush()  # epoch 1 reached MLflow; epoch 2 was held back when the process died
-    result = TrialResult(history=HISTORY, final={"val/mIoU": 0.42}, best={"val/mIoU": 0.42})
-    assert queue.end(trial_id, Outcome.COMPLETE, 0.42, result)
+    final = {"val/mIoU": 0.4200004321}  # the history holds it rounded
+    result = TrialResult(history=HISTORY, final=final, best=final)
+    assert queue.end(trial_id, Outcome.COMPLETE, 0.4200004321, result)
 
     done = reconcile(queue, tree)
 
@@ -62,7 +63,7 @@ def test_a_complete_trial_s_running_run_ends_finished_with_the_epochs_it_never_s
     stored = client.get_run(run.run_id)
     assert stored.info.status == "FINISHED"
     history = client.get_metric_history(run.run_id, "val/mIoU")
-    assert sorted((m.step, m.value) for m in history) == [(1, 0.30), (2, 0.42)]  # none twice
+    assert sorted((m.step, m.value) for m in history) == [(1, 0.30), (2, 0.4200004321)]  # once
     assert [m.step for m in client.get_metric_history(run.run_id, "train/loss")] == [1, 2]
     assert client.get_metric_history(run.run_id, "train/aux_weight") == []  # per iteration
     assert not reconcile(queue, tree)  # nothing left to do

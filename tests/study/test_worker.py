@@ -70,3 +70,137 @@ def test_a_sweep_losing_the_race_to_the_worker_leaves_the_completed_trial_untouc
     record = queue.record(trial_id)
     assert record.outcome == Outcome.COMPLETE and record.value == 0.7
     assert record.error == "" and record.result.final == {"val/mIoU": 0.7}
+
+
+# --------------------------------------------------------------------------- faults of the stores
+
+
+def _one_trial_study(tmp_path: Path, name: str) -> Any:
+    return build_study(
+        {
+            "name": name,
+            "base": {"data": {"num_classes": 4, "image_size": [32, 32]}},
+            "sweep": {"grid": {"loss.aux.weight": [0.0]}, "seeds": [0, 1]},
+        },
+        tmp_path / f"{name}.yaml",
+    )
+
+
+def _fit_two_epochs(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+    """A fit that trains nothing: two epochs of made-up metrics and a model to save."""
+    epochs = [EpochResult(e, {"val/mIoU": 0.1 * e + seed, "train/loss": 1.0 / e}) for e in (1, 2)]
+    for epoch in epochs:
+        on_epoch(epoch)
+    return FitResult(epochs, False, 0.01, {"val/mIoU": 0.2 + seed}, checkpoint={"w": [1.0]})
+
+
+def _events(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every event the single in-process worker reports."""
+    from ablate.study import _pool
+
+    seen: list[Any] = []
+    handle = _pool._Display.handle
+    monkeypatch.setattr(_pool._Display, "handle", lambda self, e: (seen.append(e), handle(self, e)))
+    return seen
+
+
+def test_a_full_disk_while_saving_model_pt_loses_the_file_not_the_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from ablate import track
+
+    study = _one_trial_study(tmp_path, "full_disk")
+    monkeypatch.setattr(worker_module, "fit", _fit_two_epochs)
+
+    def no_space(self: Any, obj: object, name: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(track.TrialRun, "log_torch", no_space)
+    seen = _events(monkeypatch)
+    where = Locations.resolve(tmp_path / "results", "full_disk", None, None)
+    outcome = run_study(study, where, None, 1, Console(quiet=True))
+
+    assert outcome.failed == []
+    records = create_or_load(study, where.storage_url).records()
+    assert [(r.outcome, r.attempt) for r in records] == [(Outcome.COMPLETE, 1)] * 2  # no retry
+    assert sorted(r.value for r in records) == [0.2, 1.2]
+    assert [len(r.result.history) for r in records] == [2, 2]
+    warned = [e.message for e in seen if isinstance(e, worker_module.Warned)]
+    assert len(warned) == 2 and all("model.pt not saved" in w for w in warned)
+    assert all("No space left on device" in w for w in warned)
+    client = _client(where.tracking_uri)
+    for r in records:
+        run = client.get_run(r.mlflow_run_id)
+        assert run.info.status == "FINISHED" and run.data.metrics["val/mIoU"] == r.value
+
+
+def test_mlflow_failing_mid_trial_keeps_the_metrics_and_sends_them_when_it_recovers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ablate import track
+
+    study = _one_trial_study(tmp_path, "flaky")
+    monkeypatch.setattr(worker_module, "fit", _fit_two_epochs)
+    monkeypatch.setattr(track, "FLUSH_S", 0.0)  # every epoch is sent at once
+    real_flush = track.TrialRun.flush
+    calls: list[int] = []
+
+    def flaky(self: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:  # the first epoch of the first trial: the store is away
+            raise RuntimeError("database is locked")
+        real_flush(self)
+
+    monkeypatch.setattr(track.TrialRun, "flush", flaky)
+    seen = _events(monkeypatch)
+    where = Locations.resolve(tmp_path / "results", "flaky", None, None)
+    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
+
+    warned = [e.message for e in seen if isinstance(e, worker_module.Warned)]
+    assert len(warned) == 1 and "database is locked" in warned[0]
+    records = create_or_load(study, where.storage_url).records()
+    client = _client(where.tracking_uri)
+    for r in records:
+        assert r.outcome is Outcome.COMPLETE
+        history = client.get_metric_history(r.mlflow_run_id, "val/mIoU")
+        assert sorted(m.step for m in history) == [1, 2]  # the held-back epoch arrived once
+        assert client.get_run(r.mlflow_run_id).info.status == "FINISHED"
+
+
+def test_a_tracking_store_that_cannot_take_a_run_stops_the_worker_and_requeues_the_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ablate import track
+    from ablate.errors import StorageError
+
+    study = _one_trial_study(tmp_path, "readonly")
+    trained: list[int] = []
+    monkeypatch.setattr(worker_module, "fit", lambda *a, **k: trained.append(1))
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("attempt to write a readonly database")
+
+    monkeypatch.setattr(track.TrialRun, "__init__", refuse)
+    where = Locations.resolve(tmp_path / "results", "readonly", None, None)
+    with pytest.raises(StorageError) as stopped:
+        run_study(study, where, None, 1, Console(quiet=True))
+
+    message = str(stopped.value)
+    assert "attempt to write a readonly database" in message
+    assert "was re-queued" in message and where.tracking_uri in message
+    assert trained == []
+    records = create_or_load(study, where.storage_url).records()
+    killed = [r for r in records if r.outcome is Outcome.KILLED]
+    assert len(killed) == 1 and "cannot take a new run" in killed[0].error
+    assert [r.state for r in records if r.key == killed[0].key] == ["KILLED", "WAITING"]
+    runs = _client(where.tracking_uri).search_runs([_experiment_id(where)], max_results=50)
+    levels = {r.data.tags["ablate.level"]: r.info.status for r in runs}
+    assert levels == {"study": "KILLED", "cell": "KILLED"}  # a stop ends the study's runs
+
+
+def _experiment_id(where: Locations) -> str:
+    experiment = _client(where.tracking_uri).get_experiment_by_name("readonly")
+    assert experiment is not None
+    return str(experiment.experiment_id)
