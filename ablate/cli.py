@@ -90,8 +90,12 @@ def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | 
 @app.command()
 @_user_errors
 def validate(study: StudyArg, set_: SetOpt = None) -> None:
-    """Check a study file without running anything."""
+    """Check a study file as `run` does before it trains, without training or writing anything:
+    every key, each disk dataset's layout, and each model built once and run on a batch."""
     s = load_study(study, set_ or ())
+    from ablate.train import preflight  # torch: the same check `run` makes, so ok means ok
+
+    preflight(s)
     baseline = f"; baseline {s.baseline!r}" if s.baseline else ""
     console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}")
     for line in s.design.outline():

@@ -1,7 +1,11 @@
 """The errors a user causes, each meant to be read: the CLI prints its message and exits 2.
 
-They live here, with no imports, so the CLI can catch them without importing torch or MLflow.
+They live here, with nothing heavy imported, so the CLI can catch them without importing torch
+or MLflow; so do the small helpers that word their messages.
 """
+
+import difflib
+from collections.abc import Iterable
 
 
 class UserError(ValueError):
@@ -23,3 +27,28 @@ class DatasetError(UserError):
 class StorageError(UserError):
     """A study storage ablate cannot use: an Optuna release or table layout it was not
     written for."""
+
+
+class ModelArgsError(ModelContractError):
+    """Model arguments that the builder's signature refuses; `arg` names the one at fault."""
+
+    def __init__(self, message: str, arg: str) -> None:
+        super().__init__(message)
+        self.arg = arg
+
+
+# --------------------------------------------------------------------------- message parts
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or ''; a slip of case counts as close."""
+    by_lower = {c.lower(): c for c in choices}  # val/miou -> val/mIoU
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one line of a message: its type and the first line of its text."""
+    first = (str(exc).strip().splitlines() or [""])[0]
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -8,7 +8,6 @@ allowed; the CLI turns that into exit code 2 without a traceback.
 from __future__ import annotations
 
 import copy
-import difflib
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -36,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from ablate.errors import SpecError
+from ablate.errors import SpecError, did_you_mean
 from ablate.names import (
     FIXED_CLASSES,
     METRICS,
@@ -141,7 +140,7 @@ class ModelSpec(_Frozen):
     def _known(cls, v: str) -> str:
         if v in MODELS or re.fullmatch(r"[\w.]+:\w+", v):
             return v
-        hint = _did_you_mean(v, MODELS)
+        hint = did_you_mean(v, MODELS)
         raise ValueError(
             f"unknown model {v!r}{hint}; built-in: {', '.join(sorted(MODELS))}, "
             "or 'pkg.module:function' for your own"
@@ -295,7 +294,7 @@ class MetricSpec(_Frozen):
         if is_known_metric(v):
             return v
         raise ValueError(
-            f"unknown metric {v!r}{_did_you_mean(v, METRICS)}; "
+            f"unknown metric {v!r}{did_you_mean(v, METRICS)}; "
             f"allowed: {', '.join(METRICS)} or val/iou/<class>"
         )
 
@@ -320,8 +319,8 @@ class StudySpec(_Frozen):
             return v
         plain = re.sub(r"[^a-z0-9_-]+", "_", v.lower()).strip("_") or "my_study"
         raise ValueError(
-            f"a study name is lowercase letters, digits, '_' and '-' only (it names the "
-            f"results folder and the MLflow experiment); try {plain!r}"
+            f"a study name is lowercase letters, digits, '_' and '-' only, [a-z0-9_-]+ (it "
+            f"names the results folder and the MLflow experiment); try {plain[:MAX_NAME]!r}"
         )
 
 
@@ -518,7 +517,7 @@ def _checked_size(
 
 
 def _refused(node: yaml.Node, path: Sequence[str], what: str) -> yaml.YAMLError:
-    where = ".".join(path) or "(top level)"
+    where = _clip(".".join(path), 120) or "(top level)"
     return yaml.YAMLError(f"line {node.start_mark.line + 1}, {where}: {what}")
 
 
@@ -529,12 +528,6 @@ def _shown(value: Any) -> str:
 
 def _clip(text: str, limit: int = _SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _did_you_mean(word: str, choices: Sequence[str] | Mapping[str, Any]) -> str:
-    by_lower = {c.lower(): c for c in choices}  # case slips count as close: val/miou -> val/mIoU
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=1, cutoff=0.6)
-    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
 
 
 def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
@@ -561,7 +554,7 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
     path = ".".join(map(str, loc)) or "(top level)"
     if err["type"] == "extra_forbidden":
         fields = _fields_at(root, loc[:-1]) or []
-        hint = _did_you_mean(str(loc[-1]), fields)
+        hint = did_you_mean(str(loc[-1]), fields)
         allowed = f"; allowed here: {', '.join(fields)}" if fields else ""
         return f"{path}: unknown key{hint}{allowed}"
     if err["type"] == "missing":
@@ -612,7 +605,7 @@ def _leaf_paths(model: type[BaseModel] = Recipe, prefix: str = "") -> list[str]:
 def check_key(file: Path, where: str, key: str) -> None:
     if not _valid_path(key):
         raise SpecError(
-            f"{file}: {where}.{key}: not a key of the recipe{_did_you_mean(key, _leaf_paths())}; "
+            f"{file}: {where}.{key}: not a key of the recipe{did_you_mean(key, _leaf_paths())}; "
             "sweep keys are dotted paths inside 'base', e.g. loss.aux.weight"
         )
 
@@ -626,7 +619,7 @@ def resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
         if spec.baseline not in names:
             raise SpecError(
                 f"{file}: baseline = {spec.baseline!r}: no such cell"
-                f"{_did_you_mean(spec.baseline, names)}; cells: {', '.join(names)}"
+                f"{did_you_mean(spec.baseline, names)}; cells: {', '.join(names)}"
             )
         return spec.baseline
     wanted = spec.baseline

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from ablate.errors import ModelContractError
+from ablate.errors import ModelArgsError, ModelContractError, did_you_mean, one_line
 from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
 from ablate.models.unet import unet_ds
@@ -26,21 +27,59 @@ def _import(path: str) -> Callable[..., nn.Module]:
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ModelContractError(f"model {path!r}: cannot import {module_name!r} ({exc})") from None
+    except Exception as exc:  # a missing module, or one that raises while it is imported
+        raise ModelContractError(
+            f"model {path!r}: cannot import {module_name!r} ({one_line(exc)})"
+        ) from None
     builder = getattr(module, attr, None)
     if not callable(builder):
         raise ModelContractError(f"model {path!r}: {module_name} has no callable {attr!r}")
     return builder
 
 
-def build_model(name: str, num_classes: int, args: Mapping[str, Any] | None = None) -> nn.Module:
-    """Build a registered model, or import `pkg.module:function` and call it the same way."""
-    builder = MODELS[name] if name in MODELS else _import(name)
+def builder_of(name: str) -> Callable[..., nn.Module]:
+    """The function that builds model `name`: a built-in, or `pkg.module:function` imported."""
+    return MODELS[name] if name in MODELS else _import(name)
+
+
+def check_args(name: str, names: Iterable[str]) -> None:
+    """Raise ModelArgsError unless model `name`'s builder takes every argument in `names`
+    (besides `num_classes`, its first) and `names` holds every argument it requires. A builder
+    taking **kwargs accepts any name; one whose signature cannot be read is not checked."""
+    builder = builder_of(name)
     try:
-        model = builder(num_classes, **dict(args or {}))
-    except TypeError as exc:
-        raise ModelContractError(f"model {name!r}: bad args {dict(args or {})} ({exc})") from None
+        first, *params = inspect.signature(builder).parameters.values()
+    except (TypeError, ValueError):  # no signature to read, or not even num_classes
+        return
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    allowed = [p.name for p in params if p.kind in named]
+    takes = f"its arguments: {', '.join(allowed)}" if allowed else "it takes no arguments"
+    given = list(names)
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        for arg in given:
+            if arg not in allowed:
+                hint = did_you_mean(arg, allowed)
+                if arg == first.name:
+                    hint = f" (its first argument, {arg}, is set from data.num_classes)"
+                raise ModelArgsError(
+                    f"model {name!r} takes no argument {arg!r}{hint}; {takes}", arg
+                )
+    for p in params:
+        if p.kind in named and p.default is inspect.Parameter.empty and p.name not in given:
+            raise ModelArgsError(f"model {name!r} needs argument {p.name!r}; {takes}", p.name)
+
+
+def build_model(name: str, num_classes: int, args: Mapping[str, Any] | None = None) -> nn.Module:
+    """Build a registered model, or import `pkg.module:function` and call it the same way.
+    Arguments are checked against the builder's signature first; whatever the builder raises
+    becomes one ModelContractError naming the model."""
+    builder = builder_of(name)
+    kwargs = dict(args or {})
+    check_args(name, kwargs)
+    try:
+        model = builder(num_classes, **kwargs)
+    except Exception as exc:
+        raise ModelContractError(f"model {name!r}: building it raised {one_line(exc)}") from None
     if not isinstance(model, nn.Module):
         raise ModelContractError(f"model {name!r}: the builder returned {type(model).__name__}")
     return model

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.data import Source, class_names, load_disk_splits, load_splits
+from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_line
 from ablate.losses.objective import Objective
 from ablate.metrics import (
     SHAPES_96_AREA_EDGES,
@@ -158,22 +159,63 @@ def size_edges(image_size: Sequence[int]) -> tuple[float, ...]:
 
 
 def preflight(study: Study) -> None:
-    """Build each distinct model of a study once and check its outputs on a small batch, so a
-    model that breaks the contract is reported before any trial starts."""
+    """Everything `run` checks before it trains, and `ablate validate` with it, so that a study
+    validate calls ok is not refused later: each disk dataset's layout (file names only), each
+    distinct model's arguments against its builder's signature, and one forward pass of a
+    (1, 3, H, W) batch of zeros checked against the output contract. A failure raises one
+    UserError naming the study file and the key: `base.…`, or the cell whose overrides changed
+    it. A builder or forward pass that raises is reported by its exception's first line."""
+    file = study.path
+    overrides = {cell.name: cell.overrides for cell in study.cells}
     seen: set[str] = set()
-    for recipe in study.recipes.values():
+    for cell, recipe in study.recipes.items():
+        changed = overrides.get(cell, {})
         d = recipe.data
-        if d.root is not None:  # the layout is checked (file names only) before any training
-            load_disk_splits(d.name, Path(d.root), d.image_size, d.train_size, d.val_size)
-        key = recipe.model.model_dump_json() + str(recipe.data.num_classes)
-        if key in seen:
-            continue
-        seen.add(key)
-        model = build_model(recipe.model.name, recipe.data.num_classes, recipe.model.args)
-        height, width = recipe.data.image_size
+        data_key = d.model_dump_json(
+            include={"name", "root", "image_size", "train_size", "val_size"}
+        )
+        if d.root is not None and data_key not in seen:
+            seen.add(data_key)
+            at = f"{file}: {_where(cell, changed, 'data.')}data.root = {d.root!r}"
+            try:
+                load_disk_splits(d.name, Path(d.root), d.image_size, d.train_size, d.val_size)
+            except DatasetError as exc:
+                raise DatasetError(f"{at}: {exc}") from None
+        model_key = recipe.model.model_dump_json() + str(d.num_classes) + str(d.image_size)
+        if model_key not in seen:
+            seen.add(model_key)
+            _preflight_model(recipe, f"{file}: {_where(cell, changed, 'model.', 'data.')}")
+
+
+def _where(cell: str, changed: Mapping[str, Any], *prefixes: str) -> str:
+    """Where a recipe value came from, as the start of a key path: `base.`, or the cell whose
+    overrides changed it."""
+    return f"cell {cell!r}: " if any(k.startswith(prefixes) for k in changed) else "base."
+
+
+def _preflight_model(recipe: Recipe, at: str) -> None:
+    """Build the recipe's model and check its outputs on a batch of zeros; `at` starts each
+    message (the file and where the model's keys came from)."""
+    name, num_classes = recipe.model.name, recipe.data.num_classes
+    try:
+        model = build_model(name, num_classes, recipe.model.args)
+    except ModelArgsError as exc:
+        raise ModelArgsError(f"{at}model.args.{exc.arg}: {exc}", exc.arg) from None
+    except ModelContractError as exc:
+        raise ModelContractError(f"{at}model: {exc}") from None
+    height, width = recipe.data.image_size
+    try:
         with torch.no_grad():
             outputs = model.eval()(torch.zeros(1, 3, height, width))
-        check_outputs(outputs, recipe.data.num_classes, name=f"model {recipe.model.name!r}")
+    except Exception as exc:
+        raise ModelContractError(
+            f"{at}model: model {name!r} failed its check on a (1, 3, {height}, {width}) batch "
+            f"of zeros: {one_line(exc)}"
+        ) from None
+    try:
+        check_outputs(outputs, num_classes, name=f"model {name!r}")
+    except ModelContractError as exc:
+        raise ModelContractError(f"{at}model: {exc}") from None
 
 
 def _memory_format(device: torch.device) -> torch.memory_format:
