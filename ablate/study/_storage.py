@@ -4,6 +4,7 @@ the recipe's fingerprint, the spec, the MLflow run tree."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from ablate.spec import Study, build_study
 from ablate.study._optuna import open_storage
 from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
+from ablate.urls import mask_password
 
 _FINGERPRINT, _SPEC, _FILE, _MLFLOW = "fingerprint", "spec", "study_file", "mlflow"
 
@@ -23,15 +25,41 @@ def default_storage_url(results: Path, name: str) -> str:
 
 
 def recipe_fingerprint(study: Study) -> dict[str, Any]:
-    """What must not change between two runs of one study: the base recipe and the metric."""
+    """What must not change between two runs of one study: the base recipe, the metric and
+    the sweep's cells (its grid, variants or search space). Seeds may be added."""
+    sweep = study.spec.sweep.model_dump(mode="json", exclude={"seeds"})
     return {
         "base": flatten(study.spec.base.model_dump(mode="json")),
         "metric": study.spec.metric.model_dump(mode="json"),
+        "sweep": flatten(sweep),
     }
 
 
+_UNSET = "\0unset"
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value == _UNSET else repr(value)
+
+
+def _changes(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
+    """`section.key: old -> new` for each difference (a section a study stored before this
+    check existed is not compared)."""
+    changes = []
+    for section, values in mine.items():
+        before = stored.get(section)
+        if before is None:
+            continue
+        for key in sorted(set(before) | set(values)):
+            old, new = before.get(key, _UNSET), values.get(key, _UNSET)
+            if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
+                changes.append(f"{section}.{key}: {_shown(old)} -> {_shown(new)}")
+    return changes
+
+
 def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = None) -> Queue:
-    """The queue of this study file's Optuna study; refuses one run with another recipe."""
+    """The queue of this study file's Optuna study; refuses one run with another recipe or
+    another sweep (more seeds are fine)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ostudy = optuna.create_study(
         study_name=study.spec.name,
@@ -45,24 +73,19 @@ def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = No
         ostudy.set_user_attr(_FINGERPRINT, mine)
         ostudy.set_user_attr(_SPEC, study.spec.model_dump(mode="json"))
         ostudy.set_user_attr(_FILE, str(study.path.resolve()))
-    elif json.dumps(stored, sort_keys=True) != json.dumps(mine, sort_keys=True):
-        changed = sorted(
-            k
-            for k in set(stored["base"]) | set(mine["base"])
-            if stored["base"].get(k) != mine["base"].get(k)
-        )
-        if stored["metric"] != mine["metric"]:
-            changed.append("metric")
-        details = ", ".join(
-            f"{k}: {stored['base'].get(k)!r} -> {mine['base'].get(k)!r}" for k in changed[:5]
-        )
+    elif changes := _changes(stored, mine):
+        more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
         raise SpecError(
-            f"{study.path}: study {study.spec.name!r} in {storage_url} was run with another "
-            f"recipe ({details}); give this one a new name (--set name=...) or delete its "
+            f"{study.path}: study {study.spec.name!r} in {mask_password(storage_url)} was run "
+            f"with another recipe or sweep ({'; '.join(changes[:5])}{more}); only seeds may "
+            "be added to a study: give this one a new name (--set name=...) or delete its "
             "results folder to start over"
         )
-    elif ostudy.user_attrs.get(_SPEC) != (spec := study.spec.model_dump(mode="json")):
-        ostudy.set_user_attr(_SPEC, spec)  # e.g. more seeds; every worker opens the study too
+    else:
+        if stored != mine:  # a study stored before the sweep was part of its fingerprint
+            ostudy.set_user_attr(_FINGERPRINT, mine)
+        if ostudy.user_attrs.get(_SPEC) != (spec := study.spec.model_dump(mode="json")):
+            ostudy.set_user_attr(_SPEC, spec)  # e.g. more seeds; every worker opens the study
     return Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
 
 

@@ -1,0 +1,75 @@
+"""One study name is one experiment: running it again with another recipe or another sweep is
+refused, saying what changed; more seeds are allowed."""
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ablate.errors import SpecError
+from ablate.spec import build_study
+from ablate.study import create_or_load
+from ablate.study._storage import _FINGERPRINT, _SPEC
+
+BASE = {"data": {"num_classes": 4, "image_size": [32, 32]}}
+
+
+def _study(tmp_path: Path, sweep: dict[str, Any]) -> Any:
+    return build_study({"name": "same", "base": BASE, "sweep": sweep}, tmp_path / "same.yaml")
+
+
+GRID = {"grid": {"loss.aux.weight": [0.0, 0.4]}, "seeds": [0, 1]}
+CHANGED = {
+    "another grid": (
+        {"grid": {"loss.aux.weight": [0.0, 0.2]}, "seeds": [0, 1]},
+        "sweep.grid.loss.aux.weight: [0.0, 0.4] -> [0.0, 0.2]",
+    ),
+    "another key": (
+        {"grid": {"loss.lovasz": [0.0, 0.5]}, "seeds": [0, 1]},
+        "sweep.grid.loss.lovasz: unset -> [0.0, 0.5]",
+    ),
+    "variants instead": (
+        {"variants": {"none": {"loss.aux.weight": 0.0}}, "seeds": [0, 1]},
+        "sweep.variants.none.loss.aux.weight: unset -> 0.0",
+    ),
+    "a search instead": (
+        {"search": {"n_trials": 4, "space": {"train.lr": {"low": 0.001, "high": 0.1}}}},
+        "sweep.grid.loss.aux.weight: [0.0, 0.4] -> unset",
+    ),
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGED))
+def test_another_sweep_under_the_same_name_is_refused_saying_what_changed(
+    tmp_path: Path, change: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first = create_or_load(_study(tmp_path, GRID), url)
+    sweep, said = CHANGED[change]
+    with pytest.raises(SpecError) as refused:
+        create_or_load(_study(tmp_path, sweep), url)
+    message = str(refused.value)
+    assert said in message
+    assert "same.yaml" in message and "only seeds may be added" in message
+    assert first.attrs[_SPEC]["sweep"]["grid"] == GRID["grid"]  # nothing rewritten
+
+
+def test_more_seeds_are_allowed_and_recorded(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    create_or_load(_study(tmp_path, GRID), url)
+    more = create_or_load(_study(tmp_path, {**GRID, "seeds": [0, 1, 2]}), url)
+    assert more.attrs[_SPEC]["sweep"]["seeds"] == [0, 1, 2]
+
+
+def test_a_study_stored_before_sweeps_were_compared_is_accepted_then_guarded(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(_study(tmp_path, GRID), url)
+    old = {k: v for k, v in queue.attrs[_FINGERPRINT].items() if k != "sweep"}
+    queue.ostudy.set_user_attr(_FINGERPRINT, old)  # as an earlier release stored it
+
+    again = create_or_load(_study(tmp_path, GRID), url)
+    assert "sweep" in again.attrs[_FINGERPRINT]
+    with pytest.raises(SpecError, match=r"sweep\.grid\.loss\.aux\.weight"):
+        create_or_load(_study(tmp_path, CHANGED["another grid"][0]), url)
