@@ -256,3 +256,22 @@ def test_a_few_aliases_are_fine_and_a_long_bad_value_is_cut_short(tmp_path: Path
     with pytest.raises(SpecError) as info:
         load_study(write(tmp_path, long))
     assert len(str(info.value)) < 1000 and "…" in str(info.value)
+
+
+def test_merge_keys_and_shared_aliases_are_not_duplicates_or_cycles(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "train: {epochs: 1}", "train: {epochs: 1}\n  model: {args: {a: &l [1], b: *l}}"
+    ).replace(
+        "grid: {loss.aux.weight: [0.0, 0.4]}",
+        "variants: {v: {<<: {train.epochs: 2, train.lr: 0.1}, train.epochs: 3}}",
+    )  # `<<` merges a mapping whose keys the mapping itself may then override
+    study = load_study(write(tmp_path, text), ["baseline=v"])
+    assert study.spec.base.model.args == {"a": [1], "b": [1]}
+    assert study.recipes["v"].train.epochs == 3 and study.recipes["v"].train.lr == 0.1
+
+
+def test_a_whole_number_is_a_float_and_the_bounds_themselves_are_allowed(tmp_path: Path) -> None:
+    text = GOOD.replace("epochs: 1", "epochs: 100000, lr: 1, batch_size: 65536")
+    base = load_study(write(tmp_path, text), ["base.data.train_size=10000000"]).spec.base
+    assert base.train.lr == 1.0 and base.train.epochs == 100_000
+    assert base.data.train_size == 10_000_000
