@@ -4,10 +4,15 @@ libraries a CLI of this kind cannot do without.
     python benchmarks/cli.py               # 7 runs of each command
     python benchmarks/cli.py --repeat 21   # steadier medians
 
-`ablate --help`, `ablate validate` and `ablate status` answer in a moment and train nothing, so
-they must not import torch or MLflow (seconds of imports, most of a quick command's wait); the
-goal is `validate` in at most 3x the time of the baseline, a fresh `python -c "import yaml,
-pydantic, typer, rich, rich.console, rich.table"`.
+`ablate --help` and `ablate status` answer in a moment and train nothing, so they must not
+import torch or MLflow (seconds of imports, most of a quick command's wait); the goal is
+`--help` in at most 3x the time of the baseline, a fresh `python -c "import yaml, pydantic,
+typer, rich, rich.console, rich.table"`.
+
+`ablate validate` makes the pre-flight check `run` makes before it trains (each model built
+and run on one batch, each disk dataset's layout), so that a study it calls ok is not refused
+later; that needs torch. Its goal is no MLflow and at most 1.5x a fresh interpreter importing
+the same libraries and torch: the import is the price, the checks themselves must stay small.
 
 Each row is a fresh interpreter run to its exit (`python -m ablate ...`, as the `ablate` entry
 point does: import ablate.cli, call main), timed with time.perf_counter around the subprocess,
@@ -39,9 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 STUDY_FILE = ROOT / "studies" / "aux_weight.yaml"
 BASELINE = "import yaml, pydantic, typer, rich, rich.console, rich.table"
+BASELINE_TORCH = BASELINE + ", torch"  # what any command that builds a model imports
 CLI = "from ablate.cli import main; main()"  # what `python -m ablate` and `ablate` run
 HEAVY = ("torch", "mlflow")  # what a quick command must not import
-GOAL = 3.0  # validate's median over the baseline's, at most
+GOAL = 3.0  # --help's median over the baseline's, at most
+GOAL_VALIDATE = 1.5  # validate's median over the torch baseline's, at most
 MARKER = "__modules__"
 # runs the code in argv[1] with argv[2:] as its arguments; on the way out, even through
 # SystemExit, writes to stderr e.g. "__modules__ torch=1 mlflow=0"
@@ -64,8 +71,8 @@ class Command:
     args: tuple[str, ...] = ()  # the CLI's arguments
 
     def argv(self) -> list[str]:
-        if self.code == BASELINE:
-            return [sys.executable, "-c", BASELINE]
+        if self.code in (BASELINE, BASELINE_TORCH):
+            return [sys.executable, "-c", self.code]
         return [sys.executable, "-m", "ablate", *self.args]
 
 
@@ -131,6 +138,7 @@ def commands(results: Path, name: str) -> list[Command]:
     study_file = str(STUDY_FILE.relative_to(ROOT))
     return [
         Command("python -c 'import yaml, pydantic, typer, rich'", BASELINE),
+        Command("python -c 'import yaml, pydantic, typer, rich, torch'", BASELINE_TORCH),
         Command("ablate --help", CLI, ("--help",)),
         Command(f"ablate validate {study_file}", CLI, ("validate", study_file)),
         Command(f"ablate status {name}", CLI, ("status", name, "--results", str(results))),
@@ -149,7 +157,7 @@ def main() -> None:
             f"start-up of ablate's quick commands: wall time of a fresh interpreter, "
             f"{args.repeat} runs each after one untimed run ({os.cpu_count()} cores)"
         )
-        width = 48
+        width = 54
         print(
             f"{'command':{width}} {'median s':>9} {'min s':>7} {'ratio':>6} "
             f"{'torch':>6} {'mlflow':>7}"
@@ -166,13 +174,23 @@ def main() -> None:
                 flush=True,
             )
 
-    validate = next(r for r in rows if r.command.args[:1] == ("validate",))
-    ratio = validate.median_s / rows[0].median_s
-    met = "met" if ratio <= GOAL else "not met"
-    print(f"goal: validate ≤ {GOAL:g}× the bare import: {ratio:.1f}×, {met}")
-    heavy = [r.command.label for r in rows[1:] if any(r.loaded.values())]
+    def by_args(first: str) -> Row:
+        return next(r for r in rows if r.command.args[:1] == (first,))
+
+    def goal(what: str, ratio: float, most: float) -> None:
+        print(f"goal: {what} ≤ {most:g}×: {ratio:.1f}×, {'met' if ratio <= most else 'not met'}")
+
+    goal("--help over the bare import", by_args("--help").median_s / rows[0].median_s, GOAL)
+    goal(
+        "validate over the bare import with torch",
+        by_args("validate").median_s / rows[1].median_s,
+        GOAL_VALIDATE,
+    )
+    quick = [by_args("--help"), by_args("status")]
+    heavy = [r.command.label for r in quick if any(r.loaded.values())]
+    heavy += [r.command.label for r in [by_args("validate")] if r.loaded["mlflow"]]
     print(
-        f"goal: no {' or '.join(HEAVY)} in --help, validate or status: "
+        f"goal: no {' or '.join(HEAVY)} in --help or status, no mlflow in validate: "
         + (f"not met ({', '.join(heavy)})" if heavy else "met")
     )
 
