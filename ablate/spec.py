@@ -8,6 +8,7 @@ allowed; the CLI turns that into exit code 2 without a traceback.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import types
 from collections.abc import Mapping, Sequence
@@ -415,6 +416,8 @@ def parse_override(text: str) -> tuple[str, Any]:
         )
     try:
         value = load_yaml(raw, key.split(".")) if raw.strip() else None
+    except _Refused as exc:
+        raise SpecError(f"--set {_shown(text)}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"--set {_shown(text)}: the value is not valid YAML ({exc})") from None
     return key, value
@@ -438,7 +441,12 @@ _SHOWN_CHARS = 200  # the longest bad value an error message repeats
 MAX_DIGITS = 100  # characters of a whole number (Python itself refuses to read over 4,300)
 MAX_DEPTH = 50  # mappings and lists inside each other; a study file nests about 5 deep
 _INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 _MERGE_TAG = "tag:yaml.org,2002:merge"  # `<<: *base` may repeat keys on purpose
+
+
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that a study file may not hold."""
 
 
 def load_yaml(text: str, where: Sequence[str] = ()) -> Any:
@@ -446,19 +454,21 @@ def load_yaml(text: str, where: Sequence[str] = ()) -> Any:
     document to more than MAX_YAML_NODES values (PyYAML shares aliased nodes, but validating or
     printing the result walks every copy), a value that holds itself through an alias (it can
     be neither stored nor printed), a key given twice in one mapping (YAML calls that an error;
-    PyYAML keeps the last one silently), nesting deeper than MAX_DEPTH, and whole numbers longer
-    than MAX_DIGITS. Messages say the line and the key path, starting from `where`."""
+    PyYAML keeps the last one silently), nesting deeper than MAX_DEPTH, whole numbers longer
+    than MAX_DIGITS, and .inf and .nan anywhere (even in model.args, which pydantic does not
+    check: JSON, where Optuna and MLflow keep them, would store null). These raise _Refused,
+    saying the line and the key path from `where`; a text that is not YAML, yaml.YAMLError."""
     loader = yaml.SafeLoader(text)
     try:
         try:
             node = loader.get_single_node()
         except RecursionError:  # PyYAML composes nested nodes recursively
-            raise yaml.YAMLError(f"mappings and lists nest more than {MAX_DEPTH} deep") from None
+            raise _Refused(f"mappings and lists nest more than {MAX_DEPTH} deep") from None
         if node is None:
             return None
         size = _checked_size(node, tuple(where), {}, set())
         if size > MAX_YAML_NODES:
-            raise yaml.YAMLError(
+            raise _Refused(
                 f"its aliases expand it to {size:,} values, more than the "
                 f"{MAX_YAML_NODES:,} a study file may hold"
             )
@@ -471,7 +481,7 @@ def _checked_size(
     node: yaml.Node, path: tuple[str, ...], sizes: dict[int, int], open_: set[int]
 ) -> int:
     """How many values the node stands for once every alias is copied out, each shared node
-    computed once; raises yaml.YAMLError for what load_yaml refuses. `open_` holds the nodes
+    computed once; raises _Refused for what load_yaml refuses. `open_` holds the nodes
     on the way from the root: meeting one again is an alias to a value that holds it."""
     if id(node) in open_:
         raise _refused(
@@ -484,13 +494,9 @@ def _checked_size(
     open_.add(id(node))
     size = 1
     if isinstance(node, yaml.ScalarNode):
-        if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
-            raise _refused(
-                node,
-                path,
-                f"a whole number {len(node.value):,} characters long; a study file's numbers "
-                f"have at most {MAX_DIGITS} digits",
-            )
+        problem = _scalar_problem(node)
+        if problem:
+            raise _refused(node, path, problem)
     elif isinstance(node, yaml.SequenceNode):
         for i, child in enumerate(node.value):
             size += _checked_size(child, (*path, str(i)), sizes, open_)
@@ -516,9 +522,30 @@ def _checked_size(
     return size
 
 
-def _refused(node: yaml.Node, path: Sequence[str], what: str) -> yaml.YAMLError:
+def _scalar_problem(node: yaml.ScalarNode) -> str | None:
+    """What is wrong with a number as written, if anything."""
+    if node.tag == _INT_TAG and len(node.value) > MAX_DIGITS:
+        return (
+            f"a whole number {len(node.value):,} characters long; a study file's numbers have "
+            f"at most {MAX_DIGITS} digits"
+        )
+    if node.tag == _FLOAT_TAG:
+        plain = node.value.lower().replace("_", "").lstrip("+-")
+        try:
+            finite = plain not in (".inf", ".nan") and math.isfinite(float(plain))
+        except ValueError:  # sexagesimal (1:30.5), which is finite
+            finite = True
+        if not finite:
+            return (
+                f"{_clip(node.value, 40)} is not a finite number; a study file holds finite "
+                "numbers only (a run cannot use the others, nor JSON store them)"
+            )
+    return None
+
+
+def _refused(node: yaml.Node, path: Sequence[str], what: str) -> _Refused:
     where = _clip(".".join(path), 120) or "(top level)"
-    return yaml.YAMLError(f"line {node.start_mark.line + 1}, {where}: {what}")
+    return _Refused(f"line {node.start_mark.line + 1}, {where}: {what}")
 
 
 def _shown(value: Any) -> str:
@@ -660,6 +687,8 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
         raise SpecError(f"{file}: cannot read it ({exc})") from None
     try:
         raw = load_yaml(text)
+    except _Refused as exc:
+        raise SpecError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{file}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

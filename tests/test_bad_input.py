@@ -84,7 +84,7 @@ BAD = [
     Bad(
         "alias holding itself in --set",
         GOOD,
-        "--set 'base.model.args=&a [*a]': the value is not valid YAML (line 1, base.model.args.0:",
+        "--set 'base.model.args=&a [*a]': line 1, base.model.args.0: this alias names a value",
         set_=["base.model.args=&a [*a]"],
         from_set=True,
     ),
@@ -112,18 +112,43 @@ BAD = [
         from_set=True,
     ),
     # --- numbers
-    Bad("inf lr", edit("lr: 0.01", "lr: .inf"), "base.train.lr = inf: Input should be a finite"),
-    Bad("-inf lr", edit("lr: 0.01", "lr: -.inf"), "base.train.lr = -inf: Input should be a finite"),
+    Bad(
+        "inf lr",
+        edit("lr: 0.01", "lr: .inf"),
+        "line 5, base.train.lr: .inf is not a finite number; a study file holds finite numbers",
+    ),
+    Bad("-inf lr", edit("lr: 0.01", "lr: -.inf"), "base.train.lr: -.inf is not a finite number"),
     Bad(
         "nan weight",
         edit("lr: 0.01}", "lr: 0.01}\n  loss: {lovasz: .nan}"),
-        "base.loss.lovasz = nan: Input should be a finite number",
+        "line 6, base.loss.lovasz: .nan is not a finite number",
     ),
-    Bad("inf lr in --set", GOOD, "base.train.lr = inf: Input", set_=["base.train.lr=.inf"]),
+    Bad(
+        "overflowing float",
+        edit("lr: 0.01", "lr: 1.0e+400"),
+        "base.train.lr: 1.0e+400 is not a finite number",
+    ),
+    Bad(
+        "overflowing float written as text",  # YAML 1.1 reads 1e400 as a string
+        edit("lr: 0.01", "lr: 1e400"),
+        "base.train.lr = '1e400': Input should be a finite number",
+    ),
+    Bad(
+        "inf in model.args",  # free keys: JSON would store it as null
+        model('{name: "tests.bad_models:build_any", args: {clip: .inf}}'),
+        "base.model.args.clip: .inf is not a finite number",
+    ),
+    Bad(
+        "inf lr in --set",
+        GOOD,
+        "--set 'base.train.lr=.inf': line 1, base.train.lr: .inf is not a finite number",
+        set_=["base.train.lr=.inf"],
+        from_set=True,
+    ),
     Bad(
         "inf in a grid",
         edit("[0.0, 0.4]", "[0.0, .inf]"),
-        "sweep.grid (cell aux.weight=inf), loss.aux.weight = inf: Input should be a finite",
+        "line 6, sweep.grid.loss.aux.weight.1: .inf is not a finite number",
     ),
     Bad(
         "true for an integer",
