@@ -17,11 +17,15 @@ statements below use; otherwise `StorageError` names the versions (the CLI exits
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import random
+import sqlite3
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -100,13 +104,52 @@ def _seconds(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _sqlite_file(url: str) -> Path | None:
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(file: Path) -> None:
+    """Refuse a file that is there but is no SQLite database (truncated to nothing, random
+    bytes, another format): SQLite would re-create an empty one silently, or fail deep inside
+    Optuna, and either way every trial would be trained again."""
+    if not file.exists():
+        return
+    if file.is_dir():
+        raise StorageError(f"{file}: is a folder, not an Optuna database")
+    with file.open("rb") as f:
+        head = f.read(len(_SQLITE_HEADER))
+    if head != _SQLITE_HEADER:
+        what = "is empty (0 bytes)" if not head else "is not an SQLite database"
+        raise StorageError(
+            f"{file}: {what}, so its study cannot be read; restore it from a backup, or move "
+            "it away (or delete the study's results folder) to start the study over"
+        )
+    # damaged inside (truncated, overwritten): `quick_check` reads every page once, read-only,
+    # milliseconds for a study, before Optuna fails somewhere inside it
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{file.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+        ) as conn:
+            verdict = str(conn.execute("PRAGMA quick_check").fetchone()[0])
+    except sqlite3.DatabaseError as exc:
+        verdict = str(exc)
+    if verdict != "ok":
+        raise _damaged(file, verdict)
+
+
 def open_storage(url: str) -> RDBStorage:
     """An RDB storage with heartbeats, after the version and table checks. No stale-trial
     callback: Optuna's own sweep fails a dead worker's trial with a read-then-write race;
     ablate's queue sweeps them itself (`Queue.sweep_stale`)."""
     check_optuna_version()
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if (file := _sqlite_file(url)) is not None:
+        check_sqlite_file(file)
+        file.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -119,9 +162,53 @@ def open_storage(url: str) -> RDBStorage:
                 grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
+        if file is not None and isinstance(exc, sqlalchemy.exc.DatabaseError) and file.exists():
+            raise _damaged(file, _cause(exc)) from None
         raise StorageError(f"{_safe(url)}: cannot open the Optuna storage: {_cause(exc)}") from None
     check_tables(storage.engine, url)
     return storage
+
+
+def _damaged(file: Path, cause: str) -> StorageError:
+    return StorageError(
+        f"{file}: the database is damaged ({cause[:200]}); restore it from a backup, or move "
+        "it away (or delete the study's results folder) to start the study over"
+    )
+
+
+@contextlib.contextmanager
+def study_lock(url: str, name: str) -> Iterator[None]:
+    """Hold the study's lock: two `ablate run` of one study started together (two terminals,
+    a retried job) must not both create the schema or both enqueue the design. SQLite: an
+    exclusive `flock` on a file beside the database; PostgreSQL: a session advisory lock keyed
+    by the study's name, so runs on other machines wait too. Other databases: no lock."""
+    if (file := _sqlite_file(url)) is not None:
+        check_sqlite_file(file)  # refused before anything is written beside it
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with open(f"{file}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    if not url.startswith("postgresql"):
+        yield
+        return
+    key = int.from_bytes(hashlib.sha256(f"ablate:{name}".encode()).digest()[:8], "big", signed=True)
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        conn = engine.connect()
+        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+        raise StorageError(f"{_safe(url)}: cannot open the Optuna storage: {_cause(exc)}") from None
+    try:
+        yield
+    finally:
+        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        conn.close()
+        engine.dispose()
 
 
 def _cause(exc: BaseException) -> str:

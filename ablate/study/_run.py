@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ablate.spec import Study
+from ablate.study._optuna import study_lock
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue
 from ablate.study._reconcile import reconcile
@@ -98,9 +99,10 @@ def run_study(
     workers: int | None,
     console: Console,
 ) -> RunOutcome:
-    queue = create_or_load(study, where.storage_url, where.tracking_uri)
-    study.design.advance(queue)  # e.g. a search that ended in an earlier run
-    queued = queue.sync(study.design.pairs(queue))
+    with study_lock(where.storage_url, study.spec.name):  # another `ablate run` may be starting
+        queue = create_or_load(study, where.storage_url, where.tracking_uri)
+        study.design.advance(queue)  # e.g. a search that ended in an earlier run
+        queued = queue.sync(study.design.pairs(queue))
     tree = prepare(study, where, queue, console)
     later = max(0, study.n_trials - queued.total)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later

@@ -75,7 +75,20 @@ BAD_URLS = [
     ("not a URL", "notaurl", "notaurl"),
     ("unknown driver", "mysql+nosuchdriver://me:s3cret@127.0.0.1/x", "nosuchdriver"),
     ("refused port", "postgresql+psycopg2://me:s3cret@127.0.0.1:1/x", "127.0.0.1:1"),
+    ("unknown host", "postgresql+psycopg2://me:s3cret@no-such-host.invalid/x", "no-such-host"),
 ]
+
+
+def _postgres_with(**parts: str) -> str:
+    """ABLATE_TEST_POSTGRES with some parts replaced (a wrong password, a missing database)."""
+    import os
+
+    from sqlalchemy.engine import make_url
+
+    base = os.environ.get("ABLATE_TEST_POSTGRES")
+    if not base:
+        pytest.skip("needs ABLATE_TEST_POSTGRES (.ci/run sets it)")
+    return make_url(base).set(**parts).render_as_string(hide_password=False)
 
 
 @pytest.mark.parametrize(("case", "url", "named"), BAD_URLS, ids=[b[0] for b in BAD_URLS])
@@ -93,3 +106,62 @@ def test_a_storage_url_that_cannot_be_opened_is_one_line_exit_2_and_nothing_writ
     assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
     assert "cannot open the Optuna storage" in done.stderr and named in done.stderr
     assert list(tmp_path.iterdir()) == []  # no results folder, no database
+
+
+@pytest.mark.parametrize(
+    ("case", "parts", "named"),
+    [
+        ("wrong password", {"password": "s3cret"}, "password authentication failed"),
+        ("no such database", {"database": "no_such_db", "password": "ablate"}, "no_such_db"),
+    ],
+)
+def test_a_postgresql_that_refuses_the_login_is_one_line_exit_2_and_nothing_written(
+    tmp_path: Path, case: str, parts: dict[str, str], named: str
+) -> None:
+    url = _postgres_with(**parts)
+    done = subprocess.run(
+        [sys.executable, "-m", "ablate", "status", "aux_weight", "--storage", url],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "s3cret" not in done.stderr
+    assert named in done.stderr and len(done.stderr.strip().splitlines()) <= 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def _damaged(tmp_path: Path, how: str) -> Path:
+    """An Optuna database as a crash, a full disk or a stray copy leaves it."""
+    db = tmp_path / "results" / "tiny" / "optuna.db"
+    db.parent.mkdir(parents=True)
+    if how == "empty":
+        db.write_bytes(b"")
+    elif how == "random bytes":
+        db.write_bytes(bytes(range(256)) * 64)
+    else:  # a real study cut in half
+        optuna.create_study(study_name="tiny", storage=open_storage(f"sqlite:///{db}"))
+        data = db.read_bytes()
+        db.write_bytes(data[: len(data) // 2])
+    return db
+
+
+@pytest.mark.parametrize("how", ["empty", "random bytes", "truncated"])
+def test_a_damaged_sqlite_database_is_refused_with_what_to_do_and_left_as_it_is(
+    tmp_path: Path, how: str
+) -> None:
+    db = _damaged(tmp_path, how)
+    before = db.read_bytes()
+    study = Path(__file__).parents[2] / "studies" / "aux_weight.yaml"
+    for command in (["run", str(study), "--set", "name=tiny"], ["status", "tiny"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "ablate", *command],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert str(db) in done.stderr.replace("\n", "") and "to start the study over" in done.stderr
+    assert db.read_bytes() == before  # not re-created, not repaired behind the user's back
+    assert sorted(p.name for p in db.parent.iterdir()) == ["optuna.db"]
