@@ -18,14 +18,12 @@ statements below use; otherwise `StorageError` names the versions (the CLI exits
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import random
 import sqlite3
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -86,14 +84,14 @@ def check_tables(engine: Any, url: str) -> None:
         missing += [f"{table}.{c}" for c in sorted(wanted - have)]
     if missing:
         raise StorageError(
-            f"{_safe(url)}: the Optuna tables lack {', '.join(missing)} (made by another "
+            f"{safe_url(url)}: the Optuna tables lack {', '.join(missing)} (made by another "
             f"Optuna release than {optuna.__version__}?); ablate needs optuna "
             f">={OPTUNA_TESTED[0][0]}.{OPTUNA_TESTED[0][1]},<{OPTUNA_TESTED[1][0]}.0 and the "
             "tables it makes"
         )
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
     """A storage URL without its password, for messages."""
     return mask_password(url)
 
@@ -104,7 +102,7 @@ def _seconds(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         return Path(url.removeprefix("sqlite:///"))
     return None
@@ -147,7 +145,7 @@ def open_storage(url: str) -> RDBStorage:
     callback: Optuna's own sweep fails a dead worker's trial with a read-then-write race;
     ablate's queue sweeps them itself (`Queue.sweep_stale`)."""
     check_optuna_version()
-    if (file := _sqlite_file(url)) is not None:
+    if (file := sqlite_file(url)) is not None:
         check_sqlite_file(file)
         file.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -162,9 +160,12 @@ def open_storage(url: str) -> RDBStorage:
                 grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
             )
     except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError) as exc:
-        if file is not None and isinstance(exc, sqlalchemy.exc.DatabaseError) and file.exists():
-            raise _damaged(file, _cause(exc)) from None
-        raise StorageError(f"{_safe(url)}: cannot open the Optuna storage: {_cause(exc)}") from None
+        cause = cause_of(exc)
+        if file is not None and ("malformed" in cause or "not a database" in cause):
+            raise _damaged(file, cause) from None
+        raise StorageError(
+            f"{safe_url(url)}: cannot open the Optuna storage: {cause_of(exc)}"
+        ) from None
     check_tables(storage.engine, url)
     return storage
 
@@ -176,42 +177,7 @@ def _damaged(file: Path, cause: str) -> StorageError:
     )
 
 
-@contextlib.contextmanager
-def study_lock(url: str, name: str) -> Iterator[None]:
-    """Hold the study's lock: two `ablate run` of one study started together (two terminals,
-    a retried job) must not both create the schema or both enqueue the design. SQLite: an
-    exclusive `flock` on a file beside the database; PostgreSQL: a session advisory lock keyed
-    by the study's name, so runs on other machines wait too. Other databases: no lock."""
-    if (file := _sqlite_file(url)) is not None:
-        check_sqlite_file(file)  # refused before anything is written beside it
-        file.parent.mkdir(parents=True, exist_ok=True)
-        with open(f"{file}.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-        return
-    if not url.startswith("postgresql"):
-        yield
-        return
-    key = int.from_bytes(hashlib.sha256(f"ablate:{name}".encode()).digest()[:8], "big", signed=True)
-    try:
-        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
-        conn = engine.connect()
-        conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-        raise StorageError(f"{_safe(url)}: cannot open the Optuna storage: {_cause(exc)}") from None
-    try:
-        yield
-    finally:
-        with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError):
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-        conn.close()
-        engine.dispose()
-
-
-def _cause(exc: BaseException) -> str:
+def cause_of(exc: BaseException) -> str:
     """The first line of what the driver said, without SQLAlchemy's links and statements."""
     text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
     first = text[0] if text else type(exc).__name__

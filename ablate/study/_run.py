@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from ablate.spec import Study
-from ablate.study._optuna import study_lock
+from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue
 from ablate.study._reconcile import reconcile
@@ -55,7 +55,16 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
     """Create the MLflow experiment, the study run and the cell runs (idempotent), and record
     them with the study so workers on any machine find them."""
     (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)  # after the storage opened
-    tree = ensure_run_tree(
+    with tracking_lock(where.tracking_uri):
+        tree = _run_tree(study, where)
+    record_run_tree(queue, tree)
+    if reconciled := reconcile(queue, tree):
+        console.print(str(reconciled), highlight=False)
+    return tree
+
+
+def _run_tree(study: Study, where: Locations) -> RunTree:
+    return ensure_run_tree(
         where.tracking_uri,
         study.spec.name,
         [c.name for c in study.cells],
@@ -68,10 +77,6 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
             "metric": study.spec.metric.name,
         },
     )
-    record_run_tree(queue, tree)
-    if reconciled := reconcile(queue, tree):
-        console.print(str(reconciled), highlight=False)
-    return tree
 
 
 def _train(
@@ -103,7 +108,7 @@ def run_study(
         queue = create_or_load(study, where.storage_url, where.tracking_uri)
         study.design.advance(queue)  # e.g. a search that ended in an earlier run
         queued = queue.sync(study.design.pairs(queue))
-    tree = prepare(study, where, queue, console)
+        tree = prepare(study, where, queue, console)  # one study and cell run each
     later = max(0, study.n_trials - queued.total)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later

@@ -382,3 +382,38 @@ def test_kill_9_of_everything_at_any_moment_then_run_again_completes_each_pair_o
         if t.outcome is Outcome.COMPLETE:
             assert runs[t.mlflow_run_id].data.metrics["val/mIoU"] == pytest.approx(t.value)
     assert _tree_statuses(study_dir) == {"study": {"FINISHED"}, "cell": {"FINISHED"}}
+
+
+MANY_SEEDS = "sweep.seeds=[" + ",".join(map(str, range(20))) + "]"  # a second to enqueue
+
+
+def _start_at_once(root: str, url: str, barrier: Any, errors: Any) -> None:
+    """One `ablate run` started at the same moment as others: everything before training."""
+    try:
+        barrier.wait()
+        _start_without_training(Path(root), url, MANY_SEEDS)
+    except Exception as exc:
+        errors.put(f"{type(exc).__name__}: {exc}")
+
+
+def test_runs_started_at_the_same_moment_create_the_study_and_enqueue_it_once(
+    study_dir: Path, storage_url: str
+) -> None:
+    """Two terminals, a retried job: four `ablate run` of one new study reach the storage at
+    once; none fails (no schema-creation race) and each (cell, seed) is enqueued once."""
+    ctx = mp.get_context("spawn")
+    barrier, errors = ctx.Barrier(4), ctx.Queue()
+    procs = [
+        ctx.Process(target=_start_at_once, args=(str(study_dir), storage_url, barrier, errors))
+        for _ in range(4)
+    ]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert [p.exitcode for p in procs] == [0] * 4
+    assert errors.empty(), errors.get()
+    trials = load_existing("tiny", storage_url).records()
+    assert Counter(t.key for t in trials) == Counter(
+        (c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in range(20)
+    )
