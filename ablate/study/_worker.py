@@ -35,7 +35,10 @@ from ablate.urls import mask_password
 
 class _Heartbeat:
     """Records the trial's heartbeat at the storage's interval until the trial ends, so a
-    worker that dies at any point is noticed. The claim recorded the first one."""
+    worker that dies at any point is noticed; the claim recorded the first one. At each beat
+    it also sweeps other workers' stale trials, so a dead worker's trial is re-queued within
+    the grace period even while every live worker is busy training (not only once the queue
+    runs dry)."""
 
     def __init__(self, queue: Queue, trial_id: int) -> None:
         self._stop = threading.Event()
@@ -45,6 +48,7 @@ class _Heartbeat:
         while not self._stop.wait(queue.store.heartbeat_interval):
             try:
                 queue.store.heartbeat(trial_id)
+                queue.sweep_stale()
             except Exception as exc:  # a storage hiccup must not stop the heartbeat for good
                 warnings.warn(f"heartbeat of trial {trial_id} not recorded: {exc}", stacklevel=1)
 

@@ -417,3 +417,34 @@ def test_runs_started_at_the_same_moment_create_the_study_and_enqueue_it_once(
     assert Counter(t.key for t in trials) == Counter(
         (c, s) for c in ("aux.weight=0", "aux.weight=0.4") for s in range(20)
     )
+
+
+def test_a_dead_workers_trial_is_requeued_within_the_grace_period_while_others_train(
+    study_dir: Path, storage_url: str
+) -> None:
+    """The README's promise: a dead worker's trial is re-queued about a grace period after
+    its last heartbeat, even while the live workers never find the queue empty."""
+    pairs = _start_without_training(study_dir, storage_url, SLOW, "sweep.seeds=[0,1,2,3,4,5]")
+    queue = load_existing("tiny", storage_url)
+    worker = ["worker", "tiny", "--storage", storage_url, "--workers", "1"]
+    victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT)
+    busy = _ablate(study_dir, "busy.log", *worker, env=SHORT_HEARTBEAT)
+
+    def both_training() -> bool | None:
+        return sum(r.running and bool(r.mlflow_run_id) for r in queue.records()) >= 2 or None
+
+    _wait_for(both_training, busy, study_dir, "busy.log")
+    os.kill(victim.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    victim.wait()
+
+    def lost() -> list[TrialRecord] | None:
+        records = queue.records()
+        return records if any(r.error == "worker lost (no heartbeat)" for r in records) else None
+
+    records = _wait_for(lost, busy, study_dir, "busy.log")
+    waited = time.monotonic() - killed_at
+    assert waited < 3 + 2 * 1 + 3  # grace 3 s, beats of 1 s, slack: not "once the queue is dry"
+    assert any(r.state == "WAITING" for r in records)  # the survivor had work left all along
+    assert _finish(busy, study_dir, "busy.log") == 0, (study_dir / "busy.log").read_text()
+    _assert_every_pair_done_once(pairs, queue.records(), _trial_runs(study_dir))
