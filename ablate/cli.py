@@ -36,13 +36,24 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a key, from the file's top: base.train.epochs=1."),
 ]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Where results go.")]
+# URLs may carry a password: the environment keeps it out of shell history and `ps`
 StorageOpt = Annotated[
     str | None,
-    typer.Option("--storage", help="Optuna storage URL (default: results/<name>/optuna.db)."),
+    typer.Option(
+        "--storage",
+        envvar="ABLATE_STORAGE",
+        show_envvar=True,
+        help="Optuna storage URL (default: results/<name>/optuna.db).",
+    ),
 ]
 TrackingOpt = Annotated[
     str | None,
-    typer.Option("--tracking-uri", help="MLflow tracking URI (default: results/mlflow.db)."),
+    typer.Option(
+        "--tracking-uri",
+        envvar="ABLATE_TRACKING_URI",
+        show_envvar=True,
+        help="MLflow tracking URI (default: results/mlflow.db).",
+    ),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -142,7 +153,15 @@ def run(
 @_user_errors
 def worker(
     study: StudyArg,
-    storage: Annotated[str, typer.Option("--storage", help="The shared Optuna storage URL.")],
+    storage: Annotated[
+        str,
+        typer.Option(
+            "--storage",
+            envvar="ABLATE_STORAGE",
+            show_envvar=True,
+            help="The shared Optuna storage URL.",
+        ),
+    ],
     tracking_uri: TrackingOpt = None,
     workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
     devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,

@@ -258,6 +258,14 @@ BAD = [
         "cell 'args.widht=4': model.args.widht: model 'pspnet_tiny' takes no argument 'widht'",
     ),
     Bad(
+        "model argument misspelt in a search space",
+        edit(
+            "sweep: {grid: {loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]}",
+            "sweep: {search: {n_trials: 2, space: {model.args.widht: {low: 4, high: 8}}}}",
+        ),
+        "sweep.search.space.model.args.widht: model 'pspnet_tiny' takes no argument 'widht'",
+    ),
+    Bad(
         "user model lacks a required argument",
         model('{name: "tests.bad_models:build_needs_depth"}'),
         "base.model.args.depth: model 'tests.bad_models:build_needs_depth' needs argument "

@@ -5,7 +5,13 @@ resolution than the input; `aux` — {head name: logits} of the intermediate hea
 feature map (B, D, h', w') fed to the center loss.
 """
 
-from ablate.models._load import MODELS, ModelContractError, build_model, check_outputs
+from ablate.models._load import (
+    MODELS,
+    ModelContractError,
+    build_model,
+    check_args,
+    check_outputs,
+)
 from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
 from ablate.models.unet import unet_ds
@@ -14,6 +20,7 @@ __all__ = [
     "MODELS",
     "ModelContractError",
     "build_model",
+    "check_args",
     "check_outputs",
     "dsnet",
     "pspnet_tiny",

@@ -15,7 +15,7 @@ from ablate.spec import Study, build_study
 from ablate.study._optuna import open_storage
 from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
-from ablate.urls import mask_password
+from ablate.urls import mask_password, without_password
 
 _FINGERPRINT, _SPEC, _FILE, _MLFLOW = "fingerprint", "spec", "study_file", "mlflow"
 
@@ -114,11 +114,14 @@ def _tracking_of(ostudy: optuna.Study) -> str | None:
 
 
 def record_run_tree(queue: Queue, tree: RunTree) -> None:
-    """Record the MLflow run tree with the study, for `run_tree_of` on any machine."""
+    """Record the MLflow run tree with the study, for `run_tree_of` on any machine. The
+    tracking URI is stored without its password: every reader of the study would see it;
+    workers take theirs from `--tracking-uri`, ABLATE_TRACKING_URI or the driver's own
+    variables."""
     queue.ostudy.set_user_attr(
         _MLFLOW,
         {
-            "tracking_uri": tree.tracking_uri,
+            "tracking_uri": without_password(tree.tracking_uri),
             "experiment_id": tree.experiment_id,
             "study_run_id": tree.study_run_id,
             "cell_run_ids": dict(tree.cell_run_ids),

@@ -28,7 +28,7 @@ from ablate.metrics import (
     small_object_iou,
 )
 from ablate.metrics import SHAPES_96_AREA_NAMES as SIZE_NAMES
-from ablate.models import build_model, check_outputs
+from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
 from ablate.train.gradflow import GradientProbe
 
@@ -185,6 +185,25 @@ def preflight(study: Study) -> None:
         if model_key not in seen:
             seen.add(model_key)
             _preflight_model(recipe, f"{file}: {_where(cell, changed, 'model.', 'data.')}")
+    _preflight_search_args(study)
+
+
+def _preflight_search_args(study: Study) -> None:
+    """A search samples model arguments only once a trial is claimed: check their names now."""
+    search = study.spec.sweep.search
+    sampled = (
+        [k.removeprefix("model.args.") for k in search.space if k.startswith("model.args.")]
+        if search
+        else []
+    )
+    if not sampled:
+        return
+    model = study.spec.base.model
+    try:
+        check_args(model.name, [*model.args, *sampled])
+    except ModelArgsError as exc:
+        at = f"{study.path}: sweep.search.space.model.args.{exc.arg}"
+        raise ModelArgsError(f"{at}: {exc}", exc.arg) from None
 
 
 def _where(cell: str, changed: Mapping[str, Any], *prefixes: str) -> str:

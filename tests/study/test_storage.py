@@ -73,3 +73,37 @@ def test_a_study_stored_before_sweeps_were_compared_is_accepted_then_guarded(
     assert "sweep" in again.attrs[_FINGERPRINT]
     with pytest.raises(SpecError, match=r"sweep\.grid\.loss\.aux\.weight"):
         create_or_load(_study(tmp_path, CHANGED["another grid"][0]), url)
+
+
+def test_a_tracking_uri_s_password_is_not_stored_with_the_study(tmp_path: Path) -> None:
+    from ablate.study import record_run_tree, run_tree_of
+    from ablate.track import RunTree
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(_study(tmp_path, GRID), url)
+    secret = "postgresql://ablate:s3cret@db.example:5432/mlflow"
+    record_run_tree(queue, RunTree(secret, "1", "study-run", {"aux.weight=0": "cell-run"}))
+
+    stored = create_or_load(_study(tmp_path, GRID), url)  # as another process reads it
+    assert "s3cret" not in repr(stored.attrs)
+    tree = run_tree_of(stored)
+    assert tree is not None and tree.tracking_uri == "postgresql://ablate@db.example:5432/mlflow"
+    given = run_tree_of(stored, secret)  # --tracking-uri or ABLATE_TRACKING_URI on a worker
+    assert given is not None and given.tracking_uri == secret
+
+
+def test_the_storage_url_can_come_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+
+    url = f"sqlite:///{tmp_path / 'elsewhere' / 'optuna.db'}"
+    create_or_load(_study(tmp_path, GRID), url)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["status", "same"], env={"ABLATE_STORAGE": url})
+    assert result.exit_code == 0, result.output
+    assert "aux.weight=0.4" in result.output
+    unset = CliRunner().invoke(app, ["status", "same"], env={"ABLATE_STORAGE": ""})
+    assert unset.exit_code == 2  # the default place has no such study
