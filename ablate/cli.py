@@ -127,7 +127,7 @@ def run(
     """Train every (cell, seed) that is not done yet, then write the report."""
     s = load_study(study, set_ or ())
     _stop_on_sigterm()
-    from ablate.report import publish, write_report
+    from ablate.report import write_report
     from ablate.study import Locations, create_or_load, run_study, run_tree_of
     from ablate.train import preflight
 
@@ -138,7 +138,7 @@ def run(
     rep = write_report(s, queue, results)
     tree = run_tree_of(queue, where.tracking_uri)
     if tree is not None:
-        publish(rep, s, tree)
+        _publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
     _print_summary(rep.summary, rep.comparison, s)
     if outcome.failed:
@@ -218,7 +218,7 @@ def report(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
-    from ablate.report import publish, write_report
+    from ablate.report import write_report
     from ablate.study import default_storage_url, load_existing, reconcile, run_tree_of
 
     s = _study(study, None, results, storage)
@@ -228,7 +228,7 @@ def report(
         console.print(str(reconciled), highlight=False)
     rep = write_report(s, queue, results)
     if tree is not None:
-        publish(rep, s, tree)
+        _publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
     _print_summary(rep.summary, rep.comparison, s)
 
@@ -296,6 +296,22 @@ def _stop_group(leader: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
             time.sleep(0.1)
         deadline = time.monotonic() + grace_s
     leader.wait()
+
+
+def _publish(rep: Any, s: Study, tree: Any) -> None:
+    """The report's files and aggregates to MLflow; a tracking store that fails says so and
+    leaves the report on disk as it is."""
+    from ablate.errors import store_error
+    from ablate.report import publish
+
+    try:
+        publish(rep, s, tree)
+    except Exception as exc:
+        err_console.print(
+            f"[yellow]warning:[/] the report was not logged to MLflow ({escape(store_error(exc))})"
+            "; `ablate report` logs it again once the tracking store works",
+            highlight=False,
+        )
 
 
 def _print_summary(summary: Any, comparison: Any, s: Study) -> None:

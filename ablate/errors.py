@@ -52,3 +52,18 @@ def one_line(exc: BaseException, limit: int = 300) -> str:
     first = (str(exc).strip().splitlines() or [""])[0]
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception at the bottom of a chain: MLflow wraps SQLAlchemy, which wraps the
+    driver's error, each repeating the one below with lines of SQL around it."""
+    seen = {id(exc)}
+    while (below := exc.__cause__ or exc.__context__) is not None and id(below) not in seen:
+        seen.add(id(below))
+        exc = below
+    return exc
+
+
+def store_error(exc: BaseException, limit: int = 300) -> str:
+    """A database or tracking client's error as one line: the driver's own words."""
+    return one_line(root_cause(exc), limit)

@@ -40,6 +40,8 @@ def _import_mlflow() -> Any:
     # after the import, which sets MLflow's loggers to INFO: MLflow announces every database
     # migration at INFO, and the user needs none of it
     logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # a failing database is logged there with its whole traceback; ablate reports the cause
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
     return MlflowClient
 
 

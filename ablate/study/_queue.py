@@ -19,6 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.design import Pair, Range, SamplerPlan
+from ablate.errors import store_error
 from ablate.study import _record
 from ablate.study._optuna import Store
 from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
@@ -169,7 +170,8 @@ class Queue:
             end_if_running(self.tracking_uri, record.mlflow_run_id, "KILLED")
         except Exception as exc:
             warnings.warn(
-                f"could not end MLflow run {record.mlflow_run_id} as KILLED: {exc}", stacklevel=2
+                f"could not end MLflow run {record.mlflow_run_id} as KILLED: {store_error(exc)}",
+                stacklevel=2,
             )
 
     def abandon(self, trial_id: int, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +94,8 @@ def _train(
     try:
         run_workers(study, where.storage_url, tree, plan, total, console)
     except BaseException:
-        set_tree_status(tree, "KILLED")
+        with contextlib.suppress(Exception):  # best effort: the tracking store may be the cause
+            set_tree_status(tree, "KILLED")
         raise
 
 

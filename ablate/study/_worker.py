@@ -13,7 +13,7 @@ from types import FrameType
 
 import yaml
 
-from ablate.errors import StorageError
+from ablate.errors import StorageError, store_error
 from ablate.spec import Recipe, apply_overrides
 from ablate.study._events import (
     Ending,
@@ -116,7 +116,10 @@ def _signal_name(stop: KeyboardInterrupt) -> str:
 
 
 def _describe_error(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
+    if type(exc).__module__.startswith(("mlflow", "sqlalchemy")):
+        text = store_error(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
     if "out of memory" in str(exc).lower() or isinstance(exc, MemoryError):
         text = f"out of memory: {text} (try a smaller train.batch_size or data.image_size)"
     return text
@@ -181,21 +184,34 @@ def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Rec
     try:
         run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
     except Exception as exc:
-        cause = f"the MLflow tracking store cannot take a new run ({_describe_error(exc)})"
-        if queue.end(record.trial_id, Outcome.KILLED, error=cause[:2000]):
-            queue.retry(queue.record(record.trial_id))
-        raise StorageError(
-            f"{cause[:300]}; trial #{record.number} was re-queued. Tracking URI: "
-            f"{mask_password(cfg.tree.tracking_uri)}; fix it and run the same command again"
-        ) from None
+        raise _tracking_broke(cfg, queue, record, exc) from None
     queue.started(record.trial_id, run.run_id, cfg.device)
     config = recipe.model_dump(mode="json")
     cell, seed = record.cell, record.seed
-    run.log_params({**flatten(config), "seed": seed, "cell": cell, "trial_number": record.number})
-    run.log_text(
-        yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False), "config.yaml"
-    )
+    try:
+        params = {**flatten(config), "seed": seed, "cell": cell, "trial_number": record.number}
+        run.log_params(params)
+        config_yaml = yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False)
+        run.log_text(config_yaml, "config.yaml")
+    except Exception as exc:
+        raise _tracking_broke(cfg, queue, record, exc) from None
     return run
+
+
+def _tracking_broke(
+    cfg: WorkerConfig, queue: Queue, record: TrialRecord, exc: Exception
+) -> StorageError:
+    """The trial, not yet trained, is killed and re-queued (its run ended KILLED if it can
+    be); the error stops the worker."""
+    cause = f"the MLflow tracking store cannot take a new run ({_describe_error(exc)})"
+    if queue.end(record.trial_id, Outcome.KILLED, error=cause[:2000]):
+        killed = queue.record(record.trial_id)
+        queue.retry(killed)
+        queue.kill_run(killed)
+    return StorageError(
+        f"{cause[:300]}; trial #{record.number} was re-queued. Tracking URI: "
+        f"{mask_password(cfg.tree.tracking_uri)}; fix it and run the same command again"
+    )
 
 
 def _lost(cfg: WorkerConfig, run: TrialRun, number: int, report: Report) -> None:

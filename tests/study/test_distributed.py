@@ -448,3 +448,36 @@ def test_a_dead_workers_trial_is_requeued_within_the_grace_period_while_others_t
     assert any(r.state == "WAITING" for r in records)  # the survivor had work left all along
     assert _finish(busy, study_dir, "busy.log") == 0, (study_dir / "busy.log").read_text()
     _assert_every_pair_done_once(pairs, queue.records(), _trial_runs(study_dir))
+
+
+def test_a_tracking_database_deleted_mid_study_stops_cleanly_keeping_what_was_trained(
+    study_dir: Path,
+) -> None:
+    url = f"sqlite:///{study_dir / 'results' / 'tiny' / 'optuna.db'}"
+    run = ["run", "tiny.yaml", "--set", SLOW, "--workers", "2"]
+    first = _ablate(study_dir, "first.log", *run)
+    storage = open_storage(url)
+
+    def one_complete() -> Queue | None:
+        try:
+            queue = Queue(optuna.load_study(study_name="tiny", storage=storage), url)
+        except KeyError:
+            return None
+        return queue if any(t.outcome is Outcome.COMPLETE for t in queue.records()) else None
+
+    queue = _wait_for(one_complete, first, study_dir, "first.log")
+    (study_dir / "results" / "mlflow.db").unlink()
+    assert _finish(first, study_dir, "first.log") == 2
+    log = (study_dir / "first.log").read_text()
+    assert "Traceback" not in log and "tracking store cannot take a new run" in log
+    trials = queue.records()
+    assert not [t.number for t in trials if t.running]
+    kept = {t.key for t in trials if t.outcome is Outcome.COMPLETE}
+    assert kept  # what was trained is kept
+
+    again = _ablate(study_dir, "again.log", *run)
+    assert _finish(again, study_dir, "again.log") == 0, (study_dir / "again.log").read_text()
+    trials = queue.records()
+    complete = [t.key for t in trials if t.outcome is Outcome.COMPLETE]
+    assert sorted(complete) == sorted(set(complete)) and len(complete) == 4
+    assert kept <= set(complete)
