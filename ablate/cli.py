@@ -348,6 +348,20 @@ def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
         console.print(f"… {len(summary) - len(rows)} more rows in summary.csv")
 
 
+@app.command("fetch-weights")
+@_user_errors
+def fetch_weights(
+    name: Annotated[
+        str, typer.Argument(help="A backbone: resnet18, resnet34, resnet50, resnet101.")
+    ],
+) -> None:
+    """Download a backbone's ImageNet weights (torchvision's file) into torch hub's cache, where
+    `pretrained: true` finds them; for a machine with network, before training offline."""
+    from ablate.models import fetch_weights as download
+
+    console.print(f"{name}: {download(name)}", highlight=False)
+
+
 def main() -> None:
     app()
 

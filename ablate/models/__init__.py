@@ -12,17 +12,21 @@ from ablate.models._load import (
     check_args,
     check_outputs,
 )
+from ablate.models._weights import WEIGHT_URLS, cached_weights_path, fetch_weights
 from ablate.models.dsnet import dsnet
 from ablate.models.pspnet import pspnet_tiny
 from ablate.models.unet import unet_ds
 
 __all__ = [
     "MODELS",
+    "WEIGHT_URLS",
     "ModelContractError",
     "build_model",
+    "cached_weights_path",
     "check_args",
     "check_outputs",
     "dsnet",
+    "fetch_weights",
     "pspnet_tiny",
     "unet_ds",
 ]
