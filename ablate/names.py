@@ -23,7 +23,7 @@ DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
 FIXED_CLASSES = {"digits": 11, "cityscapes": 19, "ade20k": 150, "voc": 21}
 
 # built-in networks; `ablate.models.MODELS` maps each to its builder (a test keeps them equal)
-MODELS = ("pspnet_tiny", "dsnet", "unet_ds")
+MODELS = ("pspnet_tiny", "dsnet", "unet_ds", "pspnet", "deeplabv3plus", "dsn")
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 from torch import Tensor, nn
 
 
-def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
-    """3×3 convolution, batch norm, ReLU: the unit every built-in network is made of."""
+def conv_bn_relu(
+    c_in: int, c_out: int, stride: int = 1, dilation: int = 1, kernel_size: int = 3
+) -> nn.Sequential:
+    """3×3 (or `kernel_size`) convolution, batch norm, ReLU: the unit every built-in network is
+    made of."""
+    padding = dilation * (kernel_size // 2)
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, stride, padding=dilation, dilation=dilation, bias=False),
+        nn.Conv2d(c_in, c_out, kernel_size, stride, padding, dilation=dilation, bias=False),
         nn.BatchNorm2d(c_out),
         nn.ReLU(inplace=True),
     )
@@ -40,3 +46,24 @@ def head(c_in: int, c_mid: int, num_classes: int, dropout: float = 0.1) -> nn.Se
     return nn.Sequential(
         conv_bn_relu(c_in, c_mid), nn.Dropout2d(dropout), nn.Conv2d(c_mid, num_classes, 1)
     )
+
+
+def scaled(channels: int, width: int) -> int:
+    """A head's channel count from the paper's network (stage-1 width 64), shrunk in proportion
+    when the backbone's `width` is smaller (tiny test models); never below 8."""
+    return max(channels * width // 64, 8)
+
+
+def stage_heads(
+    channels: Sequence[int], stages: Iterable[int], num_classes: int, c_mid: int
+) -> nn.ModuleDict:
+    """An aux head after each backbone stage in `stages` (1-based), named f"stage{k}": PSPNet's
+    auxiliary head (3×3 conv to `c_mid`, BN, ReLU, Dropout2d 0.1, 1×1 conv to the classes)."""
+    heads: dict[str, nn.Module] = {}
+    for k in stages:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= len(channels):
+            raise ValueError(
+                f"aux_stages: {k!r} is not a stage; the stages are 1 … {len(channels)}"
+            )
+        heads[f"stage{k}"] = head(channels[k - 1], c_mid, num_classes)
+    return nn.ModuleDict(heads)

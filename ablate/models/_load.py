@@ -11,8 +11,10 @@ import torch
 from torch import Tensor, nn
 
 from ablate.errors import ModelArgsError, ModelContractError, did_you_mean, one_line
+from ablate.models.deeplab import deeplabv3plus
+from ablate.models.dsn import dsn
 from ablate.models.dsnet import dsnet
-from ablate.models.pspnet import pspnet_tiny
+from ablate.models.pspnet import pspnet, pspnet_tiny
 from ablate.models.unet import unet_ds
 
 # name -> builder(num_classes, **args); a new built-in model is one line here
@@ -20,6 +22,9 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "pspnet_tiny": pspnet_tiny,
     "dsnet": dsnet,
     "unet_ds": unet_ds,
+    "pspnet": pspnet,
+    "deeplabv3plus": deeplabv3plus,
+    "dsn": dsn,
 }
 
 
@@ -78,6 +83,8 @@ def build_model(name: str, num_classes: int, args: Mapping[str, Any] | None = No
     check_args(name, kwargs)
     try:
         model = builder(num_classes, **kwargs)
+    except ModelContractError as exc:  # already a message for the user: missing weights, …
+        raise ModelContractError(f"model {name!r}: {exc}") from None
     except Exception as exc:
         raise ModelContractError(f"model {name!r}: building it raised {one_line(exc)}") from None
     if not isinstance(model, nn.Module):

@@ -1,17 +1,26 @@
-"""`pspnet_tiny`: PSPNet (Zhao et al. 2017) shrunk to train on a CPU in seconds.
+"""PSPNet (Zhao et al. 2017, "Pyramid Scene Parsing Network"): `pspnet` on a dilated ResNet,
+and `pspnet_tiny`, shrunk to train on a CPU in seconds.
 
-A residual backbone of four stages (strides 2, 4, 8, 8 — the last stage dilated instead of
-strided, as in the paper's dilated ResNet), the pyramid pooling module over bins 1, 2, 3, 6, and
-the auxiliary head on stage 3 whose loss weight the paper sets to 0.4.
+`pspnet` is the paper's network: a dilated ResNet (output stride 8), the pyramid pooling module
+(bins 1, 2, 3, 6; each bin: adaptive average pool, 1×1 conv to a quarter of the channels, BN,
+ReLU, bilinear upsampling; concatenated with its input), then 3×3 conv to 512, BN, ReLU,
+Dropout2d 0.1 and a 1×1 classifier; the auxiliary head on stage 3 (3×3 conv to 256, BN, ReLU,
+Dropout2d 0.1, 1×1 conv), whose loss weight the paper sets to 0.4, as in the authors' code.
+
+`pspnet_tiny`: a residual backbone of four stages (strides 2, 4, 8, 8 — the last stage dilated
+instead of strided, as in the paper's dilated ResNet), the same pyramid pooling and aux head.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ablate.models._blocks import ResidualBlock, conv_bn_relu, head
+from ablate.models._blocks import ResidualBlock, conv_bn_relu, head, scaled, stage_heads
+from ablate.models.resnet import resnet
 
 
 class PyramidPooling(nn.Module):
@@ -76,3 +85,46 @@ class PSPNetTiny(nn.Module):
 def pspnet_tiny(num_classes: int, width: int = 16, blocks: int = 1) -> nn.Module:
     """PSPNet-tiny: `width` channels in stage 1 (×2, ×4, ×6 after), `blocks` per stage."""
     return PSPNetTiny(num_classes, width=width, blocks=blocks)
+
+
+class PSPNet(nn.Module):
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: nn.Module,
+        channels: Sequence[int],
+        aux_stages: Sequence[int],
+        width: int,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.ppm = PyramidPooling(channels[-1])  # 2048 -> 2048 + 4 × 512 for ResNet-50
+        c_fuse = scaled(512, width)
+        self.fuse = conv_bn_relu(self.ppm.out_channels, c_fuse)  # the embedding map
+        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(c_fuse, num_classes, 1))
+        self.aux_heads = stage_heads(channels, aux_stages, num_classes, scaled(256, width))
+
+    def forward(self, x: Tensor) -> dict[str, object]:
+        features = self.backbone(x)  # stage k: (B, c_k, H/s_k, W/s_k)
+        embed = self.fuse(self.ppm(features["stage4"]))  # (B, 512, H/8, W/8) at stride 8
+        return {
+            "out": self.classifier(embed),  # (B, C, H/8, W/8)
+            "aux": {name: h(features[name]) for name, h in self.aux_heads.items()},
+            "embed": embed,
+        }
+
+
+def pspnet(
+    num_classes: int,
+    backbone: str = "resnet50",
+    pretrained: bool | str = False,
+    output_stride: int = 8,
+    aux_stages: Sequence[int] = (3,),
+    deep_stem: bool = False,
+    width: int = 64,
+) -> nn.Module:
+    """PSPNet on a dilated ResNet (`resnet18` … `resnet101`; `pretrained`: False, True for
+    torchvision's ImageNet file, or a path), aux heads f"stage{k}" after each of `aux_stages`.
+    `width` < 64 shrinks the backbone and heads in proportion (for tests)."""
+    net = resnet(backbone, output_stride, deep_stem, width, pretrained)
+    return PSPNet(num_classes, net, net.channels, aux_stages, width)

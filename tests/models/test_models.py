@@ -8,13 +8,18 @@ EXPECTED = {
     "pspnet_tiny": (8, {"stage3": 8}),
     "dsnet": (8, {"stage1": 2, "stage2": 4, "stage3": 8}),  # the default depth 4
     "unet_ds": (1, {"d8": 8, "d4": 4, "d2": 2}),
+    "pspnet": (8, {"stage3": 8}),
+    "deeplabv3plus": (4, {}),  # the decoder's stride; no aux head by default
+    "dsn": (8, {"stage1": 4, "stage2": 8, "stage3": 8}),
 }
+# the real networks at test size: their defaults (ResNet-50, 64 channels) with a narrow ResNet-18
+TINY = {name: {"backbone": "resnet18", "width": 8} for name in ("pspnet", "deeplabv3plus", "dsn")}
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_meets_the_output_contract_and_trains(name: str) -> None:
     torch.manual_seed(0)
-    model = build_model(name, num_classes=5)
+    model = build_model(name, num_classes=5, args=TINY.get(name))
     x = torch.randn(2, 3, 64, 96)
     outputs = model(x)
     check_outputs(outputs, 5, name)
