@@ -14,12 +14,19 @@ stage but the last; the main head follows the last.
 
 Batch norm changes the picture: at initialisation the gradient of a plain BN net grows, relative
 to the weights, towards the early layers (Yang et al. 2019) instead of vanishing. `batch_norm=False`
-gives the papers' setting — conv + bias + ReLU under PyTorch's default init — where the first
-layer's gradient is orders of magnitude below the last one's and companion losses have the most to
-do (the heads keep their BN).
+gives the papers' setting — conv + bias + ReLU, no BN in the stages (the heads keep theirs).
+
+Convolutions start from He init (He et al. 2015: Kaiming normal, fan_out, ReLU gain; zero bias),
+which keeps the gradient's variance through a ReLU chain. `init="torch"` keeps PyTorch's default
+init instead (weight variance 1/(3·fan_in), against He's 2/fan_out): without BN the first
+layer's gradient is then orders of magnitude below the last one's, and the net can collapse to
+background without companion losses for a reason that is the init, not the lack of deep
+supervision (issue 13: 12.2 % mIoU against 23.1 % with He init, a BN-free 12-layer net).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from torch import Tensor, nn
 
@@ -27,6 +34,8 @@ from ablate.models._blocks import conv_bn_relu, head
 
 MAX_STRIDED = 3  # stages 1..3 halve the resolution: output stride 8 at most
 LATE_DILATION = 2  # stages after the third widen their receptive field instead
+Init = Literal["he", "torch"]
+INITS: tuple[Init, ...] = ("he", "torch")
 
 
 def _unit(c_in: int, c_out: int, stride: int, dilation: int, batch_norm: bool) -> nn.Sequential:
@@ -48,6 +57,15 @@ def _stage(
     return nn.Sequential(*layers)
 
 
+def _he_init(model: nn.Module) -> None:
+    """Kaiming normal (fan_out, ReLU gain) weights and zero biases for every convolution."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class DSNet(nn.Module):
     def __init__(
         self,
@@ -56,6 +74,7 @@ class DSNet(nn.Module):
         depth: int = 4,
         convs_per_stage: int = 3,
         batch_norm: bool = True,
+        init: Init = "he",
     ) -> None:
         super().__init__()
         if depth < 1 or convs_per_stage < 1 or width < 1:
@@ -63,6 +82,8 @@ class DSNet(nn.Module):
                 f"dsnet needs depth, convs_per_stage and width >= 1, "
                 f"got {depth}, {convs_per_stage}, {width}"
             )
+        if init not in INITS:
+            raise ValueError(f"dsnet init must be one of {', '.join(INITS)}, got {init!r}")
         stages: list[nn.Sequential] = []
         companions: dict[str, nn.Sequential] = {}
         c_in = 3
@@ -77,6 +98,8 @@ class DSNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.companions = nn.ModuleDict(companions)
         self.classifier = head(c_in, max(c_in // 2, 8), num_classes)
+        if init == "he":
+            _he_init(self)
 
     def forward(self, x: Tensor) -> dict[str, object]:
         aux: dict[str, Tensor] = {}
@@ -98,8 +121,10 @@ def dsnet(
     depth: int = 4,
     convs_per_stage: int = 3,
     batch_norm: bool = True,
+    init: Init = "he",
 ) -> nn.Module:
     """A plain deeply-supervised net: `depth` stages of `convs_per_stage` convs, `width` channels
     in stage 1 (×2, ×4, ×4… after), companion heads "stage1" … f"stage{depth - 1}";
-    `batch_norm=False` drops BN from the stages, the papers' setting where gradients vanish."""
-    return DSNet(num_classes, width, depth, convs_per_stage, batch_norm)
+    `batch_norm=False` drops BN from the stages, the papers' setting; `init`: "he" (He et al.
+    2015) or "torch" (PyTorch's default, under which a BN-free net's gradients vanish)."""
+    return DSNet(num_classes, width, depth, convs_per_stage, batch_norm, init)

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ablate.models import build_model
+from ablate.models import ModelContractError, build_model
 from ablate.models._blocks import ResidualBlock
 
 
@@ -39,10 +39,10 @@ def test_dsnet_output_stride_stops_at_8() -> None:
     assert outputs["aux"]["stage5"].shape[-2:] == (8, 12)
 
 
-def test_dsnet_without_batch_norm_starves_its_first_layer_of_gradient() -> None:
-    # The regime of Lee et al. and Wang et al. (2015): only the main loss, no BN, default init.
+def _first_and_last_relative_grad(init: str) -> tuple[float, float]:
+    """|grad| / |weight| of the first and last stage conv of a BN-free dsnet, main loss only."""
     torch.manual_seed(0)
-    model = build_model("dsnet", 4, {"batch_norm": False})
+    model = build_model("dsnet", 4, {"batch_norm": False, "init": init})
     assert not any(isinstance(m, nn.BatchNorm2d) for m in model.stages.modules())
     outputs = model(torch.randn(4, 3, 32, 32))
     F.cross_entropy(outputs["out"], torch.randint(0, 4, (4, 4, 4))).backward()
@@ -52,7 +52,40 @@ def test_dsnet_without_batch_norm_starves_its_first_layer_of_gradient() -> None:
         assert c.weight.grad is not None
         return float(c.weight.grad.norm() / c.weight.detach().norm())
 
-    assert relative_grad(convs[0]) < 0.01 * relative_grad(convs[-1])
+    return relative_grad(convs[0]), relative_grad(convs[-1])
+
+
+def test_dsnet_without_batch_norm_under_torchs_init_starves_its_first_layer_of_gradient() -> None:
+    # The regime of Lee et al. and Wang et al. (2015): only the main loss, no BN, a small init.
+    first, last = _first_and_last_relative_grad("torch")
+    assert first < 0.01 * last
+
+
+def test_dsnet_he_init_lets_the_gradient_reach_the_first_layer() -> None:
+    first, last = _first_and_last_relative_grad("he")
+    assert first > 0.1 * last
+
+
+@pytest.mark.parametrize("batch_norm", [True, False])
+def test_dsnet_convs_start_from_he_init(batch_norm: bool) -> None:
+    # Kaiming normal, fan_out, ReLU gain: std = sqrt(2 / (out_channels × 3 × 3)), zero bias
+    torch.manual_seed(0)
+    model = build_model("dsnet", 4, {"width": 32, "batch_norm": batch_norm})
+    conv = model.stages[2][1][0]  # a 128 -> 128 3×3 conv in stage 3
+    weight = conv.weight.detach()
+    assert weight.shape == (128, 128, 3, 3)
+    expected = (2 / (128 * 9)) ** 0.5
+    assert abs(float(weight.std()) - expected) < 0.02 * expected
+    assert abs(float(weight.mean())) < 0.02 * expected
+    assert conv.bias is None if batch_norm else torch.equal(conv.bias, torch.zeros(128))
+    # PyTorch's default (kaiming_uniform, a=√5) is 1/√(3·fan_in): √6 times smaller here
+    torch_init = build_model("dsnet", 4, {"width": 32, "init": "torch"}).stages[2][1][0]
+    assert float(torch_init.weight.detach().std()) < 0.5 * expected
+
+
+def test_dsnet_refuses_an_unknown_init() -> None:
+    with pytest.raises(ModelContractError, match="init must be one of he, torch, got 'xavier'"):
+        build_model("dsnet", 4, {"init": "xavier"})
 
 
 def test_unet_ds_heads_sit_at_every_decoder_scale_of_a_non_square_input() -> None:
