@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
-from ablate.models.resnet import resnet
+from ablate.models.resnet import ResNet, resnet
 
 ASPP_RATES_AT_16 = (6, 12, 18)  # the paper's rates at output stride 16; scaled for others
 
@@ -52,14 +52,14 @@ class DeepLabV3Plus(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: nn.Module,
-        channels: Sequence[int],
+        backbone: ResNet,
         output_stride: int,
         aux_stages: Sequence[int],
         width: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        channels = backbone.channels
         c_aspp, c_low, c_dec = scaled(256, width), scaled(48, width), scaled(256, width)
         rates = [r * 16 // output_stride for r in ASPP_RATES_AT_16]
         self.aspp = ASPP(channels[-1], c_aspp, rates)
@@ -97,4 +97,4 @@ def deeplabv3plus(
     ASPP rates), aux heads f"stage{k}" after each of `aux_stages` (none by default). `width` < 64
     shrinks the backbone and heads in proportion (for tests)."""
     net = resnet(backbone, output_stride, deep_stem, width, pretrained)
-    return DeepLabV3Plus(num_classes, net, net.channels, output_stride, aux_stages, width)
+    return DeepLabV3Plus(num_classes, net, output_stride, aux_stages, width)

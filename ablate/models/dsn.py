@@ -17,20 +17,20 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
-from ablate.models.resnet import resnet
+from ablate.models.resnet import ResNet, resnet
 
 
 class DSN(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: nn.Module,
-        channels: Sequence[int],
+        backbone: ResNet,
         aux_stages: Sequence[int],
         width: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        channels = backbone.channels
         c_head = scaled(512, width)
         self.fuse = conv_bn_relu(channels[-1], c_head)  # the embedding map
         self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(c_head, num_classes, 1))
@@ -59,4 +59,4 @@ def dsn(
     ImageNet file, or a path) with the FCN head on stage 4 and a companion head f"stage{k}"
     after each of `aux_stages`. `width` < 64 shrinks the backbone and heads (for tests)."""
     net = resnet(backbone, output_stride, deep_stem, width, pretrained)
-    return DSN(num_classes, net, net.channels, aux_stages, width)
+    return DSN(num_classes, net, aux_stages, width)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.models._blocks import ResidualBlock, conv_bn_relu, head, scaled, stage_heads
-from ablate.models.resnet import resnet
+from ablate.models.resnet import ResNet, resnet
 
 
 class PyramidPooling(nn.Module):
@@ -91,13 +91,13 @@ class PSPNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: nn.Module,
-        channels: Sequence[int],
+        backbone: ResNet,
         aux_stages: Sequence[int],
         width: int,
     ) -> None:
         super().__init__()
         self.backbone = backbone
+        channels = backbone.channels
         self.ppm = PyramidPooling(channels[-1])  # 2048 -> 2048 + 4 × 512 for ResNet-50
         c_fuse = scaled(512, width)
         self.fuse = conv_bn_relu(self.ppm.out_channels, c_fuse)  # the embedding map
@@ -127,4 +127,4 @@ def pspnet(
     torchvision's ImageNet file, or a path), aux heads f"stage{k}" after each of `aux_stages`.
     `width` < 64 shrinks the backbone and heads in proportion (for tests)."""
     net = resnet(backbone, output_stride, deep_stem, width, pretrained)
-    return PSPNet(num_classes, net, net.channels, aux_stages, width)
+    return PSPNet(num_classes, net, aux_stages, width)
