@@ -11,29 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.data import Source, class_names, load_disk_splits, load_splits
 from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_line
 from ablate.losses.objective import Objective
-from ablate.metrics import (
-    SHAPES_96_AREA_EDGES,
-    boundary_counts,
-    boundary_iou_from_counts,
-    confusion_matrix,
-    iou_per_class,
-    pixel_accuracy,
-    small_object_counts,
-    small_object_iou,
-)
-from ablate.metrics import SHAPES_96_AREA_NAMES as SIZE_NAMES
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
+from ablate.train.evaluate import evaluate
+from ablate.train.evaluate import normalise as _normalise
 from ablate.train.gradflow import GradientProbe
-
-# Images are uint8 in [0, 255]; the networks see (x/255 − 0.5)/0.25.
-_MEAN, _STD = 0.5, 0.25
 
 
 @dataclass(frozen=True)
@@ -77,85 +64,11 @@ def autocast_for(amp: str, device: torch.device) -> tuple[torch.dtype | None, bo
     return torch.float16, device.type == "cuda"
 
 
-def _normalise(images: Tensor) -> Tensor:
-    return (images.float() / 255.0 - _MEAN) / _STD
-
-
 def _optimizer(recipe: Recipe, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     t = recipe.train
     if t.optimizer == "sgd":
         return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
     return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-
-
-def evaluate(
-    model: nn.Module,
-    split: Source,
-    num_classes: int,
-    names: list[str],
-    batch_size: int,
-    ignore_index: int,
-    autocast: Callable[[], AbstractContextManager[object]],
-    boundary_width: int = 3,
-) -> dict[str, float]:
-    """One pass over a split, every count accumulated on the device: mIoU, per-class IoU, pixel
-    accuracy, mean loss, boundary IoU (Cheng et al. 2021) and, where the data record instances,
-    object IoU by size bucket."""
-    model.eval()
-    dev = split.device
-    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=dev)
-    bands = torch.zeros(2, num_classes, dtype=torch.long, device=dev)
-    edges: tuple[float, ...] = ()
-    objects = torch.zeros(0, dtype=torch.long, device=dev)
-    seen_instances = False
-    loss_sum, n_valid = torch.zeros((), device=dev), 0
-    with torch.no_grad():
-        for images, labels, instances in split.batches(batch_size):
-            with autocast():
-                out = model(_normalise(images))["out"]
-            logits = F.interpolate(out.float(), labels.shape[-2:], mode="bilinear")
-            loss_sum += F.cross_entropy(logits, labels, ignore_index=ignore_index, reduction="sum")
-            n_valid += int((labels != ignore_index).sum())
-            pred = logits.argmax(1)
-            cm += confusion_matrix(pred, labels, num_classes, ignore_index)
-            bands += boundary_counts(pred, labels, num_classes, boundary_width, ignore_index)
-            if instances is not None:
-                if not seen_instances:
-                    edges = size_edges(labels.shape[-2:])
-                    objects = torch.zeros(3, len(edges) - 1, dtype=torch.long, device=dev)
-                    seen_instances = True
-                objects += small_object_counts(
-                    pred, labels, instances.long(), num_classes, edges, ignore_index=ignore_index
-                )
-    iou = iou_per_class(cm)
-    boundary = boundary_iou_from_counts(bands)
-    metrics = {
-        "val/mIoU": float(torch.nanmean(iou)),
-        "val/pixel_acc": pixel_accuracy(cm),
-        "val/loss": float(loss_sum) / max(n_valid, 1),
-        "val/boundary_iou": float(torch.nanmean(boundary)),
-    }
-    metrics.update({f"val/iou/{n}": float(v) for n, v in zip(names, iou.tolist(), strict=True)})
-    metrics.update(
-        {f"val/boundary_iou/{n}": float(v) for n, v in zip(names, boundary.tolist(), strict=True)}
-    )
-    if seen_instances:
-        by_size = small_object_iou(objects)
-        metrics.update(
-            {
-                f"val/small_iou/{n}": float(v)
-                for n, v in zip(SIZE_NAMES, by_size.tolist(), strict=True)
-            }
-        )
-        small = objects[:, :2].sum(dim=1)  # tiny and small objects pooled
-        metrics["val/small_iou"] = float(small[0]) / float(small[1]) if small[1] > 0 else math.nan
-    return metrics
-
-
-def size_edges(image_size: Sequence[int]) -> tuple[float, ...]:
-    """Object-size bucket edges in pixels, scaled from the 96×96 defaults to the image area."""
-    scale = image_size[0] * image_size[1] / (96 * 96)
-    return tuple(e * scale for e in SHAPES_96_AREA_EDGES)
 
 
 def preflight(study: Study) -> None:
