@@ -199,6 +199,40 @@ class EvalSpec(_Frozen):
     boundary_width: int = Field(
         3, ge=1, le=4096
     )  # d of boundary IoU: the band within d px of an edge
+    mode: Literal["whole", "slide"] = "whole"  # slide: overlapping crop windows, logits averaged
+    crop: tuple[int, int] | None = None  # slide window (h, w); null = data.image_size
+    stride: tuple[int, int] | None = None  # slide step (h, w); null = 2/3 of crop, as mmseg
+    scales: list[float] = [1.0]  # resize the image by each, average the softmax (multi-scale)
+    flip: bool = False  # also predict the mirrored image and average it in
+
+    @field_validator("crop", "stride")
+    @classmethod
+    def _sane_window(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and not all(1 <= s <= 4096 for s in v):
+            raise ValueError("each side must be between 1 and 4096 pixels")
+        return v
+
+    @field_validator("scales")
+    @classmethod
+    def _sane_scales(cls, v: list[float]) -> list[float]:
+        if not 1 <= len(v) <= 8:
+            raise ValueError("give 1 to 8 scales (each is a full pass over the split)")
+        if not all(0 < s <= 4 for s in v):
+            raise ValueError("each scale must be above 0 and at most 4")
+        return v
+
+    @model_validator(mode="after")
+    def _stride_within_crop(self) -> EvalSpec:
+        if self.stride is None:
+            return self
+        if self.crop is None:
+            raise ValueError("stride needs crop: set eval.crop too (default: data.image_size)")
+        if any(s > c for s, c in zip(self.stride, self.crop, strict=True)):
+            raise ValueError(
+                f"stride {list(self.stride)} must not exceed crop {list(self.crop)} on either "
+                "side: windows would leave pixels unpredicted"
+            )
+        return self
 
 
 class Recipe(_Frozen):

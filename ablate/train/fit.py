@@ -18,7 +18,7 @@ from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
-from ablate.train.evaluate import evaluate
+from ablate.train.evaluate import evaluate, inference_for
 from ablate.train.evaluate import normalise as _normalise
 from ablate.train.gradflow import GradientProbe
 
@@ -294,6 +294,7 @@ def fit(
                     d.ignore_index,
                     run.autocast,
                     recipe.eval.boundary_width,
+                    inference_for(recipe),
                 )
             )
             for key, value in metrics.items():
