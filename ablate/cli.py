@@ -56,6 +56,15 @@ TrackingOpt = Annotated[
     ),
 ]
 
+CheckpointOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint-dir",
+        help="Where running trials keep their checkpoints (default: results/<name>/ckpt); "
+        "a folder all machines share lets a trial continue on another one.",
+    ),
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -123,6 +132,7 @@ def run(
     results: ResultsOpt = Path("results"),
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
+    checkpoint_dir: CheckpointOpt = None,
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
     s = load_study(study, set_ or ())
@@ -132,7 +142,7 @@ def run(
     from ablate.train import preflight
 
     preflight(s)
-    where = Locations.resolve(results, s.spec.name, storage, tracking_uri)
+    where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
     outcome = run_study(s, where, devices, workers, console)
     queue = create_or_load(s, where.storage_url, where.tracking_uri)
     rep = write_report(s, queue, results)
@@ -165,9 +175,10 @@ def worker(
     tracking_uri: TrackingOpt = None,
     workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
     devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,
+    checkpoint_dir: CheckpointOpt = None,
 ) -> None:
     """Join a study that `ablate run --storage URL` started and pull its trials."""
-    from ablate.study import join_study, load_existing, run_tree_of
+    from ablate.study import default_checkpoints, join_study, load_existing, run_tree_of
 
     _stop_on_sigterm()
     s = _study(study, None, Path("results"), storage)
@@ -175,7 +186,8 @@ def worker(
     tree = run_tree_of(queue, tracking_uri)
     if tree is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
-    join_study(s, queue, tree, devices, workers, console)
+    checkpoints = checkpoint_dir or default_checkpoints(Path("results"), s.spec.name)
+    join_study(s, queue, tree, devices, workers, console, checkpoints)
 
 
 @app.command()

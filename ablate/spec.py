@@ -156,6 +156,7 @@ class DiagnosticsSpec(_Frozen):
 
 class TrainSpec(_Frozen):
     epochs: int = Field(6, ge=1, le=MAX_EPOCHS)
+    iters: int | None = Field(None, ge=1, le=MAX_COUNT)  # iterations instead of epochs (40k–160k)
     batch_size: int = Field(16, ge=1, le=MAX_BATCH)
     lr: float = Field(0.01, gt=0)
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -165,6 +166,10 @@ class TrainSpec(_Frozen):
     amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on the CPU
     save_model: bool = False  # log model.pt (the network and the loss's buffers) with each trial
     diagnostics: DiagnosticsSpec = DiagnosticsSpec()
+    threads: int = Field(1, ge=1, le=256)  # CPU threads of a trial: results do not follow --workers
+    deterministic: bool = False  # PyTorch's deterministic algorithms (and cuDNN's, on a GPU)
+    checkpoint_every: int = Field(1, ge=1, le=MAX_COUNT)  # evaluations between checkpoints
+    keep_checkpoint: bool = False  # keep a finished trial's last checkpoint (else deleted)
 
 
 class CeSpec(_Frozen):
@@ -196,6 +201,7 @@ class LossSpec(_Frozen):
 
 
 class EvalSpec(_Frozen):
+    every: int | None = Field(None, ge=1, le=MAX_COUNT)  # iterations between evaluations
     boundary_width: int = Field(
         3, ge=1, le=4096
     )  # d of boundary IoU: the band within d px of an edge

@@ -157,7 +157,9 @@ def fake_fit(sleep_s: float) -> Any:
     """A `fit` that trains nothing: sleeps, reports one epoch, returns."""
     from ablate.train import EpochResult, FitResult
 
-    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+    def fit(
+        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+    ) -> FitResult:
         time.sleep(sleep_s)
         epoch = EpochResult(1, {**METRICS, "train/aux_weight": 0.4}, [(0, 0.4)])
         if on_epoch is not None:

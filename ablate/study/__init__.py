@@ -9,6 +9,7 @@ from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
 from ablate.study._run import (
     Locations,
     RunOutcome,
+    default_checkpoints,
     join_study,
     planned_seeds,
     prepare,
@@ -40,6 +41,7 @@ __all__ = [
     "WorkerConfig",
     "WorkerExited",
     "create_or_load",
+    "default_checkpoints",
     "default_storage_url",
     "join_study",
     "load_existing",

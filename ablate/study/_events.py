@@ -13,7 +13,7 @@ class TrialStarted:
     number: int
     cell: str
     seed: int
-    epochs: int
+    epochs: int | None  # evaluations the trial will make, when known in advance
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -143,8 +144,9 @@ class WorkerConfig:
     storage_url: str
     tree: RunTree  # the study's MLflow runs, made before any worker starts
     device: str
-    threads: int  # torch threads (CPU workers split the cores)
+    threads: int  # torch threads outside trials (a trial uses its recipe's train.threads)
     worker: int  # index, for the display
+    checkpoints: Path | None = None  # where running trials keep their checkpoints
 
 
 def _work(job: WorkerConfig, report: Any) -> None:
@@ -183,12 +185,16 @@ def run_workers(
     plan: Sequence[tuple[str, int]],
     total: int,
     console: Console,
+    checkpoints: Path | None = None,
 ) -> None:
     """Run one worker per (device, threads) of `plan` until the queue is drained, logging
     under `tree`. One worker runs in this process; several run as spawned processes, each
     importing torch and MLflow once."""
     display = _Display(total, len(plan), console, study.spec.metric.name)
-    jobs = [WorkerConfig(study, storage_url, tree, d, t, i) for i, (d, t) in enumerate(plan)]
+    jobs = [
+        WorkerConfig(study, storage_url, tree, d, t, i, checkpoints)
+        for i, (d, t) in enumerate(plan)
+    ]
     if len(jobs) == 1:
         with display.progress:
             _work(jobs[0], display.handle)

@@ -25,16 +25,27 @@ class Locations:
     results: Path
     storage_url: str
     tracking_uri: str
+    checkpoints: Path  # running trials' checkpoints, one file per (cell, seed)
 
     @classmethod
     def resolve(
-        cls, results: Path, name: str, storage: str | None, tracking: str | None
+        cls,
+        results: Path,
+        name: str,
+        storage: str | None,
+        tracking: str | None,
+        checkpoints: Path | None = None,
     ) -> Locations:
         return cls(
             results,
             storage or default_storage_url(results, name),
             tracking or default_tracking_uri(results),
+            checkpoints or default_checkpoints(results, name),
         )
+
+
+def default_checkpoints(results: Path, name: str) -> Path:
+    return results / name / "ckpt"
 
 
 @dataclass(frozen=True)
@@ -92,7 +103,7 @@ def _train(
     report ends them FINISHED once their trials are done)."""
     set_tree_status(tree, "RUNNING")
     try:
-        run_workers(study, where.storage_url, tree, plan, total, console)
+        run_workers(study, where.storage_url, tree, plan, total, console, where.checkpoints)
     except BaseException:
         with contextlib.suppress(Exception):  # best effort: the tracking store may be the cause
             set_tree_status(tree, "KILLED")
@@ -139,9 +150,10 @@ def join_study(
     devices: str | None,
     workers: int | None,
     console: Console,
+    checkpoints: Path | None = None,
 ) -> None:
     """`ablate worker`: pull the trials of a study `ablate run` started elsewhere."""
     if reconciled := reconcile(queue, tree):
         console.print(str(reconciled), highlight=False)
     plan = plan_devices(devices, workers)
-    run_workers(study, queue.storage_url, tree, plan, queue.waiting(), console)
+    run_workers(study, queue.storage_url, tree, plan, queue.waiting(), console, checkpoints)

@@ -11,7 +11,7 @@ from typing import Any
 import optuna
 
 from ablate.errors import SpecError
-from ablate.spec import Study, build_study
+from ablate.spec import Recipe, Study, build_study
 from ablate.study._optuna import open_storage
 from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
@@ -46,12 +46,15 @@ def _changes(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
     """`section.key: old -> new` for each difference (a section a study stored before this
     check existed is not compared)."""
     changes = []
+    defaults = {"base": flatten(Recipe().model_dump(mode="json"))}
     for section, values in mine.items():
         before = stored.get(section)
         if before is None:
             continue
         for key in sorted(set(before) | set(values)):
             old, new = before.get(key, _UNSET), values.get(key, _UNSET)
+            if old == _UNSET and new == defaults.get(section, {}).get(key, _UNSET):
+                continue  # a key added by a later release, at its default: the same recipe
             if json.dumps(old, sort_keys=True) != json.dumps(new, sort_keys=True):
                 changes.append(f"{section}.{key}: {_shown(old)} -> {_shown(new)}")
     return changes

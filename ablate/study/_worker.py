@@ -30,6 +30,7 @@ from ablate.study._record import Outcome, TrialRecord, TrialResult
 from ablate.study._storage import create_or_load
 from ablate.track import TrialRun, flatten
 from ablate.train import EpochResult, FitResult, fit
+from ablate.train.checkpoint import checkpoint_name
 from ablate.urls import mask_password
 
 
@@ -302,6 +303,8 @@ def _end_trained(
     if not queue.end(record.trial_id, outcome, value if done else None, result, error):
         return None
     tags = {} if done else {"ablate.outcome": outcome.value}
+    if fitted.resumed_at:
+        tags["ablate.resumed_at_evaluation"] = str(fitted.resumed_at)
     _tracked(
         lambda: _end_run(run, "FINISHED" if done else "FAILED", tags),
         _RUN_NOT_ENDED,
@@ -312,6 +315,15 @@ def _end_trained(
     return TrialEnded(cfg.worker, record.number, ending, value, error)
 
 
+def _evaluations(recipe: Recipe) -> int | None:
+    """How many evaluations a trial makes, for its progress bar; None when that depends on the
+    size of a dataset on disk."""
+    t, every = recipe.train, recipe.eval.every
+    if t.iters is not None:
+        return -(-t.iters // every) if every else None
+    return t.epochs if every is None else None
+
+
 def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) -> TrialEnded:
     """Train one popped trial, log it to MLflow, end its Optuna trial."""
     record = queue.record(trial_id)
@@ -319,15 +331,18 @@ def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) ->
     if overrides != dict(record.overrides):  # sampled just now
         queue.set_overrides(trial_id, overrides)
     recipe = apply_overrides(cfg.study.spec.base, overrides)
-    report(TrialStarted(cfg.worker, record.number, record.cell, record.seed, recipe.train.epochs))
+    report(TrialStarted(cfg.worker, record.number, record.cell, record.seed, _evaluations(recipe)))
     run = _start_run(cfg, queue, record, recipe)
     logger = _Logger(cfg, run, record.number, report)
+    saved = cfg.checkpoints / checkpoint_name(record.cell, record.seed) if cfg.checkpoints else None
     try:
-        fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger)
-    except Exception as exc:
+        fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger, checkpoint=saved)
+    except Exception as exc:  # the checkpoint stays: the retry continues from it
         ended = _end_crashed(cfg, queue, run, record, exc, report)
     else:
         ended = _end_trained(cfg, queue, run, record, fitted, logger)
+        if ended is not None and saved is not None and not recipe.train.keep_checkpoint:
+            saved.unlink(missing_ok=True)  # done; a lost try's retry continues from it
     if ended is None:
         _lost(cfg, run, record.number, report)
         return TrialEnded(cfg.worker, record.number, "lost")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
+from ablate.train.checkpoint import load_checkpoint, save_checkpoint
 from ablate.train.evaluate import evaluate, inference_for
 from ablate.train.evaluate import normalise as _normalise
 from ablate.train.gradflow import GradientProbe
@@ -43,6 +44,7 @@ class FitResult:
     # with train.save_model: {"model": state_dict, "objective": state_dict (center-loss centers)}
     checkpoint: Mapping[str, Any] | None = None
     total_steps: int = 0  # optimisation steps planned (progress t/T = iteration / total_steps)
+    resumed_at: int = 0  # evaluations taken from a checkpoint (0: trained from the start)
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -159,7 +161,7 @@ def _memory_format(device: torch.device) -> torch.memory_format:
 
 @dataclass
 class _Run:
-    """What one training run holds while it trains: built once by `fit`, stepped per epoch."""
+    """What one training run holds while it trains: built once by `fit`, stepped per batch."""
 
     recipe: Recipe
     device: torch.device
@@ -173,14 +175,22 @@ class _Run:
     autocast: Callable[[], AbstractContextManager[object]]
     order: torch.Generator  # batch order, from the trial's seed
     probe: GradientProbe
-    steps_per_epoch: int
-    total_steps: int
+    total_steps: int  # train.iters, or train.epochs × batches per epoch
+    eval_every: int  # eval.every, or batches per epoch
     step: int = 0
+    epoch_state: Tensor | None = None  # `order`'s state when the current epoch's batches began
+    in_epoch: int = 0  # batches of the current epoch already trained
+    batches: Iterator[Any] | None = None
 
 
 def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
     """Data, model (checked against the output contract), objective, optimiser, AMP."""
     d, t = recipe.data, recipe.train
+    torch.set_num_threads(t.threads)  # part of the recipe: numbers do not follow --workers
+    torch.use_deterministic_algorithms(t.deterministic)
+    if dev.type == "cuda":
+        torch.backends.cudnn.deterministic = t.deterministic
+        torch.backends.cudnn.benchmark = not t.deterministic
     train, val = load_splits(
         d.name,
         d.num_classes,
@@ -205,7 +215,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
     def autocast() -> AbstractContextManager[object]:
         return torch.autocast(dev.type, dtype=dtype) if dtype else nullcontext()
 
-    steps_per_epoch = math.ceil(len(train) / t.batch_size)
+    per_epoch = math.ceil(len(train) / t.batch_size)
     return _Run(
         recipe=recipe,
         device=dev,
@@ -219,14 +229,31 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         autocast=autocast,
         order=torch.Generator().manual_seed(seed),
         probe=GradientProbe(model),
-        steps_per_epoch=steps_per_epoch,
-        total_steps=t.epochs * steps_per_epoch,
+        total_steps=t.iters or t.epochs * per_epoch,
+        eval_every=recipe.eval.every or per_epoch,
     )
 
 
-def _train_epoch(run: _Run, epoch: int) -> EpochResult:
-    """One pass over the training split under the poly schedule; the epoch's mean loss terms,
-    α_t per step and gradient samples. Raises Diverged on a non-finite loss."""
+def _next_batch(run: _Run) -> Any:
+    """The next training batch, starting a new epoch (a new order) when one runs out."""
+    while True:
+        if run.batches is None:
+            run.epoch_state = run.order.get_state()
+            run.batches = iter(run.train.batches(run.recipe.train.batch_size, run.order))
+            run.in_epoch = 0
+        try:
+            batch = next(run.batches)
+        except StopIteration:
+            run.batches = None
+            continue
+        run.in_epoch += 1
+        return batch
+
+
+def _train_until(run: _Run, stop: int) -> EpochResult:
+    """Train from the current step up to `stop` under the poly schedule; the mean loss terms
+    of those steps, α_t per step and gradient samples (the epoch field is set by the caller).
+    Raises Diverged on a non-finite loss."""
     t = run.recipe.train
     run.model.train()
     run.objective.train()
@@ -234,7 +261,9 @@ def _train_epoch(run: _Run, epoch: int) -> EpochResult:
     sums: dict[str, Tensor] = {}
     aux_weights: list[tuple[int, float]] = []
     gradients: list[tuple[int, Mapping[str, float]]] = []
-    for i, (raw, labels, _) in enumerate(run.train.batches(t.batch_size, run.order)):
+    steps = images_seen = 0
+    while run.step < stop:
+        raw, labels, _ = _next_batch(run)
         for group in run.optimizer.param_groups:
             group["lr"] = t.lr * (1 - run.step / run.total_steps) ** t.poly_power
         images = _normalise(raw).contiguous(memory_format=_memory_format(run.device))
@@ -242,7 +271,7 @@ def _train_epoch(run: _Run, epoch: int) -> EpochResult:
             outputs = run.model(images)
         loss = run.objective(outputs, labels, run.step / run.total_steps)
         if not torch.isfinite(loss.total):
-            raise Diverged(f"loss became {float(loss.total.detach())} at epoch {epoch}, step {i}")
+            raise Diverged(f"loss became {float(loss.total.detach())} at iteration {run.step}")
         run.optimizer.zero_grad(set_to_none=True)
         run.scaler.scale(loss.total).backward()
         if t.diagnostics.grad_every and run.step % t.diagnostics.grad_every == 0:
@@ -258,12 +287,59 @@ def _train_epoch(run: _Run, epoch: int) -> EpochResult:
         if "aux" in loss.weights:
             aux_weights.append((run.step, loss.weights["aux"]))
         run.step += 1
-    metrics = {k: float(v) / run.steps_per_epoch for k, v in sums.items()}
+        steps += 1
+        images_seen += raw.shape[0]
+    metrics = {k: float(v) / steps for k, v in sums.items()}
     if aux_weights:
         metrics["train/aux_weight"] = sum(w for _, w in aux_weights) / len(aux_weights)
-    metrics["train/images_per_s"] = len(run.train) / (time.perf_counter() - start)
+    metrics["train/images_per_s"] = images_seen / (time.perf_counter() - start)
     metrics["train/lr"] = run.optimizer.param_groups[0]["lr"]
-    return EpochResult(epoch, metrics, aux_weights, gradients)
+    metrics["train/iteration"] = float(run.step)
+    return EpochResult(0, metrics, aux_weights, gradients)
+
+
+def _state(
+    run: _Run,
+    history: list[EpochResult],
+    best: dict[str, float],
+    elapsed: float,
+    identity: dict[str, Any],
+) -> dict[str, Any]:
+    """Everything `_restore` needs to continue this run as if it had never stopped."""
+    return {
+        "identity": identity,
+        "step": run.step,
+        "epoch_state": run.epoch_state,
+        "in_epoch": run.in_epoch,
+        "order": run.order.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if run.device.type == "cuda" else None,
+        "model": run.model.state_dict(),
+        "objective": run.objective.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "history": history,
+        "best": best,
+        "elapsed_s": elapsed,
+    }
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> None:
+    run.model.load_state_dict(state["model"])
+    run.objective.load_state_dict(state["objective"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.step = state["step"]
+    if state["epoch_state"] is not None:  # replay the current epoch's order up to where it was
+        run.order.set_state(state["epoch_state"])
+        run.batches = iter(run.train.batches(run.recipe.train.batch_size, run.order))
+        for _ in range(state["in_epoch"]):
+            next(run.batches, None)
+        run.epoch_state, run.in_epoch = state["epoch_state"], state["in_epoch"]
+    run.order.set_state(state["order"])
+    torch.set_rng_state(state["torch_rng"])
+    if state["cuda_rng"] is not None:
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
 def fit(
@@ -271,18 +347,36 @@ def fit(
     seed: int,
     device: str | torch.device = "cpu",
     on_epoch: Callable[[EpochResult], None] | None = None,
+    checkpoint: Path | None = None,
 ) -> FitResult:
     """Train `recipe` with `seed` (model init and batch order; the data are fixed by
-    `data.seed`), evaluating after every epoch. SGD with momentum or AdamW under a poly
-    learning-rate decay. A non-finite loss stops training and marks the result diverged."""
+    `data.seed`) for `train.iters` iterations or `train.epochs` epochs, evaluating every
+    `eval.every` iterations or every epoch. SGD with momentum or AdamW under a poly
+    learning-rate decay per iteration. A non-finite loss stops training and marks the result
+    diverged.
+
+    With `checkpoint`, the run is saved there every `train.checkpoint_every` evaluations and,
+    when a checkpoint of this recipe and seed is there already, continued from it: its
+    evaluations are passed to `on_epoch` again, and the numbers equal those of a run that was
+    never stopped (bit for bit on the CPU)."""
     start = time.perf_counter()
     run = _set_up(recipe, seed, torch.device(device))
     d = recipe.data
     history: list[EpochResult] = []
     best: dict[str, float] = {}
+    identity = {"recipe": recipe.model_dump(mode="json"), "seed": seed}
+    earlier = 0.0
+    if (state := load_checkpoint(checkpoint, identity)) is not None:
+        _restore(run, state)
+        history, best, earlier = list(state["history"]), dict(state["best"]), state["elapsed_s"]
+        for result in history:
+            if on_epoch is not None:
+                on_epoch(result)
+    resumed = len(history)
     try:
-        for epoch in range(1, recipe.train.epochs + 1):
-            trained = _train_epoch(run, epoch)
+        while run.step < run.total_steps:
+            stop = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
+            trained = _train_until(run, stop)
             metrics = dict(trained.metrics)
             metrics.update(
                 evaluate(
@@ -301,13 +395,19 @@ def fit(
                 if key.startswith("val/") and not math.isnan(value):
                     better = max if key != "val/loss" else min
                     best[key] = better(best.get(key, value), value)
-            result = EpochResult(epoch, metrics, trained.aux_weights, trained.gradients)
+            result = EpochResult(len(history) + 1, metrics, trained.aux_weights, trained.gradients)
             history.append(result)
+            due = len(history) % recipe.train.checkpoint_every == 0
+            if checkpoint is not None and due and run.step < run.total_steps:
+                elapsed = earlier + time.perf_counter() - start
+                save_checkpoint(checkpoint, _state(run, history, best, elapsed, identity))
             if on_epoch is not None:
                 on_epoch(result)
     except Diverged:
-        return FitResult(history, True, time.perf_counter() - start, best, None, run.total_steps)
-    checkpoint = None
+        duration = earlier + time.perf_counter() - start
+        return FitResult(history, True, duration, best, None, run.total_steps, resumed)
+    saved = None
     if recipe.train.save_model:
-        checkpoint = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
-    return FitResult(history, False, time.perf_counter() - start, best, checkpoint, run.total_steps)
+        saved = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
+    duration = earlier + time.perf_counter() - start
+    return FitResult(history, False, duration, best, saved, run.total_steps, resumed)

@@ -481,3 +481,45 @@ def test_a_tracking_database_deleted_mid_study_stops_cleanly_keeping_what_was_tr
     complete = [t.key for t in trials if t.outcome is Outcome.COMPLETE]
     assert sorted(complete) == sorted(set(complete)) and len(complete) == 4
     assert kept <= set(complete)
+
+
+def _fit_alone(root: Path, record: TrialRecord) -> float:
+    """The study's metric for a record's (cell, seed), trained here in one plain `fit`."""
+    from ablate.spec import apply_overrides
+    from ablate.train import fit
+
+    study = load_study(root / "tiny.yaml", (SLOW,))
+    recipe = apply_overrides(study.spec.base, record.overrides)
+    return float(fit(recipe, record.seed).final["val/mIoU"])
+
+
+def test_a_killed_trial_continues_from_its_checkpoint_to_the_numbers_of_an_unstopped_one(
+    study_dir: Path,
+) -> None:
+    """kill -9 mid-trial once a checkpoint is written; the next run continues that trial
+    from it, and every trial's result equals a plain `fit` of its recipe in this process
+    (so also: numbers do not depend on --workers 2 or on being stopped)."""
+    url = f"sqlite:///{study_dir / 'results' / 'tiny' / 'optuna.db'}"
+    run = ["run", "tiny.yaml", "--set", SLOW, "--workers", "2"]
+    first = _ablate(study_dir, "first.log", *run, env=SHORT_HEARTBEAT, start_new_session=True)
+    ckpt = study_dir / "results" / "tiny" / "ckpt"
+    _wait_for(lambda: next(ckpt.glob("*.pt"), None), first, study_dir, "first.log")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    left = sorted(p.name for p in ckpt.glob("*.pt"))
+    assert left  # a trial stopped mid-way, its checkpoint kept
+
+    again = _ablate(study_dir, "again.log", *run, env=SHORT_HEARTBEAT)
+    assert _finish(again, study_dir, "again.log") == 0, (study_dir / "again.log").read_text()
+    assert list(ckpt.glob("*.pt")) == []  # deleted once their trials completed
+    queue = load_existing("tiny", url)
+    complete = [t for t in queue.records() if t.outcome is Outcome.COMPLETE]
+    assert len(complete) == 4
+    runs = _trial_runs(study_dir)
+    resumed = [
+        t for t in complete if "ablate.resumed_at_evaluation" in runs[t.mlflow_run_id].data.tags
+    ]
+    assert resumed  # at least one continued from its checkpoint rather than started over
+    for record in complete:
+        assert record.value == _fit_alone(study_dir, record), record.key
+        assert len(record.result.history) == 40  # the resumed ones too: every evaluation

@@ -61,7 +61,9 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int]]:
     """Replace training in this process with `score`; records every (recipe, seed) trained."""
     trained: list[tuple[Any, int]] = []
 
-    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+    def fit(
+        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+    ) -> FitResult:
         trained.append((recipe, seed))
         value = score(recipe, seed)
         epoch = EpochResult(1, {"train/loss": 1.0, "val/mIoU": value}, [(0, 0.4)])
@@ -205,7 +207,9 @@ def test_a_crashed_search_trial_is_retried_with_the_values_it_was_given(
     trained = worker_module.fit
     calls = {"n": 0}
 
-    def flaky(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+    def flaky(
+        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+    ) -> FitResult:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("transient")

@@ -107,3 +107,22 @@ def test_the_storage_url_can_come_from_the_environment(
     assert "aux.weight=0.4" in result.output
     unset = CliRunner().invoke(app, ["status", "same"], env={"ABLATE_STORAGE": ""})
     assert unset.exit_code == 2  # the default place has no such study
+
+
+def test_a_recipe_key_added_by_a_later_release_at_its_default_is_the_same_recipe(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(_study(tmp_path, GRID), url)
+    old = dict(queue.attrs[_FINGERPRINT])
+    old["base"] = {k: v for k, v in old["base"].items() if k != "train.threads"}
+    queue.ostudy.set_user_attr(_FINGERPRINT, old)  # stored before train.threads existed
+
+    create_or_load(_study(tmp_path, GRID), url)  # at its default: accepted
+    queue.ostudy.set_user_attr(_FINGERPRINT, old)
+    changed = build_study(
+        {"name": "same", "base": {**BASE, "train": {"threads": 2}}, "sweep": GRID},
+        tmp_path / "same.yaml",
+    )
+    with pytest.raises(SpecError, match=r"base\.train\.threads: unset -> 2"):
+        create_or_load(changed, url)

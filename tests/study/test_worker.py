@@ -30,7 +30,9 @@ def test_a_worker_declared_dead_mid_trial_drops_its_result_and_the_retry_stands(
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     calls: list[int] = []
 
-    def fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+    def fit(
+        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+    ) -> FitResult:
         calls.append(seed)
         if len(calls) == 1:  # meanwhile, another process's sweep declares this worker dead
             other = create_or_load(study, url)
@@ -86,7 +88,9 @@ def _one_trial_study(tmp_path: Path, name: str) -> Any:
     )
 
 
-def _fit_two_epochs(recipe: Any, seed: int, device: Any, on_epoch: Any = None) -> FitResult:
+def _fit_two_epochs(
+    recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+) -> FitResult:
     """A fit that trains nothing: two epochs of made-up metrics and a model to save."""
     epochs = [EpochResult(e, {"val/mIoU": 0.1 * e + seed, "train/loss": 1.0 / e}) for e in (1, 2)]
     for epoch in epochs:
