@@ -112,6 +112,10 @@ class DataSpec(_Frozen):
     ignore_index: int = IGNORE_INDEX
     root: str | None = None  # the dataset's folder, for folder / cityscapes / ade20k / voc
     num_workers: int = Field(2, ge=0, le=256)  # DataLoader workers for datasets on disk
+    # a held-out test split, measured once on the final model (test/<metric>): generated data
+    # take test_size scenes; on disk, the folder split test_split, at most test_size files (0: all)
+    test_size: int = Field(0, ge=0, le=MAX_SIZE)
+    test_split: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
 
     @field_validator("image_size")
     @classmethod
@@ -129,6 +133,8 @@ class DataSpec(_Frozen):
             raise ValueError("shapes has at most 8 classes (background + 7 shape kinds)")
         if self.name not in ("shapes", "digits") and self.root is None:
             raise ValueError(f"{self.name} is read from disk: set root to its folder")
+        if self.name in ("shapes", "digits") and self.test_split is not None:
+            raise ValueError(f"{self.name} is generated: set test_size, not test_split")
         return self
 
 

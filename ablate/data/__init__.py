@@ -3,7 +3,14 @@
 from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
 from ablate.data.disk import DatasetError, DiskDataset, load_disk_splits
 from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
-from ablate.data.splits import Source, Split, Streamed, class_names, load_splits
+from ablate.data.splits import (
+    Source,
+    Split,
+    Streamed,
+    class_names,
+    load_splits,
+    load_test_split,
+)
 
 __all__ = [
     "CLASS_NAMES",
@@ -17,6 +24,7 @@ __all__ = [
     "class_names",
     "load_disk_splits",
     "load_splits",
+    "load_test_split",
     "make_digit_scenes",
     "make_scenes",
 ]

@@ -156,6 +156,8 @@ def _folder_pairs(root: Path, split: str) -> Pairs:
         image_dir = _folder_at(root, "folder", f"images/{split}")
         mask_dir = _folder_at(root, "folder", f"masks/{split}")
         images = _image_files(image_dir)
+    elif split not in ("train", "val"):
+        raise _error(root, "folder", f"a {split!r} split needs images/{split} and masks/{split}")
     else:
         image_dir, mask_dir = images_dir, root / "masks"
         held_out = split == "val"
@@ -187,7 +189,7 @@ def _cityscapes_pairs(root: Path, split: str) -> Pairs:
 
 
 def _ade20k_pairs(root: Path, split: str) -> Pairs:
-    folder = {"train": "training", "val": "validation"}[split]
+    folder = {"train": "training", "val": "validation"}.get(split, split)
     image_dir = _folder_at(root, "ade20k", f"ADEChallengeData2016/images/{folder}")
     label_dir = _folder_at(root, "ade20k", f"ADEChallengeData2016/annotations/{folder}")
     images = sorted(image_dir.glob("*.jpg"))
@@ -224,8 +226,8 @@ def list_pairs(name: str, root: str | Path, split: str) -> Pairs:
     """The (image, mask) files of one split, after checking the layout."""
     if name not in _PAIRS:
         raise DatasetError(f"unknown disk dataset {name!r}; expected one of {DISK_DATASETS}")
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if not split or not all(c.isalnum() or c in "_-" for c in split):
+        raise DatasetError(f"a split is a folder name (letters, digits, _ and -), not {split!r}")
     root = Path(root)
     if not root.is_dir():
         raise _error(root, name, "no such folder")
@@ -419,6 +421,14 @@ def _subset(pairs: Pairs, limit: int | None) -> Pairs:
         raise ValueError(f"a split limit must be at least 1, got {limit}")
     keep = np.linspace(0, len(pairs) - 1, limit).round().astype(int)
     return [pairs[i] for i in keep]
+
+
+def load_disk_test(
+    name: str, root: str | Path, split: str, crop_size: tuple[int, int], max_test: int | None
+) -> DiskDataset:
+    """A held-out test split of a disk dataset, read as validation is (no augmentation)."""
+    pairs = _subset(list_pairs(name, root, split), max_test)
+    return DiskDataset(pairs, label_table(name), crop_size, False, 0, DEFAULT_SCALE_RANGE)
 
 
 def load_disk_splits(

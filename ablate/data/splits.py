@@ -16,11 +16,18 @@ import torch
 from torch import Tensor
 
 from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
-from ablate.data.disk import DiskDataset, disk_class_names, load_disk_splits, make_loader
+from ablate.data.disk import (
+    DiskDataset,
+    disk_class_names,
+    load_disk_splits,
+    load_disk_test,
+    make_loader,
+)
 from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
 
 _CHUNK = 128  # scenes rendered per call: bounds peak memory for large images
 _VAL_OFFSET = 10_000_000  # validation scenes are indices after every possible training one
+_TEST_OFFSET = 2 * _VAL_OFFSET  # test scenes after every possible validation one
 Batch = tuple[Tensor, Tensor, Tensor | None]  # images, labels, instances (or None)
 
 
@@ -136,6 +143,38 @@ def load_splits(
         Streamed(train, device, num_workers, seed),
         Streamed(val, device, num_workers, seed),
     )
+
+
+def load_test_split(
+    name: str,
+    num_classes: int,
+    image_size: tuple[int, int],
+    test_size: int,
+    seed: int,
+    device: torch.device,
+    root: str | None = None,
+    test_split: str | None = None,
+    num_workers: int = 2,
+) -> Source | None:
+    """The held-out test split, or None when the recipe has none. Generated scenes: `test_size`
+    scenes at indices no training or validation scene can take. On disk: the folder split
+    named `test_split`, at most `test_size` files (0: all)."""
+    if name == "shapes" and test_size:
+        return _render(
+            lambda idx: make_scenes(seed, idx, image_size, num_classes, device),
+            _TEST_OFFSET,
+            test_size,
+        )
+    if name == "digits" and test_size:
+        return _render(
+            lambda idx: make_digit_scenes(seed, idx, image_size, device, split="val"),
+            _TEST_OFFSET,
+            test_size,
+        )
+    if root is None or test_split is None:
+        return None
+    dataset = load_disk_test(name, Path(root), test_split, image_size, test_size or None)
+    return Streamed(dataset, device, num_workers, seed)
 
 
 def class_names(name: str, num_classes: int) -> list[str]:

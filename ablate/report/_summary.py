@@ -100,7 +100,27 @@ def summarize(
         verdict_of(row, baseline=baseline, goal=goal, alpha=alpha)
         for row in summary.to_dict("records")
     ]
+    _add_test(summary, trials, metric, baseline)
     return summary
+
+
+def _add_test(summary: pd.DataFrame, trials: pd.DataFrame, metric: str, baseline: str) -> None:
+    """`test_mean` and `test_diff` (mean paired difference from the baseline) of the metric
+    on the held-out test split, where the trials measured one. Verdicts stay on `metric`: the
+    test split is where a choice made on validation is checked, not made."""
+    test = "test/" + metric.removeprefix("val/")
+    if not metric.startswith("val/") or test not in trials.columns:
+        return
+    values = seed_values(trials, test)
+    base = values.get(baseline, empty_series())
+    means, diffs = [], []
+    for cell in summary["cell"]:
+        own = values.get(cell, empty_series())
+        means.append(float(own.mean()) if len(own) else np.nan)
+        paired = paired_differences(own, base)
+        diffs.append(float(np.mean(paired)) if cell != baseline and len(paired) else np.nan)
+    summary["test_mean"] = means
+    summary["test_diff"] = diffs
 
 
 def per_class_diff(

@@ -156,7 +156,10 @@ class _Logger:
     def result(self, fitted: FitResult) -> TrialResult:
         return TrialResult(
             history=self.history,
-            final={k: v for k, v in fitted.final.items() if k.startswith("val/")},
+            final={
+                **{k: v for k, v in fitted.final.items() if k.startswith("val/")},
+                **fitted.test,
+            },
             best=dict(fitted.best),
             gradients=self.gradients,
             total_steps=fitted.total_steps,
@@ -293,6 +296,15 @@ def _end_trained(
         _tracked(
             lambda: run.log_torch(checkpoint, "model.pt"),
             "model.pt not saved",
+            cfg.worker,
+            record.number,
+            logger.report,
+        )
+    if fitted.test:  # measured once, at the last evaluation's step
+        test = dict(fitted.test)
+        _tracked(
+            lambda: run.log_metrics(test, step=len(fitted.history)),
+            "test metrics not sent to MLflow",
             cfg.worker,
             record.number,
             logger.report,

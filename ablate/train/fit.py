@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ablate.data import Source, class_names, load_disk_splits, load_splits
+from ablate.data import Source, class_names, load_disk_splits, load_splits, load_test_split
+from ablate.data.disk import load_disk_test
 from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_line
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
@@ -45,6 +46,7 @@ class FitResult:
     checkpoint: Mapping[str, Any] | None = None
     total_steps: int = 0  # optimisation steps planned (progress t/T = iteration / total_steps)
     resumed_at: int = 0  # evaluations taken from a checkpoint (0: trained from the start)
+    test: Mapping[str, float] = field(default_factory=dict)  # test/<metric> of the final model
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -94,6 +96,8 @@ def preflight(study: Study) -> None:
             at = f"{file}: {_where(cell, changed, 'data.')}data.root = {d.root!r}"
             try:
                 load_disk_splits(d.name, Path(d.root), d.image_size, d.train_size, d.val_size)
+                if d.test_split is not None:
+                    load_disk_test(d.name, d.root, d.test_split, d.image_size, d.test_size or None)
             except DatasetError as exc:
                 raise DatasetError(f"{at}: {exc}") from None
         model_key = recipe.model.model_dump_json() + str(d.num_classes) + str(d.image_size)
@@ -342,6 +346,37 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
 
 
+def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
+    """The final model on the held-out test split, once, as `test/<metric>`; {} without one.
+    Nothing is chosen on it: picking (the best epoch, a search's winner) uses validation."""
+    d = recipe.data
+    split = load_test_split(
+        d.name,
+        d.num_classes,
+        d.image_size,
+        d.test_size,
+        d.seed,
+        run.device,
+        root=d.root,
+        test_split=d.test_split,
+        num_workers=d.num_workers,
+    )
+    if split is None:
+        return {}
+    measured = evaluate(
+        run.model,
+        split,
+        d.num_classes,
+        run.names,
+        recipe.train.batch_size,
+        d.ignore_index,
+        run.autocast,
+        recipe.eval.boundary_width,
+        inference_for(recipe),
+    )
+    return {"test/" + k.removeprefix("val/"): v for k, v in measured.items()}
+
+
 def fit(
     recipe: Recipe,
     seed: int,
@@ -406,8 +441,9 @@ def fit(
     except Diverged:
         duration = earlier + time.perf_counter() - start
         return FitResult(history, True, duration, best, None, run.total_steps, resumed)
+    test = _test(run, recipe)
     saved = None
     if recipe.train.save_model:
         saved = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
     duration = earlier + time.perf_counter() - start
-    return FitResult(history, False, duration, best, saved, run.total_steps, resumed)
+    return FitResult(history, False, duration, best, saved, run.total_steps, resumed, test)

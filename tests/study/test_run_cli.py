@@ -47,7 +47,8 @@ def _mlflow_runs(root: Path) -> list:
 @pytest.mark.slow
 def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    with_test = ["--set", "base.data.test_size=4"]  # a held-out test split
+    result = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1", *with_test])
     assert result.exit_code == 0, result.output
 
     folder = study_dir / "results" / "tiny"
@@ -65,17 +66,19 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         "val/mIoU",
         "val/pixel_acc",
         "best/val/mIoU",
+        "test/mIoU",
         "duration_s",
         "mlflow_run_id",
     } <= set(trials.columns)
     assert trials["val/mIoU"].between(0, 1).all()
+    assert trials["test/mIoU"].between(0, 1).all()
 
     summary = pd.read_csv(folder / "summary.csv")
     assert list(summary["cell"]) == ["aux.weight=0", "aux.weight=0.4"]
     assert list(summary["n"]) == [2, 2]
     expected_mean = trials[trials["cell"] == "aux.weight=0.4"]["val/mIoU"].mean()
     assert summary.loc[1, "mean"] == pytest.approx(expected_mean)
-    for column in ("std", "ci_low", "ci_high", "diff", "p_value", "p_holm", "verdict"):
+    for column in ("std", "ci_low", "ci_high", "diff", "p_value", "p_holm", "verdict", "test_mean"):
         assert column in summary.columns
     assert (folder / "report.md").read_text().startswith("# tiny")
     assert {p.name for p in (folder / "plots").glob("*.png")} >= {
@@ -98,6 +101,7 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         assert run.data.params["train.epochs"] == "2"
         history = client.get_metric_history(run.info.run_id, "val/mIoU")
         assert [m.step for m in history] == [1, 2]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "test/mIoU")] == [2]
         assert "train/loss/ce" in run.data.metrics
         assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     aux_runs = [r for r in by_level["trial"] if r.data.params["loss.aux.weight"] == "0.4"]
@@ -120,7 +124,7 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         assert cell.data.metrics["val/mIoU/mean"] == pytest.approx(mean)
         assert cell.data.metrics["val/mIoU/n"] == 2
 
-    again = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1"])
+    again = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1", *with_test])
     assert again.exit_code == 0, again.output
     assert "All 4 trials of 'tiny' are complete; nothing to train." in again.output
     assert len(pd.read_csv(folder / "trials.csv")) == 4
