@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
-from ablate.models.resnet import ResNet, resnet
+from ablate.models.resnet import Backbone, resnet
 
 ASPP_RATES_AT_16 = (6, 12, 18)  # the paper's rates at output stride 16; scaled for others
 
@@ -52,7 +52,7 @@ class DeepLabV3Plus(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: ResNet,
+        backbone: Backbone,
         output_stride: int,
         aux_stages: Sequence[int],
         width: int,

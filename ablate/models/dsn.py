@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
-from ablate.models.resnet import ResNet, resnet
+from ablate.models.resnet import Backbone, resnet
 
 
 class DSN(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: ResNet,
+        backbone: Backbone,
         aux_stages: Sequence[int],
         width: int,
     ) -> None:

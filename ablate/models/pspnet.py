@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.models._blocks import ResidualBlock, conv_bn_relu, head, scaled, stage_heads
-from ablate.models.resnet import ResNet, resnet
+from ablate.models.resnet import Backbone, resnet
 
 
 class PyramidPooling(nn.Module):
@@ -91,7 +91,7 @@ class PSPNet(nn.Module):
     def __init__(
         self,
         num_classes: int,
-        backbone: ResNet,
+        backbone: Backbone,
         aux_stages: Sequence[int],
         width: int,
     ) -> None:

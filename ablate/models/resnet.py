@@ -23,6 +23,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ablate.models._timm import PREFIX as TIMM
+from ablate.models._timm import TimmBackbone
 from ablate.models._weights import load_backbone_weights
 
 # depth -> (block, blocks per stage), as in torchvision's resnet18 … resnet101
@@ -156,17 +158,24 @@ class ResNet(nn.Module):
         return features
 
 
+Backbone = ResNet | TimmBackbone  # a module whose forward gives stage1 … stage4, and `channels`
+
+
 def resnet(
     backbone: str = "resnet50",
     output_stride: int = 8,
     deep_stem: bool = False,
     width: int = 64,
     pretrained: bool | str = False,
-) -> ResNet:
+) -> Backbone:
     """A dilated ResNet backbone by name (`resnet18` … `resnet101`). `width` is the stem's and
     stage 1's channel count (64 in the paper; smaller shrinks every stage in proportion, for
     tests). `pretrained`: False, True (torchvision's ImageNet file in torch hub's cache), or the
     path of a state dict with torchvision's keys; missing weights raise ModelContractError."""
+    if backbone.startswith(TIMM):  # the optional extra
+        if deep_stem or width != 64 or isinstance(pretrained, str):
+            raise ValueError(f"{backbone}: deep_stem, width and pretrained: PATH are ResNet's")
+        return TimmBackbone(backbone.removeprefix(TIMM), output_stride, pretrained)
     if backbone not in BACKBONES:
         raise ValueError(f"backbone must be one of {', '.join(BACKBONES)}, got {backbone!r}")
     model = ResNet(int(backbone.removeprefix("resnet")), output_stride, deep_stem, width)
