@@ -444,8 +444,10 @@ def test_a_dead_workers_trial_is_requeued_within_the_grace_period_while_others_t
 
     records = _wait_for(lost, busy, study_dir, "busy.log")
     waited = time.monotonic() - killed_at
-    assert waited < 3 + 2 * 1 + 3  # grace 3 s, beats of 1 s, slack: not "once the queue is dry"
-    assert any(r.state == "WAITING" for r in records)  # the survivor had work left all along
+    # grace 3 s and beats of 1 s: seconds, even on a loaded machine; and while the survivor
+    # still had trials waiting (before, the sweep waited for the queue to run dry)
+    assert waited < 20
+    assert any(r.state == "WAITING" for r in records)
     assert _finish(busy, study_dir, "busy.log") == 0, (study_dir / "busy.log").read_text()
     _assert_every_pair_done_once(pairs, queue.records(), _trial_runs(study_dir))
 
