@@ -15,6 +15,7 @@ import pandas as pd
 
 from ablate.design import Comparison
 from ablate.losses.aux import aux_weight_at
+from ablate.names import metric_info
 from ablate.report._part import Part, markdown_rows
 from ablate.report._search import search_part
 from ablate.report.latex import ablation_table, markdown_table
@@ -344,6 +345,36 @@ def _commit(path: Path) -> str:
     return out.stdout.strip() or "unknown (not a git checkout)"
 
 
+def _test_section(compared: pd.DataFrame, metric: str, baseline: str) -> list[str]:
+    """The compared cells on the held-out test split, where the trials measured one."""
+    if "test_mean" not in compared.columns or compared["test_mean"].isna().all():
+        return []
+    info = metric_info(metric)
+    test = "test/" + metric.removeprefix("val/")
+
+    def shown(value: float, signed: bool = False) -> str:
+        if math.isnan(value):
+            return "–"
+        return f"{value * info.scale:{'+' if signed else ''}.2f}"
+
+    lines = [
+        "## Held-out test split",
+        "",
+        f"Mean {test} over seeds ({info.unit or 'as measured'}), measured once on each trial's "
+        "final model, and its mean paired difference from the baseline. The verdicts above "
+        "use validation; this is where they are checked on images no choice was made on.",
+        "",
+        f"| cell | n | {test} | Δ vs {baseline} |",
+        "| --- | --- | --- | --- |",
+    ]
+    for _, row in compared.iterrows():
+        lines.append(
+            f"| {row['cell']} | {int(row['n'])} | {shown(row['test_mean'])} | "
+            f"{shown(row['test_diff'], signed=True)} |"
+        )
+    return [*lines, ""]
+
+
 def _report_markdown(
     study: Study,
     records: Sequence[TrialRecord],
@@ -388,6 +419,7 @@ def _report_markdown(
             ),
             "",
         ]
+    lines += _test_section(compared, spec.metric.name, comparison.baseline)
     lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
         f"![{f.stem}]({f.relative_to(folder).as_posix()})" for f in files if f.suffix == ".png"

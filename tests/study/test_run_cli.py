@@ -80,7 +80,11 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
     assert summary.loc[1, "mean"] == pytest.approx(expected_mean)
     for column in ("std", "ci_low", "ci_high", "diff", "p_value", "p_holm", "verdict", "test_mean"):
         assert column in summary.columns
-    assert (folder / "report.md").read_text().startswith("# tiny")
+    report_md = (folder / "report.md").read_text()
+    assert report_md.startswith("# tiny")
+    assert (
+        "## Held-out test split" in report_md and "| test/mIoU | Δ vs aux.weight=0 |" in report_md
+    )
     assert {p.name for p in (folder / "plots").glob("*.png")} >= {
         "metric_vs_cell.png",
         "training_curves.png",
