@@ -76,3 +76,28 @@ def test_unimportable_user_model_is_a_clear_error() -> None:
 def test_contract_violations_name_what_is_wrong(outputs: object, message: str) -> None:
     with pytest.raises(ModelContractError, match=message):
         check_outputs(outputs, 3)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_trains_one_epoch_with_its_aux_heads_in_the_loss(name: str) -> None:
+    """A one-epoch trial of each registered model through `fit`, at test size, with an aux
+    weight on: every aux head is a term of the loss, and the metrics are finite."""
+    from ablate.spec import Recipe
+    from ablate.train import fit
+
+    recipe = Recipe.model_validate(
+        {
+            "data": {"num_classes": 4, "image_size": [64, 64], "train_size": 8, "val_size": 4},
+            "model": {"name": name, "args": TINY.get(name, {})},
+            "train": {"epochs": 1, "batch_size": 4, "lr": 0.01},
+            "loss": {"aux": {"weight": 0.4}},
+        }
+    )
+    result = fit(recipe, seed=0)
+    (epoch,) = result.history
+    assert not result.diverged
+    assert 0.0 <= epoch.metrics["val/mIoU"] <= 1.0
+    if EXPECTED[name][1]:
+        assert epoch.metrics["train/loss/aux"] > 0.0
+    else:
+        assert "train/loss/aux" not in epoch.metrics
