@@ -100,3 +100,19 @@ def test_a_checkpoint_of_another_recipe_or_seed_is_not_continued(tmp_path: Path)
 def test_checkpoint_names_are_files_and_distinct_per_cell_and_seed() -> None:
     names = {checkpoint_name(c, s) for c in ("a/b", "a_b", "loss.aux.weight=0.4") for s in (0, 1)}
     assert len(names) == 6 and not any("/" in n for n in names)
+
+
+@pytest.mark.parametrize("deterministic", [True, False])
+def test_threads_and_determinism_come_from_the_recipe(deterministic: bool) -> None:
+    seen: list[tuple[int, bool]] = []
+
+    def on_epoch(result: EpochResult) -> None:
+        seen.append((torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()))
+
+    before = torch.get_num_threads()
+    try:
+        fit(_recipe(epochs=1, threads=1, deterministic=deterministic), seed=0, on_epoch=on_epoch)
+    finally:
+        torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(False)
+    assert seen == [(1, deterministic)]
