@@ -67,3 +67,39 @@ def stage_heads(
             )
         heads[f"stage{k}"] = head(channels[k - 1], c_mid, num_classes)
     return nn.ModuleDict(heads)
+
+
+class OnBackbone(nn.Module):
+    """The frame of the real networks: a backbone giving stages `stage1` … `stage4`, a head
+    (the subclass's `embed`) making the embedding map from them, a 1×1 classifier on it (after
+    Dropout2d, as PSPNet's code has) and aux heads f"stage{k}" on the stages named; `forward`
+    returns the model contract."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        c_embed: int,
+        aux_stages: Iterable[int],
+        width: int,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        channels: Sequence[int] = backbone.channels  # type: ignore[assignment]
+        drop = [nn.Dropout2d(dropout)] if dropout else []
+        self.classifier = nn.Sequential(*drop, nn.Conv2d(c_embed, num_classes, 1))
+        self.aux_heads = stage_heads(channels, aux_stages, num_classes, scaled(256, width))
+
+    def embed(self, features: dict[str, Tensor]) -> Tensor:
+        """(B, c_embed, h, w) from the stages."""
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> dict[str, object]:
+        features = self.backbone(x)  # stage k: (B, c_k, H/s_k, W/s_k)
+        embed = self.embed(features)
+        return {
+            "out": self.classifier(embed),  # (B, C, h, w)
+            "aux": {name: h(features[name]) for name, h in self.aux_heads.items()},
+            "embed": embed,
+        }

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
+from ablate.models._blocks import OnBackbone, conv_bn_relu, scaled
 from ablate.models.resnet import Backbone, resnet
 
 ASPP_RATES_AT_16 = (6, 12, 18)  # the paper's rates at output stride 16; scaled for others
@@ -48,7 +48,7 @@ class ASPP(nn.Module):
         return self.project(torch.cat([*(b(x) for b in self.branches), pooled], dim=1))
 
 
-class DeepLabV3Plus(nn.Module):
+class DeepLabV3Plus(OnBackbone):
     def __init__(
         self,
         num_classes: int,
@@ -57,30 +57,21 @@ class DeepLabV3Plus(nn.Module):
         aux_stages: Sequence[int],
         width: int,
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        channels = backbone.channels
         c_aspp, c_low, c_dec = scaled(256, width), scaled(48, width), scaled(256, width)
+        super().__init__(backbone, num_classes, c_dec, aux_stages, width, dropout=0.0)
+        channels = backbone.channels
         rates = [r * 16 // output_stride for r in ASPP_RATES_AT_16]
         self.aspp = ASPP(channels[-1], c_aspp, rates)
         self.reduce = conv_bn_relu(channels[0], c_low, kernel_size=1)
         self.decoder = nn.Sequential(
             conv_bn_relu(c_aspp + c_low, c_dec), conv_bn_relu(c_dec, c_dec)
         )
-        self.classifier = nn.Conv2d(c_dec, num_classes, 1)
-        self.aux_heads = stage_heads(channels, aux_stages, num_classes, scaled(256, width))
 
-    def forward(self, x: Tensor) -> dict[str, object]:
-        features = self.backbone(x)  # stage k: (B, c_k, H/s_k, W/s_k)
+    def embed(self, features: dict[str, Tensor]) -> Tensor:
         low = self.reduce(features["stage1"])  # (B, 48, H/4, W/4)
         high = self.aspp(features["stage4"])  # (B, 256, H/os, W/os)
         high = F.interpolate(high, low.shape[-2:], mode="bilinear", align_corners=False)
-        embed = self.decoder(torch.cat([high, low], dim=1))  # (B, 256, H/4, W/4)
-        return {
-            "out": self.classifier(embed),  # (B, C, H/4, W/4)
-            "aux": {name: h(features[name]) for name, h in self.aux_heads.items()},
-            "embed": embed,
-        }
+        return self.decoder(torch.cat([high, low], dim=1))  # (B, 256, H/4, W/4)
 
 
 def deeplabv3plus(

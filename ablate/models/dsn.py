@@ -16,34 +16,20 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ablate.models._blocks import conv_bn_relu, scaled, stage_heads
+from ablate.models._blocks import OnBackbone, conv_bn_relu, scaled
 from ablate.models.resnet import Backbone, resnet
 
 
-class DSN(nn.Module):
+class DSN(OnBackbone):
     def __init__(
-        self,
-        num_classes: int,
-        backbone: Backbone,
-        aux_stages: Sequence[int],
-        width: int,
+        self, num_classes: int, backbone: Backbone, aux_stages: Sequence[int], width: int
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        channels = backbone.channels
         c_head = scaled(512, width)
-        self.fuse = conv_bn_relu(channels[-1], c_head)  # the embedding map
-        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(c_head, num_classes, 1))
-        self.companions = stage_heads(channels, aux_stages, num_classes, scaled(256, width))
+        super().__init__(backbone, num_classes, c_head, aux_stages, width)
+        self.fuse = conv_bn_relu(backbone.channels[-1], c_head)  # the embedding map
 
-    def forward(self, x: Tensor) -> dict[str, object]:
-        features = self.backbone(x)  # stage k: (B, c_k, H/s_k, W/s_k)
-        embed = self.fuse(features["stage4"])  # (B, 512, H/os, W/os)
-        return {
-            "out": self.classifier(embed),  # (B, C, H/os, W/os)
-            "aux": {name: h(features[name]) for name, h in self.companions.items()},
-            "embed": embed,
-        }
+    def embed(self, features: dict[str, Tensor]) -> Tensor:
+        return self.fuse(features["stage4"])  # (B, 512, H/os, W/os)
 
 
 def dsn(

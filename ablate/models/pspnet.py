@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ablate.models._blocks import ResidualBlock, conv_bn_relu, head, scaled, stage_heads
+from ablate.models._blocks import OnBackbone, ResidualBlock, conv_bn_relu, head, scaled
 from ablate.models.resnet import Backbone, resnet
 
 
@@ -87,31 +87,17 @@ def pspnet_tiny(num_classes: int, width: int = 16, blocks: int = 1) -> nn.Module
     return PSPNetTiny(num_classes, width=width, blocks=blocks)
 
 
-class PSPNet(nn.Module):
+class PSPNet(OnBackbone):
     def __init__(
-        self,
-        num_classes: int,
-        backbone: Backbone,
-        aux_stages: Sequence[int],
-        width: int,
+        self, num_classes: int, backbone: Backbone, aux_stages: Sequence[int], width: int
     ) -> None:
-        super().__init__()
-        self.backbone = backbone
-        channels = backbone.channels
-        self.ppm = PyramidPooling(channels[-1])  # 2048 -> 2048 + 4 × 512 for ResNet-50
         c_fuse = scaled(512, width)
+        super().__init__(backbone, num_classes, c_fuse, aux_stages, width)
+        self.ppm = PyramidPooling(backbone.channels[-1])  # 2048 -> 2048 + 4 × 512 for ResNet-50
         self.fuse = conv_bn_relu(self.ppm.out_channels, c_fuse)  # the embedding map
-        self.classifier = nn.Sequential(nn.Dropout2d(0.1), nn.Conv2d(c_fuse, num_classes, 1))
-        self.aux_heads = stage_heads(channels, aux_stages, num_classes, scaled(256, width))
 
-    def forward(self, x: Tensor) -> dict[str, object]:
-        features = self.backbone(x)  # stage k: (B, c_k, H/s_k, W/s_k)
-        embed = self.fuse(self.ppm(features["stage4"]))  # (B, 512, H/8, W/8) at stride 8
-        return {
-            "out": self.classifier(embed),  # (B, C, H/8, W/8)
-            "aux": {name: h(features[name]) for name, h in self.aux_heads.items()},
-            "embed": embed,
-        }
+    def embed(self, features: dict[str, Tensor]) -> Tensor:
+        return self.fuse(self.ppm(features["stage4"]))  # (B, 512, H/8, W/8) at stride 8
 
 
 def pspnet(
