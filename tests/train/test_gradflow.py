@@ -50,3 +50,37 @@ def test_fit_records_gradients_every_k_steps() -> None:
         update={"train": recipe.train.model_copy(update={"diagnostics": off})}
     )
     assert all(not e.gradients for e in fit(quiet, seed=0).history)
+
+
+def test_probe_splits_a_plain_net_at_its_stages_and_heads() -> None:
+    model = build_model("dsnet", 3, {"width": 4, "depth": 3})
+    probe = GradientProbe(model)
+    assert probe.stages == ["stage1", "stage2", "stage3"]  # dsnet.stages[k] -> stage{k+1}
+    assert probe.layers == [*probe.stages, "companions.stage1", "companions.stage2", "classifier"]
+
+
+def test_probe_splits_a_resnet_backbone_into_stem_and_its_four_stages() -> None:
+    torch.manual_seed(0)
+    model = build_model("pspnet", 3, {"backbone": "resnet18", "width": 8})
+    model(torch.randn(2, 3, 32, 32))["out"].mean().backward()
+    measured = GradientProbe(model).measure()
+    assert list(measured)[:5] == ["stem", "stage1", "stage2", "stage3", "stage4"]
+    layer2 = [p for n, p in model.named_parameters() if n.startswith("backbone.layer2.")]
+    weights = [p for p in layer2 if p.dim() > 1]
+    mean = sum(float(p.grad.abs().sum()) for p in weights) / sum(p.numel() for p in weights)
+    assert measured["stage2"] == pytest.approx(mean, rel=1e-5)
+    assert "aux_heads.stage3" in measured and "backbone" not in measured
+
+
+def test_a_model_may_name_its_own_stages() -> None:
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Conv2d(4, 4, 3))
+            self.head = torch.nn.Conv2d(4, 2, 1)
+
+        def gradient_stages(self) -> dict[str, torch.nn.Module]:
+            return {"low": self.encoder[0], "high": self.encoder[1]}
+
+    probe = GradientProbe(Net())
+    assert probe.stages == ["low", "high"] and probe.layers == ["low", "high", "head"]
