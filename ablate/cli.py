@@ -374,6 +374,74 @@ def fetch_weights(
     console.print(f"{name}: {download(name)}", highlight=False)
 
 
+@app.command()
+@_user_errors
+def diagnose(
+    study: StudyArg,
+    set_: SetOpt = None,
+    steps: Annotated[int, typer.Option(help="Training steps of the base recipe.", min=1)] = 300,
+    device: Annotated[str, typer.Option(help="cpu, cuda or cuda:N.")] = "cpu",
+    keep_aux: Annotated[
+        bool, typer.Option(help="Keep the base's companion losses on while measuring.")
+    ] = False,
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Where companion heads go: train the base recipe for a few hundred steps (no Optuna, no
+    MLflow), print each stage's mean |gradient| and flag those under 1e-7, the placement rule
+    of Wang et al. (2015); plot the gradients to results/<name>/diagnose.png."""
+    from ablate.report._plot_stages import plot_stage_gradients
+    from ablate.train import preflight
+    from ablate.train.diagnose import check_device
+    from ablate.train.diagnose import diagnose as measure
+
+    s = load_study(study, set_ or ())
+    check_device(device)
+    preflight(s)
+    found = measure(s.spec.base, steps, device=device, keep_aux=keep_aux)
+    aux = "on" if found.aux_weight else "off"
+    console.print(
+        f"{s.spec.name}: base recipe ({s.spec.base.model.name}), {steps} steps on {device}, "
+        f"companion losses {aux} (loss.aux.weight = {found.aux_weight:g}); gradients every "
+        f"{found.every} steps",
+        highlight=False,
+    )
+    if found.diverged or not found.samples:
+        err_console.print("[red]the loss diverged before any gradient was kept[/]; lower the lr")
+        raise typer.Exit(1)
+    table = Table(
+        "stage",
+        "at step 0",
+        f"mean of steps {steps // 2}–{steps - 1}",
+        f"under {found.threshold:g}",
+        title="mean |∂L/∂w| of each stage's weights",
+    )
+    for g in found.stages:
+        flag = "[bold red]yes[/]" if g.vanishing else "no"
+        table.add_row(g.name, f"{g.first:.2e}", f"{g.late:.2e}", flag)
+    console.print(table)
+    if found.first_vanishing:
+        console.print(f"first stage under {found.threshold:g}: {found.first_vanishing}")
+    if found.recommended:
+        console.print(f"companion heads after: {', '.join(found.recommended)}", highlight=False)
+    elif found.first_vanishing:
+        console.print("only the last stage is under it, and the main head follows it already")
+    else:
+        console.print(
+            f"no stage under {found.threshold:g}: deep supervision is not expected to help "
+            "by this rule",
+            highlight=False,
+        )
+    png = plot_stage_gradients(
+        found.samples,
+        title=f"{s.spec.name}: base recipe, {steps} steps, companion losses {aux}",
+        out_dir=results / s.spec.name,
+        stem="diagnose",
+        threshold=found.threshold,
+        flagged=[g.name for g in found.stages if g.vanishing],
+    )[0]
+    console.print(f"plot: {png}", highlight=False)
+
+
 def main() -> None:
     app()
 
