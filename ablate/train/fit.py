@@ -363,7 +363,13 @@ def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
     )
     if split is None:
         return {}
-    measured = evaluate(
+    return {"test/" + k.removeprefix("val/"): v for k, v in _measure(run, split).items()}
+
+
+def _measure(run: _Run, split: Source) -> dict[str, float]:
+    """The model on `split` as the recipe evaluates (`val/` metric names)."""
+    d, recipe = run.recipe.data, run.recipe
+    return evaluate(
         run.model,
         split,
         d.num_classes,
@@ -374,7 +380,6 @@ def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
         recipe.eval.boundary_width,
         inference_for(recipe),
     )
-    return {"test/" + k.removeprefix("val/"): v for k, v in measured.items()}
 
 
 def fit(
@@ -396,7 +401,6 @@ def fit(
     never stopped (bit for bit on the CPU)."""
     start = time.perf_counter()
     run = _set_up(recipe, seed, torch.device(device))
-    d = recipe.data
     history: list[EpochResult] = []
     best: dict[str, float] = {}
     identity = {"recipe": recipe.model_dump(mode="json"), "seed": seed}
@@ -413,19 +417,7 @@ def fit(
             stop = min(run.total_steps, (run.step // run.eval_every + 1) * run.eval_every)
             trained = _train_until(run, stop)
             metrics = dict(trained.metrics)
-            metrics.update(
-                evaluate(
-                    run.model,
-                    run.val,
-                    d.num_classes,
-                    run.names,
-                    recipe.train.batch_size,
-                    d.ignore_index,
-                    run.autocast,
-                    recipe.eval.boundary_width,
-                    inference_for(recipe),
-                )
-            )
+            metrics.update(_measure(run, run.val))
             for key, value in metrics.items():
                 if key.startswith("val/") and not math.isnan(value):
                     better = max if key != "val/loss" else min
