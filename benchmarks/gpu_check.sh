@@ -14,7 +14,8 @@
 #
 # Prints PASS / FAIL / SKIP per check and a summary; exits 1 when any check failed, 0 otherwise.
 # Without CUDA (this project's CPU machines) it prints that every check is skipped and exits 0.
-# Each check runs under `timeout` so a hang fails that check instead of the machine's budget.
+# Each check runs under `timeout` (90, 60, 90, 60 s: 5 minutes in all) so a hang fails that check
+# instead of eating the machine's budget.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
@@ -50,7 +51,7 @@ echo "gpu_check: $GPUS CUDA device(s)"
 nvidia-smi --query-gpu=index,name,memory.total,driver_version --format=csv,noheader 2>/dev/null || true
 
 # 1. gpu-marked tests
-check "pytest -m gpu" 150 $PY -m pytest -m gpu -q -p no:cacheprovider tests
+check "pytest -m gpu" 90 $PY -m pytest -m gpu -q -p no:cacheprovider tests
 
 # 2. AMP fits: bf16 (no scaler) and fp16 (GradScaler) must train and stay finite
 cat > "$WORK/amp.py" <<'EOF'
@@ -75,7 +76,7 @@ for amp in ("bf16", "fp16"):
     if amp == "fp16" and not scaler:
         sys.exit("fp16 on CUDA must use a GradScaler")
 EOF
-check "AMP fit bf16 + fp16 on cuda:0" 120 $PY "$WORK/amp.py"
+check "AMP fit bf16 + fp16 on cuda:0" 60 $PY "$WORK/amp.py"
 
 # 3. two workers, one per device
 if [ "$GPUS" -ge 2 ]; then
@@ -130,13 +131,13 @@ EOF
         [ "$rc" = 0 ] || { echo "ablate run exited $rc"; return 1; }
         $PY "$WORK/devices.py" "$WORK/results" "$WORK/smi.log"
     }
-    check "2 workers on cuda:0, cuda:1" 150 bash -c "$(declare -f two_devices); WORK=$WORK PY=$PY; two_devices"
+    check "2 workers on cuda:0, cuda:1" 90 bash -c "$(declare -f two_devices); WORK=$WORK PY=$PY; two_devices"
 else
     note "SKIP  2 workers on 2 devices: only $GPUS GPU visible"
 fi
 
 # 4. the training-step benchmark (bf16 + channels_last on cuda:0)
-check "benchmarks/train_step.py --device cuda" 120 $PY benchmarks/train_step.py --device cuda
+check "benchmarks/train_step.py --device cuda" 60 $PY benchmarks/train_step.py --device cuda
 
 echo
 echo "gpu_check summary:"
