@@ -17,14 +17,15 @@ import time
 import torch
 
 from ablate.models import build_model
-from ablate.train.gradflow import GradientProbe
+from ablate.train.gradflow import GradientProbe, parameter_groups
 
 
-def naive(model: torch.nn.Module) -> dict[str, float]:
+def naive(model: torch.nn.Module, groups: dict[str, str]) -> dict[str, float]:
+    """The obvious loop: per weight, |grad| summed and read back, grouped as the probe does."""
     sums: dict[str, list[float]] = {}
     for name, p in model.named_parameters():
         if p.grad is not None and p.dim() > 1:
-            entry = sums.setdefault(name.split(".")[0], [0.0, 0.0])
+            entry = sums.setdefault(groups[name], [0.0, 0.0])
             entry[0] += float(p.grad.abs().sum())
             entry[1] += p.numel()
     return {k: s / n for k, (s, n) in sums.items()}
@@ -38,6 +39,7 @@ def measure(name: str, args: argparse.Namespace) -> tuple[float, float, float]:
     x = torch.randn(args.batch, 3, args.size, args.size)
     y = torch.randint(0, 6, (args.batch, args.size, args.size))
     probe = GradientProbe(model)
+    groups = parameter_groups(model)
     steps, probes, loops = [], [], []
     for i in range(args.steps + 3):
         t0 = time.perf_counter()
@@ -50,7 +52,7 @@ def measure(name: str, args: argparse.Namespace) -> tuple[float, float, float]:
         t1 = time.perf_counter()
         ours = probe.measure()
         t2 = time.perf_counter()
-        reference = naive(model)
+        reference = naive(model, groups)
         t3 = time.perf_counter()
         if i >= 3:  # warm-up steps are not counted
             steps.append(t1 - t0)

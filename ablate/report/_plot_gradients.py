@@ -18,9 +18,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ablate.report._figure import require, save
+from ablate.train.gradflow import VANISHING
 
 # Wang et al. (2015) add a companion head where the layers' mean |gradient| falls below this.
-WANG_THRESHOLD = 1e-7
+WANG_THRESHOLD = VANISHING
 _PANEL_COLUMNS = 3  # gradient-flow panels per row (two rows hold the ~6 cells of a study)
 
 

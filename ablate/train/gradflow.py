@@ -69,9 +69,7 @@ class GradientProbe:
     the mean absolute gradient of each group in one fused pass."""
 
     def __init__(self, model: nn.Module) -> None:
-        claims: dict[str, tuple[str, bool]] = {}
-        for path, name, stage in _claims(model):
-            claims.setdefault(path, (name, stage))  # the model's own hook wins
+        claims = _claims_of(model)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.dim() > 1]
         groups = [_group_of(n, claims) for n, _ in named]
         self.layers: list[str] = list(dict.fromkeys(name for name, _ in groups))
@@ -98,6 +96,20 @@ class GradientProbe:
         sums = torch.zeros_like(self._numel).index_add_(0, self._group, l1)
         means = (sums / self._numel / scale).tolist()  # one device sync
         return dict(zip(self.layers, means, strict=True))
+
+
+def _claims_of(model: nn.Module) -> dict[str, tuple[str, bool]]:
+    """Module path -> (group name, is a stage); the model's own hook wins."""
+    claims: dict[str, tuple[str, bool]] = {}
+    for path, name, stage in _claims(model):
+        claims.setdefault(path, (name, stage))
+    return claims
+
+
+def parameter_groups(model: nn.Module) -> dict[str, str]:
+    """The group `GradientProbe` reports each parameter under, by parameter name."""
+    claims = _claims_of(model)
+    return {n: _group_of(n, claims)[0] for n, _ in model.named_parameters()}
 
 
 def _group_of(param: str, claims: dict[str, tuple[str, bool]]) -> tuple[str, bool]:
