@@ -1,4 +1,4 @@
-"""The `ablate` command: run, worker, validate, status, report, ui."""
+"""The `ablate` command: validate, run, worker, status, report, ui, diagnose, fetch-weights."""
 
 from __future__ import annotations
 
