@@ -1,11 +1,15 @@
 """Speed of ablate's loss kernels against the obvious implementation of each.
 
-    python benchmarks/losses.py            # Cityscapes-like sizes (19 classes)
-    python benchmarks/losses.py --small    # small sizes: a quick smoke run
+    python benchmarks/losses.py                     # Cityscapes-like sizes (19 classes)
+    python benchmarks/losses.py --small             # small sizes: a quick smoke run
+    python benchmarks/losses.py --threads 1,2       # one table per intra-op thread count
+    python benchmarks/losses.py --threads 2 --busy  # with a process spinning on one core
 
 One row per kernel: median wall time of ours and of the obvious implementation (over --repeat runs
-after one warm-up), their ratio, and the relative difference max|ours − ref| / max|ref| of the
-results, with ref the obvious implementation in float32 ("rel diff") and in float64 ("vs f64").
+after one warm-up, the two timed alternately so that a change of load hits both), their ratio, and
+the relative difference max|ours − ref| / max|ref| of the results, with ref the obvious
+implementation in float32 ("rel diff") and in float64 ("vs f64"). The header gives the thread
+count and the load average, as a shared machine makes the numbers move.
 
 Rows marked fwd+bwd time forward plus backward and compare the gradients. Lovász gradients differ
 where two errors tie in float32: any order of tied errors gives a valid subgradient, and ours puts
@@ -17,11 +21,39 @@ The obvious implementations are what one writes first:
   OHEM          softmax, gather the true-class probability, sort every valid pixel, threshold;
   Lovász        a Python loop over the classes with one sort each (Berman et al.'s code);
   center loss   the full N×C distance matrix from torch.cdist, then gather.
+
+Why the kernels collapsed on two threads of a busy machine (issue 13), measured 2026-11-30 on the
+2-core CPU, torch 2.13 (OpenMP backend), load average 4-10 from other jobs throughout, so that the
+2-thread tables are always a busy machine here; an idle one could not be measured.
+
+* Every PyTorch op on more than 32,768 elements is an OpenMP parallel region that ends in a
+  barrier; when another process holds a core, the team waits there for its descheduled thread, up
+  to a scheduler time slice. A multiply of 131,072 floats (30 µs of work) took on average 60-75 µs
+  on 1 thread and 0.6-7.7 ms on 2 threads (max 16-40 ms); OMP_WAIT_POLICY=PASSIVE only brought
+  the mean to 0.1 ms (max 4.7 ms).
+* A kernel pays that wait once per region, and ours were made of many regions: Lovász ran some 20
+  ops on each of 5 chunks plus 19 radix sorts with several barriers each (histogram, prefix sum and
+  scatter for every 8-bit pass). The obvious per-class loop spends most of its time in
+  single-threaded comparison sorts, which have no barrier, so it slowed down less and the ratios
+  fell (before, 2 threads with --busy: CPP 3.1x and 4.1x, OHEM 2.2x, Lovász 1.1x; without --busy
+  at load 5.5: CPP 4.3x, OHEM 1.1x, Lovász 1.4x).
+* Lovász on 2 threads with --busy: 4,353 ms (new key code), 1,559 ms with only the sorts on one
+  thread, 533 ms with the whole kernel on one thread (475-528 ms on 1 thread in the same run).
+  CPP 1/8, CPP uneven and OHEM went from 350, 394 and 195 ms to 82, 192 and 79 ms on one thread.
+  So each kernel now runs its CPU work on one intra-op thread (ablate/losses/_threads.py); OHEM's
+  backward pass still runs on torch's threads (the "ohem fwd+bwd" row).
+* On one thread Lovász spent about half its time in the 19 per-row radix sorts. Of the rest,
+  torch.where, masked_fill, int32 − uint8 arithmetic and a cumsum that converts dtype (22 ms
+  against 4 ms for int32 → int32 on 19 x 262,144) ran 3-5x slower than plain same-dtype ops;
+  building the keys and weights without them, and summing the value by parts from the sorted keys,
+  took the forward from 128-152 ms to 92-124 ms of CPU time (4.3-4.7x → 6.2-6.5x the loop).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing as mp
+import os
 import statistics
 import sys
 import time
@@ -134,14 +166,21 @@ class Row:
     rel_diff_f64: float
 
 
-def median_ms(fn: Callable[[], object], repeat: int) -> float:
-    fn()  # warm-up
-    times = []
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def median_ms_pair(
+    ours: Callable[[], object], obvious: Callable[[], object], repeat: int
+) -> tuple[float, float]:
+    """Median wall times of both, timed alternately so that a change of load hits both alike."""
+    ours_times, obvious_times = [], []
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+        ours_times.append(seconds(ours))
+        obvious_times.append(seconds(obvious))
+    return 1e3 * statistics.median(ours_times), 1e3 * statistics.median(obvious_times)
 
 
 def rel_diff(ours: torch.Tensor, reference: torch.Tensor) -> float:
@@ -156,11 +195,12 @@ def measure(
     obvious_f64: Callable[[], torch.Tensor],
     repeat: int,
 ) -> Row:
-    ours_out, obvious_out = ours(), obvious()
+    ours_out, obvious_out = ours(), obvious()  # also the warm-up
+    ours_ms, obvious_ms = median_ms_pair(ours, obvious, repeat)
     return Row(
         kernel,
-        median_ms(ours, repeat),
-        median_ms(obvious, repeat),
+        ours_ms,
+        obvious_ms,
         rel_diff(ours_out, obvious_out),
         rel_diff(ours_out, obvious_f64()),
     )
@@ -179,12 +219,14 @@ def backward_of(loss_fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
     return run
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--small", action="store_true", help="small sizes for a smoke run")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per kernel (median)")
-    args = parser.parse_args()
-    torch.manual_seed(0)
+def busy_loop() -> None:
+    """A process that only burns CPU: another program on the machine."""
+    while True:
+        pass
+
+
+def measure_all(args: argparse.Namespace) -> list[Row]:
+    """Every row at the current thread count."""
     classes = 19
     if args.small:
         cpp_shape, dense_shape, n_feat, min_kept = (2, 64, 128), (2, 64, 128), 4096, 4000
@@ -283,9 +325,15 @@ def main() -> None:
         )
     )
 
+    return rows
+
+
+def print_table(rows: list[Row], threads: int, args: argparse.Namespace) -> None:
+    busy = f", {args.busy} busy-loop process(es) running" if args.busy else ""
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{'small' if args.small else 'Cityscapes-like'} sizes, median of {args.repeat}"
+        f"torch {torch.__version__}, {threads} thread(s) of {os.cpu_count()} cores{busy}, "
+        f"{'small' if args.small else 'Cityscapes-like'} sizes, median of {args.repeat}, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     header = (
         f"{'kernel':<24} {'ours ms':>9} {'obvious ms':>11} {'ratio':>7} "
@@ -298,6 +346,48 @@ def main() -> None:
             f"{row.kernel:<24} {row.ours_ms:>9.2f} {row.obvious_ms:>11.2f} "
             f"{row.obvious_ms / row.ours_ms:>6.1f}x {row.rel_diff:>9.1e} {row.rel_diff_f64:>9.1e}"
         )
+    print()
+
+
+def thread_counts(text: str) -> list[int]:
+    counts = [int(t) for t in text.split(",") if t.strip()]
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"expected thread counts like 1,2; got {text!r}")
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--small", action="store_true", help="small sizes for a smoke run")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per kernel (median)")
+    parser.add_argument(
+        "--threads",
+        type=thread_counts,
+        default=[torch.get_num_threads()],
+        help="comma-separated intra-op thread counts, one table each (default: torch's own)",
+    )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        help="run N processes (default 1) that spin on a core during the measurement",
+    )
+    args = parser.parse_args()
+    spinners = [
+        mp.get_context("spawn").Process(target=busy_loop, daemon=True) for _ in range(args.busy)
+    ]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            torch.manual_seed(0)
+            print_table(measure_all(args), threads, args)
+    finally:
+        for spinner in spinners:
+            spinner.terminate()
 
 
 if __name__ == "__main__":

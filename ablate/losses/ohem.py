@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ablate.losses._threads import one_thread
+
 __all__ = ["OhemCrossEntropy"]
 
 
@@ -33,6 +35,7 @@ class OhemCrossEntropy(nn.Module):
 
     Cost: one cross-entropy pass plus counting; a k-th-value selection (a radix select, no sort)
     only runs when fewer than k pixels fall below ``thresh``.
+    On CPU the forward pass runs on one intra-op thread (see ``ablate.losses._threads``).
     """
 
     def __init__(self, thresh: float = 0.7, min_kept: int = 100_000, ignore_index: int = 255):
@@ -47,6 +50,10 @@ class OhemCrossEntropy(nn.Module):
         return f"thresh={self.thresh}, min_kept={self.min_kept}, ignore_index={self.ignore_index}"
 
     def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+        with one_thread(logits.device):  # the backward pass keeps torch's thread count
+            return self._loss(logits, labels)
+
+    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
         # at least float32 for the log-softmax: in bf16 p would only have ~3 significant digits
         logits32 = logits.to(torch.promote_types(logits.dtype, torch.float32))  # (B, C, H, W)
         valid = labels != self.ignore_index  # (B, H, W)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ablate.losses._threads import one_thread
+
 __all__ = ["cpp_pool", "nearest_pool"]
 
 
@@ -87,11 +89,17 @@ def cpp_pool(
         ignore_index: label of pixels that carry no class.
 
     Returns:
-        float32 ``[B, C, h, w]`` (no gradient: labels are targets).
+        float32 ``[B, C, h, w]`` (no gradient: labels are targets). On CPU it is computed on one
+        intra-op thread (see ``ablate.losses._threads``).
     """
     if labels.dim() != 3:
         raise ValueError(f"labels must be [B, H, W], got shape {tuple(labels.shape)}")
-    h, w = _pair(size)
+    with one_thread(labels.device):
+        return _cpp_pool(labels, _pair(size), num_classes, ignore_index)
+
+
+def _cpp_pool(labels: Tensor, size: tuple[int, int], num_classes: int, ignore_index: int) -> Tensor:
+    h, w = size
     n_bins = num_classes + 1  # class C collects ignored pixels and is dropped at the end
     batch, height, width = labels.shape
     device = labels.device

@@ -137,6 +137,66 @@ def test_hard_predictions_give_mean_one_minus_iou(per_image, sort_path):
     assert got.item() == pytest.approx(expected, abs=1e-6)
 
 
+def reference_gradient_foreground_first(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Gradient of the "present" loss when tied errors are ordered foreground first (float64)."""
+    probs = probs.detach().double().requires_grad_(True)
+    num_classes = probs.shape[1]
+    flat = probs.transpose(0, 1).reshape(num_classes, -1)
+    lab = labels.reshape(-1)
+    flat, lab = flat[:, lab != IGNORE], lab[lab != IGNORE]
+    losses = []
+    for c in range(num_classes):
+        fg = (lab == c).double()
+        if fg.sum() == 0:
+            continue
+        errors = torch.where(fg > 0, 1.0 - flat[c], flat[c])  # |fg − p| without abs' kink at 0
+        by_fg = torch.sort(fg, descending=True, stable=True).indices  # foreground first ...
+        by_error = torch.sort(errors[by_fg], descending=True, stable=True).indices  # ... on ties
+        perm = by_fg[by_error]
+        fg_sorted, gts = fg[perm], fg.sum()
+        jaccard = 1.0 - (gts - fg_sorted.cumsum(0)) / (gts + (1.0 - fg_sorted).cumsum(0))
+        grad = torch.cat([jaccard[:1], jaccard[1:] - jaccard[:-1]])
+        losses.append(torch.dot(errors[perm], grad))
+    torch.stack(losses).mean().backward()
+    assert probs.grad is not None
+    return probs.grad
+
+
+@pytest.mark.parametrize("per_image", [False, True])
+def test_probabilities_of_exactly_zero_and_one_keep_foreground_and_background_apart(
+    per_image, sort_path
+):
+    # an error of 0 arises both as 1 − 1 at a foreground pixel and as 0 at a background pixel
+    probs, labels = make_batch(15)
+    probs = torch.nn.functional.one_hot(probs.argmax(1), probs.shape[1]).permute(0, 3, 1, 2)
+    probs = probs.float().requires_grad_(True)
+    got = lovasz_softmax(probs, labels, per_image=per_image)
+    expected = reference_lovasz(probs.detach(), labels, per_image=per_image)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=1e-7)
+    if not per_image:
+        got.backward()
+        assert probs.grad is not None
+        expected_grad = reference_gradient_foreground_first(probs, labels)
+        torch.testing.assert_close(probs.grad.double(), expected_grad, rtol=1e-5, atol=1e-7)
+
+
+def test_ties_are_broken_foreground_first_in_the_gradient(sort_path):
+    probs, labels = make_batch(16)
+    probs = ((probs * 4).round() / 4).requires_grad_(True)  # many tied errors
+    lovasz_softmax(probs, labels).backward()
+    assert probs.grad is not None
+    expected = reference_gradient_foreground_first(probs, labels)
+    torch.testing.assert_close(probs.grad.double(), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_probabilities_outside_zero_one_are_clamped(sort_path):
+    probs, labels = make_batch(17)
+    stretched = probs * 1.5 - 0.25  # some below 0, some above 1
+    got = lovasz_softmax(stretched, labels, classes="all")
+    expected = reference_lovasz(stretched.clamp(0.0, 1.0), labels, "all")
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_value_without_gradient_tracking_is_the_same():
     probs, labels = make_batch(14)
     with torch.no_grad():
