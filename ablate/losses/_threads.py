@@ -17,16 +17,16 @@ import torch
 
 __all__ = ["one_thread"]
 
+# with OpenMP the count is the calling thread's own (omp_set_num_threads), so other Python threads
+# keep theirs; PyTorch's native backend instead warns on every change once its pool has started
+_OPENMP = "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
 
 @contextmanager
 def one_thread(device: torch.device) -> Iterator[None]:
-    """Run the enclosed work on one intra-op thread when it runs on the CPU; restore afterwards.
-
-    With PyTorch's OpenMP backend the count is the calling thread's own, so other Python threads
-    keep theirs.
-    """
+    """Run the enclosed work on one intra-op thread when it runs on the CPU; restore afterwards."""
     before = torch.get_num_threads()
-    if device.type != "cpu" or before == 1:
+    if device.type != "cpu" or before == 1 or not _OPENMP:
         yield
         return
     torch.set_num_threads(1)
