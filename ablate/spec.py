@@ -115,6 +115,9 @@ class DataSpec(_Frozen):
     # a held-out test split, measured once on the final model (test/<metric>): generated data
     # take test_size scenes; on disk, the folder split test_split, at most test_size files (0: all)
     test_size: int = Field(0, ge=0, le=MAX_SIZE)
+    # input normalisation: ImageNet's mean/std (what pretrained weights expect), or (x − ½)/¼;
+    # auto: ImageNet's when model.args.pretrained is set
+    normalize: Literal["auto", "imagenet", "centered"] = "auto"
     test_split: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
 
     @field_validator("image_size")

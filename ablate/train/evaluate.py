@@ -32,13 +32,26 @@ from ablate.spec import Recipe
 
 Autocast = Callable[[], AbstractContextManager[object]]
 
-# Images are uint8 in [0, 255]; the networks see (x/255 − 0.5)/0.25.
-_MEAN, _STD = 0.5, 0.25
+# Images are uint8 in [0, 255]; a network sees (x/255 − mean)/std per channel.
+Stats = tuple[tuple[float, float, float], tuple[float, float, float]]  # (mean, std) per channel
+CENTERED: Stats = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))  # networks trained from scratch
+IMAGENET: Stats = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision's weights expect
 
 
-def normalise(images: Tensor) -> Tensor:
-    """The input every network sees, in training and in evaluation alike."""
-    return (images.float() / 255.0 - _MEAN) / _STD
+def normalise(images: Tensor, stats: Stats = CENTERED) -> Tensor:
+    """The input a network sees, in training and in evaluation alike."""
+    mean = torch.tensor(stats[0], device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(stats[1], device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def input_stats(recipe: Recipe) -> Stats:
+    """`data.normalize`: ImageNet's statistics for a pretrained backbone (what its weights were
+    trained on), centred [0, 1] otherwise; `auto` picks by `model.args.pretrained`."""
+    choice = recipe.data.normalize
+    if choice == "auto":
+        choice = "imagenet" if recipe.model.args.get("pretrained") else "centered"
+    return IMAGENET if choice == "imagenet" else CENTERED
 
 
 @dataclass(frozen=True)
@@ -49,18 +62,19 @@ class Inference:
     stride: tuple[int, int] | None = None  # slide step (h, w)
     scales: tuple[float, ...] = (1.0,)  # the image is resized by each
     flip: bool = False  # each scale is also predicted mirrored left-right
+    stats: Stats = CENTERED  # the input normalisation the network was trained with
 
 
 def inference_for(recipe: Recipe) -> Inference:
     """The recipe's `eval` settings with their defaults filled in: the window is the training
     image size, the stride two thirds of the window (mmsegmentation's usual 512 → 341)."""
     e = recipe.eval
-    scales, flip = tuple(e.scales), e.flip
+    scales, flip, stats = tuple(e.scales), e.flip, input_stats(recipe)
     if e.mode == "whole":
-        return Inference(scales=scales, flip=flip)
+        return Inference(scales=scales, flip=flip, stats=stats)
     crop = e.crop or recipe.data.image_size
     stride = e.stride or (max(1, round(2 * crop[0] / 3)), max(1, round(2 * crop[1] / 3)))
-    return Inference(crop, stride, scales, flip)
+    return Inference(crop, stride, scales, flip, stats)
 
 
 def window_starts(size: int, crop: int, stride: int) -> list[int]:
@@ -125,7 +139,7 @@ def predict(
     """Scores (B, C, H, W) of the uint8 images (B, 3, H, W) whose argmax is the prediction and
     whose softmax its probabilities. One view (scale 1, no flip): the network's logits. Several:
     log of the views' mean softmax, each view's logits resized back to H × W first."""
-    x = normalise(images)
+    x = normalise(images, inference.stats)
     h, w = x.shape[-2:]
     mirrors = (False, True) if inference.flip else (False,)
     views = len(inference.scales) * len(mirrors)

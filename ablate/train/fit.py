@@ -20,8 +20,7 @@ from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
 from ablate.train.checkpoint import load_checkpoint, save_checkpoint
-from ablate.train.evaluate import evaluate, inference_for
-from ablate.train.evaluate import normalise as _normalise
+from ablate.train.evaluate import Stats, evaluate, inference_for, input_stats, normalise
 from ablate.train.gradflow import GradientProbe
 
 
@@ -181,6 +180,7 @@ class _Run:
     probe: GradientProbe
     total_steps: int  # train.iters, or train.epochs × batches per epoch
     eval_every: int  # eval.every, or batches per epoch
+    stats: Stats  # input normalisation (data.normalize)
     step: int = 0
     epoch_state: Tensor | None = None  # `order`'s state when the current epoch's batches began
     in_epoch: int = 0  # batches of the current epoch already trained
@@ -211,7 +211,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
     model = model.to(memory_format=_memory_format(dev))  # type: ignore[call-overload]
     first_images = next(iter(val.batches(2)))[0]
     with torch.no_grad():
-        first = model.eval()(_normalise(first_images))
+        first = model.eval()(normalise(first_images, input_stats(recipe)))
     check_outputs(first, d.num_classes, name=f"model {recipe.model.name!r}")
     objective = Objective(recipe.loss, d.num_classes, first["embed"].shape[1], d.ignore_index)
     dtype, needs_scaler = autocast_for(t.amp, dev)
@@ -235,6 +235,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         probe=GradientProbe(model),
         total_steps=t.iters or t.epochs * per_epoch,
         eval_every=recipe.eval.every or per_epoch,
+        stats=input_stats(recipe),
     )
 
 
@@ -270,7 +271,7 @@ def _train_until(run: _Run, stop: int) -> EpochResult:
         raw, labels, _ = _next_batch(run)
         for group in run.optimizer.param_groups:
             group["lr"] = t.lr * (1 - run.step / run.total_steps) ** t.poly_power
-        images = _normalise(raw).contiguous(memory_format=_memory_format(run.device))
+        images = normalise(raw, run.stats).contiguous(memory_format=_memory_format(run.device))
         with run.autocast():
             outputs = run.model(images)
         loss = run.objective(outputs, labels, run.step / run.total_steps)

@@ -279,3 +279,20 @@ def test_a_trial_evaluates_with_sliding_windows_at_two_scales_and_flipped() -> N
     result = fit(recipe, seed=0)
     assert not result.diverged and len(result.history) == 1
     assert 0 <= result.final["val/mIoU"] <= 1 and result.final["val/loss"] > 0
+
+
+def test_centred_normalisation_is_unchanged_and_pretrained_backbones_get_imagenet_s() -> None:
+    from ablate.train.evaluate import CENTERED, IMAGENET, input_stats, normalise
+
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    assert torch.equal(normalise(x), (x.float() / 255.0 - 0.5) / 0.25)  # the numbers of before
+    imagenet = normalise(x, IMAGENET)
+    assert torch.allclose(imagenet[:, 1], (x[:, 1].float() / 255 - 0.456) / 0.224)
+
+    def recipe(**data: object) -> Recipe:
+        args = {"backbone": "resnet18", "pretrained": True}
+        return Recipe.model_validate({"data": data, "model": {"name": "pspnet", "args": args}})
+
+    assert input_stats(recipe()) == IMAGENET  # auto, with pretrained weights
+    assert input_stats(recipe(normalize="centered")) == CENTERED
+    assert input_stats(Recipe()) == CENTERED  # auto, trained from scratch
