@@ -36,26 +36,26 @@ SetOpt = Annotated[
     typer.Option("--set", help="Override a key, from the file's top: base.train.epochs=1."),
 ]
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Where results go.")]
-# URLs may carry a password: the environment keeps it out of shell history and `ps`
+
+
+def _url_option(flag: str, env: str, help: str) -> Any:
+    """A URL option that may also come from `env`: a URL may carry a password, and the
+    environment keeps it out of shell history and `ps`."""
+    return typer.Option(flag, envvar=env, show_envvar=True, help=help)
+
+
 StorageOpt = Annotated[
     str | None,
-    typer.Option(
-        "--storage",
-        envvar="ABLATE_STORAGE",
-        show_envvar=True,
-        help="Optuna storage URL (default: results/<name>/optuna.db).",
+    _url_option(
+        "--storage", "ABLATE_STORAGE", "Optuna storage URL (default: results/<name>/optuna.db)."
     ),
 ]
 TrackingOpt = Annotated[
     str | None,
-    typer.Option(
-        "--tracking-uri",
-        envvar="ABLATE_TRACKING_URI",
-        show_envvar=True,
-        help="MLflow tracking URI (default: results/mlflow.db).",
+    _url_option(
+        "--tracking-uri", "ABLATE_TRACKING_URI", "MLflow tracking URI (default: results/mlflow.db)."
     ),
 ]
-
 CheckpointOpt = Annotated[
     Path | None,
     typer.Option(
@@ -164,13 +164,7 @@ def run(
 def worker(
     study: StudyArg,
     storage: Annotated[
-        str,
-        typer.Option(
-            "--storage",
-            envvar="ABLATE_STORAGE",
-            show_envvar=True,
-            help="The shared Optuna storage URL.",
-        ),
+        str, _url_option("--storage", "ABLATE_STORAGE", "The shared Optuna storage URL.")
     ],
     tracking_uri: TrackingOpt = None,
     workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,

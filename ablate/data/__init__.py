@@ -1,7 +1,7 @@
 """Datasets: every one yields uint8 images (B, 3, H, W) and long labels (B, H, W) on the device."""
 
 from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
-from ablate.data.disk import DatasetError, DiskDataset, load_disk_splits
+from ablate.data.disk import DatasetError, DiskDataset, load_disk_splits, load_disk_test
 from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
 from ablate.data.splits import (
     Source,
@@ -23,6 +23,7 @@ __all__ = [
     "Streamed",
     "class_names",
     "load_disk_splits",
+    "load_disk_test",
     "load_splits",
     "load_test_split",
     "make_digit_scenes",

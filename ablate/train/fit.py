@@ -13,8 +13,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ablate.data import Source, class_names, load_disk_splits, load_splits, load_test_split
-from ablate.data.disk import load_disk_test
+from ablate.data import (
+    Source,
+    class_names,
+    load_disk_splits,
+    load_disk_test,
+    load_splits,
+    load_test_split,
+)
 from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_line
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
