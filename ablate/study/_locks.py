@@ -14,7 +14,7 @@ from pathlib import Path
 import sqlalchemy
 
 from ablate.errors import StorageError
-from ablate.study._optuna import cause_of, check_sqlite_file, safe_url, sqlite_file
+from ablate.study._optuna import cause_of, safe_url, sqlite_file
 
 
 @contextlib.contextmanager
@@ -31,13 +31,12 @@ def file_lock(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def study_lock(url: str, name: str) -> Iterator[None]:
-    """The study's lock. SQLite: a file lock beside the database (its file is checked once no
-    other process is creating it); PostgreSQL: a session advisory lock keyed by the study's
-    name, so runs on other machines wait too. Other databases: no lock."""
+    """The study's lock. SQLite: a file lock beside the database; PostgreSQL: a session
+    advisory lock keyed by the study's name, so runs on other machines wait too. Other
+    databases: no lock."""
     if (file := sqlite_file(url)) is not None:
         with file_lock(file.with_name(file.name + ".lock")):
-            check_sqlite_file(file)
-            yield
+            yield  # open_storage, called under the lock, checks the file once
         return
     if not url.startswith("postgresql"):
         yield
