@@ -169,7 +169,7 @@ class _Logger:
 
 def _tracked(
     action: Callable[[], object], what: str, worker: int, number: int, report: Report
-) -> bool:
+) -> None:
     """Run an MLflow write the trial survives without: when the tracking store fails, say
     `what` (with the cause) and go on. The trial's record keeps everything it measured, and
     the next start ends a run left RUNNING from it (`reconcile`)."""
@@ -177,8 +177,6 @@ def _tracked(
         action()
     except Exception as exc:
         report(Warned(worker, number, f"{what}: {_describe_error(exc)}"[:500]))
-        return False
-    return True
 
 
 def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Recipe) -> TrialRun:
