@@ -225,13 +225,13 @@ def report(
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
     from ablate.report import write_report
-    from ablate.study import default_storage_url, load_existing, reconcile, run_tree_of
+    from ablate.study import default_storage_url, load_existing, reconcile_and_say, run_tree_of
 
     s = _study(study, None, results, storage)
     queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
     tree = run_tree_of(queue, tracking_uri)
-    if tree is not None and (reconciled := reconcile(queue, tree)):
-        console.print(str(reconciled), highlight=False)
+    if tree is not None:
+        reconcile_and_say(queue, tree, console)
     rep = write_report(s, queue, results)
     if tree is not None:
         _publish(rep, s, tree)

@@ -4,7 +4,7 @@ workers, resume and retries. Importing it imports Optuna, never torch or MLflow.
 from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
 from ablate.study._pool import WorkerConfig, plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
-from ablate.study._reconcile import Reconciled, reconcile
+from ablate.study._reconcile import Reconciled, reconcile, reconcile_and_say
 from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
 from ablate.study._run import (
     Locations,
@@ -49,6 +49,7 @@ __all__ = [
     "planned_seeds",
     "prepare",
     "reconcile",
+    "reconcile_and_say",
     "record_run_tree",
     "run_study",
     "run_tree_of",

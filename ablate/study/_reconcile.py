@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.console import Console
+
 from ablate.study._queue import Queue
 from ablate.study._record import Outcome, TrialRecord
 from ablate.track import RunTree, close_run, running_trial_runs
@@ -78,3 +80,9 @@ def reconcile(queue: Queue, tree: RunTree) -> Reconciled:
             finished += record.outcome is Outcome.COMPLETE
             ended += record.outcome is not Outcome.COMPLETE
     return Reconciled(finished, ended)
+
+
+def reconcile_and_say(queue: Queue, tree: RunTree, console: Console) -> None:
+    """`reconcile`, saying what it ended (nothing when there was nothing to end)."""
+    if reconciled := reconcile(queue, tree):
+        console.print(str(reconciled), highlight=False)

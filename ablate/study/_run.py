@@ -13,7 +13,7 @@ from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue
-from ablate.study._reconcile import reconcile
+from ablate.study._reconcile import reconcile_and_say
 from ablate.study._storage import create_or_load, default_storage_url, record_run_tree
 from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten, set_tree_status
 
@@ -70,8 +70,7 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
     with tracking_lock(where.tracking_uri):
         tree = _run_tree(study, where)
     record_run_tree(queue, tree)
-    if reconciled := reconcile(queue, tree):
-        console.print(str(reconciled), highlight=False)
+    reconcile_and_say(queue, tree, console)
     return tree
 
 
@@ -153,7 +152,6 @@ def join_study(
     checkpoints: Path | None = None,
 ) -> None:
     """`ablate worker`: pull the trials of a study `ablate run` started elsewhere."""
-    if reconciled := reconcile(queue, tree):
-        console.print(str(reconciled), highlight=False)
+    reconcile_and_say(queue, tree, console)
     plan = plan_devices(devices, workers)
     run_workers(study, queue.storage_url, tree, plan, queue.waiting(), console, checkpoints)
