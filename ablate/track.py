@@ -274,12 +274,11 @@ def close_run(
     client.set_terminated(run_id, status=status)
 
 
-def set_tree_status(tree: RunTree, status: str, cells: Iterable[str] | None = None) -> None:
-    """Set the study run and the cell runs named (default: all) to `status`: RUNNING while a
-    study trains, KILLED when it was stopped; the report ends them FINISHED when done."""
+def set_tree_status(tree: RunTree, status: str) -> None:
+    """Set the study run and every cell run to `status`: RUNNING while a study trains, KILLED
+    when it was stopped; the report ends them FINISHED when done."""
     client = _client(tree.tracking_uri)
-    names = tree.cell_run_ids if cells is None else cells
-    for run_id in [tree.study_run_id, *(tree.cell_run_ids[c] for c in names)]:
+    for run_id in [tree.study_run_id, *tree.cell_run_ids.values()]:
         if status == "RUNNING":
             client.update_run(run_id, status=status)
         else:
