@@ -21,7 +21,3 @@ def mask_password(url: str) -> str:
 def without_password(url: str) -> str:
     """`postgresql://ablate@host/db` for `postgresql://ablate:secret@host/db`: what is stored."""
     return _USERINFO.sub(r"\g<head>@", url)
-
-
-def has_password(url: str) -> bool:
-    return _USERINFO.match(url) is not None

@@ -63,8 +63,8 @@ def study_lock(url: str, name: str) -> Iterator[None]:
 def tracking_lock(uri: str) -> Iterator[None]:
     """A file lock beside an SQLite tracking database, shared by every study of a results
     folder: MLflow's schema migration fails when two processes create it at once."""
-    if uri.startswith("sqlite:///"):
-        with file_lock(Path(uri.removeprefix("sqlite:///") + ".lock")):
+    if (file := sqlite_file(uri)) is not None:
+        with file_lock(file.with_name(file.name + ".lock")):
             yield
     else:
         yield
