@@ -337,6 +337,8 @@ class SweepSpec(_Frozen):
 class MetricSpec(_Frozen):
     name: str = "val/mIoU"
     goal: Literal["maximize", "minimize"] = "maximize"
+    # the smallest difference that matters, in the metric's display unit (points for IoU)
+    effect: float | None = Field(default=None, gt=0, le=1e6)
 
     @field_validator("name")
     @classmethod
