@@ -4,11 +4,11 @@ interaction, the seed as a block, asking whether the effect of one key depends o
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ablate.report._seeds import complete_rows, require_columns
 
@@ -52,7 +52,7 @@ def interaction_test(
     col_key: str,
     block_seed: bool = True,
 ) -> dict[str, Any]:
-    """Two-way ANOVA with interaction over the COMPLETE seeds of a two-key grid.
+    """Two-way ANOVA with interaction over every COMPLETE result of a two-key grid.
 
     Does the effect of one key depend on the other? The model is
     y_ijk = mu + a_i + b_j + (ab)_ij [+ s_k] + e_ijk with rows i, columns j and seeds k as
@@ -60,20 +60,22 @@ def interaction_test(
     initialisation and the data order of every cell, so results sharing a seed share noise (why
     `summarize` pairs by seed), and a block term s_k takes that shared part out of the error,
     as in a randomised complete block design with factorial treatments (Montgomery, Design and
-    Analysis of Experiments, ch. 5, "Blocking in a factorial design"). It costs r - 1 error
-    degrees of freedom and assumes the seed effect is additive. Without it the seeds are plain
+    Analysis of Experiments, ch. 5, "Blocking in a factorial design"). It costs error degrees
+    of freedom and assumes the seed effect is additive. Without it the seeds are plain
     replicates (a completely randomised design).
 
-    The sums of squares are the balanced-design closed forms, so the data are made balanced:
-    only seeds with a result in every (row, col) pair are used (as paired tests use only seeds
-    both cells have); `n_dropped` counts the results left out. Where a term cannot be tested, F
-    and p are NaN and `note` says why: a pair with no result at all (everything NaN), one
-    common seed (no error degrees of freedom), one level of a key, or no residual variance.
+    The model is fitted by least squares (statsmodels) on every observed result, so a seed
+    missing from one pair costs that one result, not the seed's whole row. Sums of squares are
+    Type III with sum-to-zero contrasts: each term is tested after every other, its levels
+    weighted equally; on a balanced grid they equal the textbook closed forms. Where a term
+    cannot be tested, F and p are NaN and `note` says why: a pair with no result at all (the
+    interaction is then not estimable), no error degrees of freedom, one level of a key, or no
+    residual variance.
 
     Returns a flat dict: `F_<term>`, `p_<term>`, `df_<term>`, `ss_<term>` for the terms
     "row", "col" and "interaction"; `ss_seed`, `df_seed` (0 without blocking), `ss_error`,
-    `df_error`; `n_rows`, `n_cols`, `n_seeds` (common seeds used), `n_dropped`, `blocked` and
-    `note` ("" when all went well).
+    `df_error`; `n_rows`, `n_cols`, `n_seeds` (distinct seeds), `n_results`, `n_dropped`
+    (always 0: kept for readers of older reports), `blocked` and `note` ("" when all went well).
     """
     rows, cols, values = _grid_values(trials, metric, row_key, col_key)
     result: dict[str, Any] = {
@@ -84,41 +86,38 @@ def interaction_test(
         "df_error": math.nan,
         "n_rows": len(rows),
         "n_cols": len(cols),
-        "n_seeds": 0,
-        "n_dropped": len(values),
+        "n_seeds": int(values["seed"].nunique()),
+        "n_results": len(values),
+        "n_dropped": 0,
         "blocked": block_seed,
         "note": "",
     }
-    seeds_of = values.groupby(["i", "j"])["seed"].agg(set)
+    filled = set(zip(values["i"], values["j"], strict=True))
     empty = [
         f"{row_key}={rows[i]}, {col_key}={cols[j]}"
         for i in range(len(rows))
         for j in range(len(cols))
-        if (i, j) not in seeds_of.index
+        if (i, j) not in filled
     ]
     if empty or not len(values):
         result["note"] = "no completed seed for " + ("; ".join(empty) or "any pair")
         return result
-    common = sorted(set.intersection(*seeds_of.tolist()))
-    if not common:
-        result["note"] = "no seed has a result in every pair"
-        return result
-    used = values[values["seed"].isin(common)]
-    y = np.full((len(rows), len(cols), len(common)), np.nan)  # (rows, cols, seeds)
-    position = used["seed"].map({seed: k for k, seed in enumerate(common)})
-    y[used["i"].to_numpy(), used["j"].to_numpy(), position.to_numpy()] = used["value"].to_numpy()
-    result.update(_anova(y, block_seed=block_seed))
-    result.update(n_seeds=len(common), n_dropped=len(values) - len(used))
     notes = []
-    if result["n_dropped"]:
-        notes.append(f"{result['n_dropped']} result(s) on seeds missing from some pair left out")
-    if result["df_error"] == 0:
-        notes.append(f"{len(common)} common seed(s): no error degrees of freedom")
-    elif not result["ss_error"] > _NO_VARIANCE * result["ss_total"]:
-        notes.append("no residual variance: F is undefined")
     if min(len(rows), len(cols)) < 2:
         notes.append("a key with one level has no effect to test")
-    del result["ss_total"]
+    if max(len(rows), len(cols)) > 1:
+        fitted = _anova(values, rows=len(rows) > 1, cols=len(cols) > 1, block_seed=block_seed)
+        if block_seed and not fitted["blocked"]:
+            notes.append("no seed has results in two pairs: the seed is not a block here")
+        result.update(fitted)
+        if result["df_error"] == 0:
+            notes.append("no error degrees of freedom (one result per pair)")
+        elif not result["ss_error"] > _NO_VARIANCE * result["ss_total"]:
+            notes.append("no residual variance: F is undefined")
+        del result["ss_total"]
+    missing = len(rows) * len(cols) * result["n_seeds"] - len(values)
+    if missing > 0 and not notes:
+        notes.append(f"unbalanced: {missing} (pair, seed) result(s) missing, all others used")
     result["note"] = "; ".join(notes)
     return result
 
@@ -147,51 +146,48 @@ def _grid_values(
     return list(row_levels), list(col_levels), values.reset_index(drop=True)
 
 
-def _anova(y: np.ndarray, *, block_seed: bool) -> dict[str, Any]:
-    """Balanced two-way ANOVA of y (rows, cols, seeds); closed-form sums of squares.
+def _anova(values: pd.DataFrame, *, rows: bool, cols: bool, block_seed: bool) -> dict[str, Any]:
+    """Type III ANOVA of `value` on row i × column j (+ seed block) by least squares; a key
+    with one level (`rows` or `cols` False) leaves its terms out. A seed block that the design
+    cannot separate from the pairs (no seed spans two pairs) is dropped: `blocked` says which."""
+    import statsmodels.formula.api as smf
+    from statsmodels.stats.anova import anova_lm
 
-    SS_row = b r sum_i (m_i - m)^2, SS_col = a r sum_j (m_j - m)^2,
-    SS_int = r sum_ij (m_ij - m_i - m_j + m)^2, SS_within = sum_ijk (y_ijk - m_ij)^2; with the
-    seed as a block, SS_seed = a b sum_k (m_k - m)^2 moves out of SS_within into its own term.
-    The deviations are formed directly rather than as differences of totals, which would lose
-    digits to cancellation when the effects are small against the mean.
-    """
-    a, b, r = y.shape
-    m = y.mean()
-    m_i = y.mean(axis=(1, 2))  # (a,)
-    m_j = y.mean(axis=(0, 2))  # (b,)
-    m_ij = y.mean(axis=2)  # (a, b)
-    m_k = y.mean(axis=(0, 1))  # (r,)
-    ss = {
-        "row": b * r * float(np.sum((m_i - m) ** 2)),
-        "col": a * r * float(np.sum((m_j - m) ** 2)),
-        "interaction": r * float(np.sum((m_ij - m_i[:, None] - m_j[None, :] + m) ** 2)),
-    }
-    df = {"row": a - 1, "col": b - 1, "interaction": (a - 1) * (b - 1)}
-    residual = y - m_ij[:, :, None]  # (a, b, r)
-    if block_seed:
-        residual = residual - (m_k - m)[None, None, :]
-        ss_seed, df_seed = a * b * float(np.sum((m_k - m) ** 2)), r - 1
-        df_error = (a * b - 1) * (r - 1)
-    else:
-        ss_seed, df_seed = 0.0, 0
-        df_error = a * b * (r - 1)
-    ss_error = float(np.sum(residual**2))
-    ss_total = float(np.sum((y - m) ** 2))
+    names = {"row": "C(i, Sum)", "col": "C(j, Sum)", "interaction": "C(i, Sum):C(j, Sum)"}
+    used = {"row": rows, "col": cols, "interaction": rows and cols}
+    data = values.astype({"i": int, "j": int})
+    terms = [names[t] for t in ("row", "col", "interaction") if used[t]]
+    blocked = block_seed and values["seed"].nunique() > 1
+    for block in (True, False) if blocked else (False,):
+        formula = "value ~ " + " + ".join([*terms, *(["C(seed, Sum)"] if block else [])])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rank deficiency is checked just below
+            fit = smf.ols(formula, data=data).fit()
+        if fit.model.exog.shape[1] == int(fit.model.rank):
+            break
     out: dict[str, Any] = {
-        "ss_seed": ss_seed,
-        "df_seed": df_seed,
-        "ss_error": ss_error,
-        "df_error": df_error,
-        "ss_total": ss_total,
+        "blocked": block,
+        "ss_seed": 0.0,
+        "df_seed": 0,
+        "ss_error": float(fit.ssr),
+        "df_error": round(fit.df_resid),
+        "ss_total": float(fit.centered_tss),
     }
-    testable = df_error > 0 and ss_error > _NO_VARIANCE * ss_total
-    for term in ANOVA_TERMS:
-        out[f"ss_{term}"], out[f"df_{term}"] = ss[term], df[term]
-        if testable and df[term] > 0:
-            f = (ss[term] / df[term]) / (ss_error / df_error)
-            out[f"F_{term}"] = f
-            out[f"p_{term}"] = float(stats.f.sf(f, df[term], df_error))
-        else:
-            out[f"F_{term}"] = out[f"p_{term}"] = math.nan
+    if out["df_error"] == 0:  # a saturated model: nothing to test, no F table to read
+        return out
+    testable = out["ss_error"] > _NO_VARIANCE * out["ss_total"]
+    with warnings.catch_warnings():  # no error df: statsmodels divides by zero, we report NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = anova_lm(fit, typ=3)
+    if block:
+        out["ss_seed"] = float(table.loc["C(seed, Sum)", "sum_sq"])
+        out["df_seed"] = int(table.loc["C(seed, Sum)", "df"])
+    for term, name in names.items():
+        if not used[term]:
+            continue
+        out[f"ss_{term}"] = float(table.loc[name, "sum_sq"])
+        out[f"df_{term}"] = int(table.loc[name, "df"])
+        if testable:
+            out[f"F_{term}"] = float(table.loc[name, "F"])
+            out[f"p_{term}"] = float(table.loc[name, "PR(>F)"])
     return out

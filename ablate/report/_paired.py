@@ -1,6 +1,13 @@
 """Paired comparison of a cell with the baseline from the per-seed differences cell − baseline:
 Student-t interval, paired t-test, Wilcoxon signed-rank test, Cohen's d_z, a bootstrap interval,
-and Holm's correction across the cells compared."""
+and Holm's correction across the cells compared.
+
+Statistics are given only where they can mean something. The exact Wilcoxon test's smallest
+two-sided p-value with n pairs is 2/2^n, so below `wilcoxon_min_n(alpha)` pairs (6 at α = 0.05)
+it cannot reject whatever the data, and it is left out (NaN). A percentile bootstrap of the mean
+from a handful of pairs is far too narrow (3 pairs have 10 distinct resamples), so it is left
+out below `BOOTSTRAP_MIN_N` pairs.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+BOOTSTRAP_MIN_N = 10  # fewer pairs: a percentile interval badly undercovers
 
 
 def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
@@ -49,7 +58,7 @@ def paired_differences(cell: pd.Series, base: pd.Series) -> np.ndarray:
 
 def no_comparison(n: int) -> dict[str, Any]:
     empty = dict.fromkeys(
-        ("diff", "diff_ci_low", "diff_ci_high", "p_value", "p_wilcoxon", "d_z"), math.nan
+        ("diff", "diff_ci_low", "diff_ci_high", "p_value", "p_wilcoxon", "d_z", "d_av"), math.nan
     )
     return {**empty, "boot_low": math.nan, "boot_high": math.nan, "n_pairs": n}
 
@@ -64,18 +73,40 @@ def paired_stats(d: np.ndarray, confidence: float, n_boot: int, rng_seed: int) -
     spread = float(np.ptp(d))
     if spread <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
         # Identical differences: the t statistic is 0/0 or ±inf. All zero is no evidence of a
-        # difference (p = 1); a constant non-zero shift is left untested (NaN) rather than p = 0.
-        out["p_value"] = 1.0 if not np.any(d) else math.nan
+        # difference (p = 1); a constant non-zero shift is the limit of ever smaller spread
+        # around that shift, where p → 0 and d_z → ±inf.
+        out["p_value"] = 1.0 if not np.any(d) else 0.0
+        out["d_z"] = 0.0 if not np.any(d) else math.copysign(math.inf, level["mean"])
     else:
         out["p_value"] = float(stats.ttest_1samp(d, 0.0).pvalue)
         out["d_z"] = level["mean"] / level["std"]
-    if np.any(d):
+    if np.any(d) and len(d) >= wilcoxon_min_n(1.0 - confidence):
         with warnings.catch_warnings():  # scipy warns about ties and zeros with few pairs
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
             out["p_wilcoxon"] = float(stats.wilcoxon(d, alternative="two-sided").pvalue)
-    out["boot_low"], out["boot_high"] = _bootstrap_mean_ci(d, confidence, n_boot, rng_seed)
+    if n_boot > 0 and len(d) >= BOOTSTRAP_MIN_N:
+        out["boot_low"], out["boot_high"] = _bootstrap_mean_ci(d, confidence, n_boot, rng_seed)
     return out
+
+
+def wilcoxon_min_n(alpha: float) -> int:
+    """The fewest pairs with which the exact two-sided Wilcoxon test can reach p < alpha: its
+    smallest p-value, every difference of one sign, is 2 / 2^n."""
+    return max(1, math.floor(1 - math.log2(alpha)) + 1) if alpha > 0 else 1_000_000
+
+
+def cohens_d_av(d: np.ndarray, cell: np.ndarray, base: np.ndarray) -> float:
+    """Cohen's d_av (Lakens 2013, eq. 10): the mean paired difference over the mean of the two
+    cells' standard deviations. Unlike d_z it does not shrink the denominator by the
+    correlation between cells, so it reads like the d of two independent groups."""
+    if len(d) < 2 or len(cell) < 2 or len(base) < 2:
+        return math.nan
+    spread = (float(np.std(cell, ddof=1)) + float(np.std(base, ddof=1))) / 2
+    mean = float(np.mean(d))
+    if spread == 0:
+        return 0.0 if mean == 0 else math.copysign(math.inf, mean)
+    return mean / spread
 
 
 def _bootstrap_mean_ci(

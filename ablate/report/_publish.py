@@ -4,23 +4,53 @@ run."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
+from ablate.names import metric_info
 from ablate.report._build import Report
 from ablate.spec import Study
 from ablate.track import RunTree, log_cell_aggregates, log_study_artifacts
 
-_AGGREGATES = ("n", "mean", "std", "ci_low", "ci_high", "diff", "p_value", "p_holm")
+# summary columns in the metric's unit, shown scaled and named with it; then plain numbers
+_IN_UNIT = ("mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high", "mde")
+_PLAIN = ("n", "p_value", "p_holm")
+_UNIT_NAMES = {"%": "pct"}  # MLflow's metric names take no "%"
+
+
+def aggregate_names(metric: str) -> dict[str, str]:
+    """Summary column -> the name of its metric on a cell run: `<metric>/<column>_<unit>` for
+    a value in the metric's display unit (`val/mIoU/mean_pct` = 43.2 for a mean mIoU of
+    0.432, in % points like the report; `val/loss/mean_nats`; no suffix for a metric without a
+    unit), `<metric>/<column>` for the seed count and the p-values."""
+    unit = metric_info(metric).unit
+    suffix = f"_{_UNIT_NAMES.get(unit, unit)}" if unit else ""
+    return {
+        **{k: f"{metric}/{k}{suffix}" for k in _IN_UNIT},
+        **{k: f"{metric}/{k}" for k in _PLAIN},
+    }
+
+
+def cell_aggregates(row: Mapping[str, Any], metric: str) -> dict[str, float]:
+    """A summary row's values as a cell run's metrics (`aggregate_names`), values in the
+    metric's unit scaled to its display unit; missing and NaN values left out."""
+    scale = metric_info(metric).scale
+    values = {}
+    for column, name in aggregate_names(metric).items():
+        if column in row and not math.isnan(value := float(row[column])):
+            values[name] = value * scale if column in _IN_UNIT else value
+    return values
 
 
 def publish(report: Report, study: Study, tree: RunTree) -> None:
-    """Cell runs get `<metric>/mean`, `/std`, CI, diff and p-values; the study run gets the
-    report's files and ends FINISHED once every (cell, seed) is done."""
+    """Cell runs get the study metric's aggregates over seeds (`cell_aggregates`: mean, std,
+    CI, the difference from the baseline with its CI, the MDE, p-values); the study run gets
+    the report's files and ends FINISHED once every (cell, seed) is done."""
     metric = study.spec.metric.name
     aggregates = {}
     finished = []
     for _, row in report.summary.iterrows():
-        values = {f"{metric}/{k}": float(row[k]) for k in _AGGREGATES if k in row}
-        aggregates[str(row["cell"])] = {k: v for k, v in values.items() if not math.isnan(v)}
+        aggregates[str(row["cell"])] = cell_aggregates(row, metric)
         planned = report.planned.get(str(row["cell"]), len(study.spec.sweep.seeds))
         if int(row["n"]) + int(row.get("diverged", 0)) >= planned:
             finished.append(str(row["cell"]))

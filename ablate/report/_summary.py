@@ -1,5 +1,6 @@
 """Per-cell summaries: the metric over each cell's COMPLETE seeds, its paired comparison with the
-baseline and its divergence rate; and per-class IoU differences from the baseline."""
+baseline, what that comparison could detect (MDE), its health and divergence rate; and per-class
+IoU differences from the baseline."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ablate.names import metric_info
+from ablate.report._health import cell_health, never_learned
 from ablate.report._paired import (
+    cohens_d_av,
     holm,
     level_stats,
     no_comparison,
     paired_differences,
     paired_stats,
 )
+from ablate.report._power import mde, seeds_needed
 from ablate.report._seeds import cell_order, empty_series, require_columns, seed_values
 from ablate.report._verdict import verdict_of
 
@@ -38,6 +43,13 @@ SUMMARY_STATS = (
     "d_z",
     "boot_low",
     "boot_high",
+    "d_av",
+    "mde",
+    "seeds_needed",
+    "collapsed",
+    "late_gain",
+    "converged",
+    "health",
     "verdict",
 )
 
@@ -54,6 +66,8 @@ def summarize(
     baseline: str,
     keys: Sequence[str],
     cells: Sequence[str] | None = None,
+    history: pd.DataFrame | None = None,
+    effect: float | None = None,
     confidence: float = 0.95,
     n_boot: int = 10_000,
     rng_seed: int = 0,
@@ -62,8 +76,15 @@ def summarize(
 
     Cells follow `cells` when given (a listed cell with no completed trial still gets a row, with
     n = 0 and NaNs, so a report can show it as missing), else their first appearance in `trials`.
-    A verdict of "better" or "worse" needs p_holm < 1 - confidence (0.05 by default). The
-    baseline row carries its own n as n_pairs and NaN in every comparison column.
+    A verdict of "better" or "worse" needs p_holm < 1 - confidence (0.05 by default); a cell
+    whose models collapsed or diverged, or whose curves still rose (from `history`, the long
+    per-evaluation table), is "inconclusive" instead of "no detectable difference".
+
+    `mde` is the difference the paired t-test detects with 80 % power at the corrected level
+    α/m (m the cells tested: Holm's first, strictest step), from the cell's seed spread;
+    `seeds_needed`, with `effect` (the smallest difference that matters, in display units such
+    as IoU points), is how many seeds would detect it. The baseline row carries its own n as
+    n_pairs and NaN in every comparison column.
     """
     require_columns(trials, ["number", "state", "cell", "seed", metric, *keys])
     if goal not in ("maximize", "minimize"):
@@ -75,6 +96,13 @@ def summarize(
     base = values.get(baseline, empty_series())
     key_values = _key_values(trials, keys)
     outcomes = _outcome_counts(trials)
+    health = cell_health(
+        trials,
+        history if history is not None else pd.DataFrame(),
+        metric=metric,
+        goal=goal,
+        cells=order,
+    )
 
     rows = []
     for cell in order:
@@ -88,16 +116,41 @@ def summarize(
         else:
             diffs = paired_differences(own, base)
             row.update(paired_stats(diffs, confidence, n_boot, rng_seed))
+            paired = pd.concat({"c": own, "b": base}, axis=1, join="inner")
+            row["d_av"] = cohens_d_av(diffs, paired["c"].to_numpy(), paired["b"].to_numpy())
+            row["_sd"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
+        row.update(health[cell])
         rows.append(row)
 
-    summary = pd.DataFrame(rows, columns=["cell", *keys, *SUMMARY_STATS])
+    summary = pd.DataFrame(rows, columns=["cell", *keys, *SUMMARY_STATS, "_sd"])
     compared = (summary["cell"] != baseline).to_numpy()
     p_holm = np.full(len(summary), np.nan)
     p_holm[compared] = holm(summary.loc[compared, "p_value"].to_numpy(dtype=float))
     summary["p_holm"] = p_holm
     alpha = 1.0 - confidence
+    tested = max(1, int(summary.loc[compared, "p_value"].notna().sum()))
+    sds = summary["_sd"].to_numpy(dtype=float)
+    n_pairs = summary["n_pairs"].to_numpy()
+    summary["mde"] = [
+        mde(sd, int(k), alpha / tested) if c else math.nan
+        for sd, k, c in zip(sds, n_pairs, compared, strict=True)
+    ]
+    scale = metric_info(metric).scale
+    summary["seeds_needed"] = [
+        seeds_needed(effect / scale, sd, alpha / tested) if c and effect else math.nan
+        for sd, c in zip(sds, compared, strict=True)
+    ]
+    summary = summary.drop(columns="_sd")
+    base_row = summary[summary["cell"] == baseline].to_dict("records")
     summary["verdict"] = [
-        verdict_of(row, baseline=baseline, goal=goal, alpha=alpha)
+        verdict_of(
+            row,
+            base_row[0] if base_row else None,
+            baseline=baseline,
+            goal=goal,
+            alpha=alpha,
+            metric=metric,
+        )
         for row in summary.to_dict("records")
     ]
     _add_test(summary, trials, metric, baseline)
@@ -131,36 +184,63 @@ def per_class_diff(
     cells: Sequence[str] | None = None,
     confidence: float = 0.95,
 ) -> pd.DataFrame:
-    """Long table (cell, class, diff, ci_low, ci_high, n_pairs) of per-class IoU minus baseline.
+    """Long table (cell, class, diff, ci_low, ci_high, n_pairs, p_value, p_holm, never_learned)
+    of per-class IoU minus baseline.
 
     Shows *where* a trick helps: a small mIoU change can hide a large gain on thin or rare
     classes. Pairs are by seed over seeds where both cells have a finite value for that class
-    (a class absent from a validation set has a NaN IoU). Non-baseline cells only.
+    (a class absent from a validation set has a NaN IoU). `p_value` is the paired t-test and
+    `p_holm` corrects it over the classes of one cell (testing 19 classes at 0.05 would flag one
+    by chance). `never_learned` marks a class with IoU 0 in every COMPLETE trial of the study,
+    whose difference of 0 is no evidence of anything. Non-baseline cells only.
     """
     require_columns(trials, ["number", "state", "cell", "seed", *class_columns])
     order = [cell for cell in cell_order(trials, cells) if cell != baseline]
+    unlearned = set(never_learned(trials[["number", "state", "cell", "seed", *class_columns]]))
     rows = []
     for column in class_columns:
         values = seed_values(trials, column)
         base = values.get(baseline, empty_series())
+        name = column.removeprefix(_IOU_PREFIX)
         for cell in order:
             diffs = paired_differences(values.get(cell, empty_series()), base)
             level = level_stats(diffs, confidence)
+            test = paired_stats(diffs, confidence, n_boot=0, rng_seed=0)
             rows.append(
                 {
                     "cell": cell,
-                    "class": column.removeprefix(_IOU_PREFIX),
+                    "class": name,
                     "diff": level["mean"],
                     "ci_low": level["ci_low"],
                     "ci_high": level["ci_high"],
                     "n_pairs": len(diffs),
+                    "p_value": test["p_value"] if name not in unlearned else math.nan,
+                    "never_learned": name in unlearned,
                 }
             )
-    table = pd.DataFrame(rows, columns=["cell", "class", "diff", "ci_low", "ci_high", "n_pairs"])
+    columns = [*_PER_CLASS_COLUMNS]
+    table = pd.DataFrame(rows, columns=[c for c in columns if c != "p_holm"])
+    table["p_holm"] = np.nan
+    for _, group in table.groupby("cell", sort=False):
+        table.loc[group.index, "p_holm"] = holm(group["p_value"].to_numpy(dtype=float))
+    table = table[columns]
     # Group by cell, classes in the order given, so a reader scans one cell at a time.
     table["_cell_pos"] = table["cell"].map({cell: i for i, cell in enumerate(order)})
     table = table.sort_values("_cell_pos", kind="stable").drop(columns="_cell_pos")
     return table.reset_index(drop=True)
+
+
+_PER_CLASS_COLUMNS = (
+    "cell",
+    "class",
+    "diff",
+    "ci_low",
+    "ci_high",
+    "n_pairs",
+    "p_value",
+    "p_holm",
+    "never_learned",
+)
 
 
 def _key_values(trials: pd.DataFrame, keys: Sequence[str]) -> dict[Hashable, dict[str, Any]]:

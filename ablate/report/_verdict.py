@@ -7,45 +7,103 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from ablate.names import metric_scale
+from ablate.names import metric_info
 
 
-def verdict_of(row: Mapping[str, Any], *, baseline: str, goal: str, alpha: float) -> str:
+def verdict_of(
+    row: Mapping[str, Any],
+    base: Mapping[str, Any] | None,
+    *,
+    baseline: str,
+    goal: str,
+    alpha: float,
+    metric: str,
+) -> str:
+    """The verdict on a summary row, given the baseline's row (None when it has none).
+
+    A comparison that cannot be trusted says so before any test is read: models that collapsed
+    to one class or diverged make it "inconclusive: <why>" (a difference between failures says
+    nothing about the trick). A cell whose curves still rose at the end is "inconclusive" when
+    no difference is found (one may appear with longer training) and keeps a found difference,
+    marked as measured at this training length. Only a healthy comparison reads "no detectable
+    difference", with the smallest difference it could have detected.
+    """
     if row["cell"] == baseline:
         return "baseline"
     k = int(row["n_pairs"])
     if k == 0:
+        if int(row.get("diverged") or 0) and not int(row["n"]):
+            return f"diverged ({int(row['diverged'])} of {int(row['diverged'])} seeds)"
+        if base is not None and int(base.get("diverged") or 0) and not int(base["n"]):
+            return "inconclusive: the baseline diverged on every seed"
         return "missing"
+    problems = [*_failures(row, "")]
+    if base is not None:
+        problems += _failures(base, "baseline: ")
+    if problems:
+        return "inconclusive: " + "; ".join(problems)
     if k == 1:
         return "n/a (one seed)"
-    if math.isnan(row["p_value"]) and row["diff"] != 0:
-        return "n/a (identical differences)"
+    unconverged = [
+        f"{who}not converged"
+        for who, r in (("", row), ("baseline ", base))
+        if r is not None and r.get("converged") is False
+    ]
     if row["p_holm"] < alpha:
         improved = row["diff"] > 0 if goal == "maximize" else row["diff"] < 0
-        return "better" if improved else "worse"
-    return f"no detectable difference at n = {k}"
+        verdict = "better" if improved else "worse"
+        if unconverged:
+            return f"{verdict} at this training length ({', '.join(unconverged)})"
+        return verdict
+    if unconverged:
+        return "inconclusive: " + ", ".join(unconverged) + "; longer training may show a difference"
+    detectable = row.get("mde", math.nan)
+    if detectable is None or math.isnan(detectable):
+        return f"no detectable difference at n = {k}"
+    return f"no detectable difference at n = {k} (could detect ≥ {_amount(detectable, metric)})"
+
+
+def _failures(row: Mapping[str, Any], who: str) -> list[str]:
+    """Why a row's models cannot be compared: seeds that collapsed or diverged."""
+    out = []
+    n, diverged = int(row["n"]), int(row.get("diverged") or 0)
+    if int(row.get("collapsed") or 0):
+        out.append(f"{who}{int(row['collapsed'])} of {n} seeds predict one class")
+    if diverged:
+        out.append(f"{who}{diverged} of {n + diverged} seeds diverged")
+    return out
+
+
+def _amount(
+    value: float, metric: str, *, signed: bool = False, unit: bool = True, points: str = " points"
+) -> str:
+    """A value in the metric's display unit: "1.94 points" for IoU, "0.031 nats" for a loss."""
+    info = metric_info(metric)
+    text = _fmt(value * info.scale, signed=signed)
+    if not unit or text == "n/a":
+        return text
+    return text + (points if info.scale != 1.0 else f" {info.unit}".rstrip())
 
 
 def verdict_sentence(row: Mapping[str, Any], metric: str, *, confidence: float = 0.95) -> str:
-    """One plain sentence for a summary row, e.g. "x: +1.42 mIoU-points vs baseline (...) — better."
+    """One plain sentence for a summary row, e.g. "x: mIoU +1.42 points vs baseline (paired 95%
+    t-interval +0.31 to +2.53 points, p_holm = 0.004, n = 3) — better."
 
     Fraction metrics (IoU, accuracy) are shown ×100 as points, others in their own units.
     """
-    scale = metric_scale(metric)
     name = metric.split("/")[-1]
-    unit = f"{name}-points" if scale == 100.0 else name
     cell, verdict = row["cell"], row["verdict"]
     if verdict == "baseline":
-        percent = "%" if scale == 100.0 else ""
-        return f"{cell}: baseline, {name} = {_fmt(row['mean'] * scale)}{percent} (n = {row['n']})."
-    if verdict == "missing":
-        return f"{cell}: no completed seed paired with the baseline — missing."
-    diff = f"{_fmt(row['diff'] * scale, signed=True)} {unit} vs baseline"
+        mean = _amount(row["mean"], metric, points="%")
+        return f"{cell}: baseline, {name} = {mean} (n = {row['n']})."
+    if int(row["n_pairs"]) == 0:
+        return f"{cell}: no completed seed paired with the baseline — {verdict}."
+    diff = f"{name} {_amount(row['diff'], metric, signed=True)} vs baseline"
     if row["n_pairs"] < 2:
         return f"{cell}: {diff} (one paired seed, no test possible) — {verdict}."
-    low = _fmt(row["diff_ci_low"] * scale, signed=True)
-    high = _fmt(row["diff_ci_high"] * scale, signed=True)
-    level = f"{confidence * 100:g}% CI {low} to {high}"
+    low = _amount(row["diff_ci_low"], metric, signed=True, unit=False)
+    high = _amount(row["diff_ci_high"], metric, signed=True)
+    level = f"paired {confidence * 100:g}% t-interval {low} to {high}"
     return f"{cell}: {diff} ({level}, {_fmt_p(row['p_holm'])}, n = {row['n_pairs']}) — {verdict}."
 
 

@@ -79,11 +79,16 @@ def test_paired_comparison_matches_hand_computation():
     assert row["p_value"] == pytest.approx(2 * stats.t.sf(t, df=2))
     assert row["p_holm"] == pytest.approx(row["p_value"])  # one comparison: Holm changes nothing
     assert row["d_z"] == pytest.approx(mean / sd)
-    # exact signed-rank test, 3 positive differences: P(W = 0) = 1/8, two-sided 1/4
-    assert row["p_wilcoxon"] == pytest.approx(0.25)
-    eps = 1e-12  # the differences themselves carry float rounding (0.66 - 0.62 != 0.04)
-    assert d.min() - eps <= row["boot_low"] <= row["diff"] <= row["boot_high"] <= d.max() + eps
-    assert row["verdict"] == "no detectable difference at n = 3"
+    # d_av: the mean difference over the mean of the two cells' sds (0.01 and 0.0208...)
+    assert row["d_av"] == pytest.approx(mean / ((0.01 + np.std(AUX, ddof=1)) / 2))
+    # The exact signed-rank test's smallest p with 3 pairs is 1/4, and a percentile bootstrap
+    # of 3 pairs has 10 distinct resamples: neither can mean anything here, both are left out.
+    assert math.isnan(row["p_wilcoxon"])
+    assert math.isnan(row["boot_low"]) and math.isnan(row["boot_high"])
+    # MDE at 80 % power, one comparison (alpha 0.05), from the noncentral t
+    assert row["mde"] == pytest.approx(3.2640435 * sd, rel=1e-6)  # d = 3.264 at n = 3
+    detect = f"{row['mde'] * 100:.2f} points"
+    assert row["verdict"] == f"no detectable difference at n = 3 (could detect ≥ {detect})"
 
 
 def test_pairs_only_seeds_complete_in_both_cells():
@@ -199,20 +204,40 @@ def test_one_seed_study_has_no_test():
 
 def test_identical_differences():
     zero = run(make_trials({"a": (0.0, BASE), "b": (0.4, BASE)})).loc["b"]
-    assert zero["p_value"] == 1.0 and math.isnan(zero["p_wilcoxon"]) and math.isnan(zero["d_z"])
-    assert zero["verdict"] == "no detectable difference at n = 3"
+    assert zero["p_value"] == 1.0 and math.isnan(zero["p_wilcoxon"]) and zero["d_z"] == 0
+    assert zero["mde"] == 0 and zero["verdict"].startswith("no detectable difference at n = 3")
+    # a constant shift is the limit of a shrinking spread: p -> 0, d_z -> inf, not NaN
     shifted = run(make_trials({"a": (0.0, [0.5, 0.6]), "b": (0.4, [0.75, 0.85])})).loc["b"]
-    assert math.isnan(shifted["p_value"])
-    assert shifted["verdict"] == "n/a (identical differences)"
+    assert shifted["p_value"] == 0.0 and shifted["d_z"] == math.inf
+    assert shifted["verdict"] == "better"
+    lower = run(make_trials({"a": (0.0, [0.5, 0.6]), "b": (0.4, [0.25, 0.35])})).loc["b"]
+    assert lower["p_value"] == 0.0 and lower["d_z"] == -math.inf and lower["verdict"] == "worse"
 
 
-def test_bootstrap_is_reproducible_and_seeded():
-    trials = make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})
+TEN_BASE = [0.60, 0.62, 0.61, 0.59, 0.63, 0.60, 0.61, 0.62, 0.58, 0.60]
+TEN_DIFF = [0.03, 0.04, 0.01, 0.02, 0.00, 0.03, 0.01, 0.02, 0.05, 0.01]  # sums to 0.22
+
+
+def test_bootstrap_is_reproducible_seeded_and_starts_at_ten_pairs():
+    aux = [b + d for b, d in zip(TEN_BASE, TEN_DIFF, strict=True)]
+    trials = make_trials({"a": (0.0, TEN_BASE), "b": (0.4, aux)})
     first = run(trials, n_boot=2000, rng_seed=1).loc["b"]
     again = run(trials, n_boot=2000, rng_seed=1).loc["b"]
     assert (first["boot_low"], first["boot_high"]) == (again["boot_low"], again["boot_high"])
-    # With 3 pairs the bootstrap means live on a lattice of multiples of 0.01 / 3.
-    assert round(first["boot_low"] * 300, 6) == round(first["boot_low"] * 300)
+    assert 0.0 < first["boot_low"] < 0.022 < first["boot_high"] < 0.05
+    nine = run(make_trials({"a": (0.0, TEN_BASE[:9]), "b": (0.4, aux[:9])})).loc["b"]
+    assert math.isnan(nine["boot_low"]) and not math.isnan(nine["p_value"])
+
+
+@pytest.mark.parametrize(("n", "reported"), [(5, False), (6, True)])
+def test_wilcoxon_is_reported_from_the_n_where_it_can_reject(n: int, reported: bool):
+    # all differences positive: the exact two-sided p is 2 / 2^n (0.0625 at 5, 0.03125 at 6)
+    aux = [b + d + 0.001 for b, d in zip(TEN_BASE, TEN_DIFF, strict=True)]
+    row = run(make_trials({"a": (0.0, TEN_BASE[:n]), "b": (0.4, aux[:n])})).loc["b"]
+    if reported:
+        assert row["p_wilcoxon"] == pytest.approx(2 / 2**n)
+    else:
+        assert math.isnan(row["p_wilcoxon"])
 
 
 def test_per_class_diff_pairs_finite_values_per_class():
@@ -220,7 +245,17 @@ def test_per_class_diff_pairs_finite_values_per_class():
     trials["val/iou/road"] = [0.9, 0.8, 0.7, 0.95, 0.80, 0.75]
     trials["val/iou/pole"] = [0.1, np.nan, 0.3, 0.2, 0.25, 0.3]
     table = per_class_diff(trials, baseline="a", class_columns=["val/iou/road", "val/iou/pole"])
-    assert list(table.columns) == ["cell", "class", "diff", "ci_low", "ci_high", "n_pairs"]
+    assert list(table.columns) == [
+        "cell",
+        "class",
+        "diff",
+        "ci_low",
+        "ci_high",
+        "n_pairs",
+        "p_value",
+        "p_holm",
+        "never_learned",
+    ]
     road = table.set_index("class").loc["road"]
     pole = table.set_index("class").loc["pole"]
     assert road["cell"] == "b" and road["n_pairs"] == 3
@@ -242,18 +277,19 @@ def test_verdict_sentence_reads_in_points():
         "n_pairs": 3,
     }
     assert verdict_sentence(row, "val/mIoU") == (
-        "aux.weight=0.4: +1.42 mIoU-points vs baseline "
-        "(95% CI +0.30 to +2.50, p_holm = 0.031, n = 3) — better."
+        "aux.weight=0.4: mIoU +1.42 points vs baseline "
+        "(paired 95% t-interval +0.30 to +2.50 points, p_holm = 0.031, n = 3) — better."
     )
     loss = verdict_sentence(row | {"diff": -0.5, "verdict": "worse"}, "val/loss")
-    assert loss.startswith("aux.weight=0.4: -0.50 loss vs baseline")
+    assert loss.startswith("aux.weight=0.4: loss -0.50 nats vs baseline")
 
 
 @pytest.mark.parametrize(
     ("verdict", "n_pairs", "expected"),
     [
         ("missing", 0, "x: no completed seed paired with the baseline — missing."),
-        ("n/a (one seed)", 1, "x: +1.00 mIoU-points vs baseline (one paired seed"),
+        ("n/a (one seed)", 1, "x: mIoU +1.00 points vs baseline (one paired seed"),
+        ("diverged (3 of 3 seeds)", 0, "x: no completed seed paired with the baseline — diverged"),
     ],
 )
 def test_verdict_sentence_without_a_test(verdict: str, n_pairs: int, expected: str):
@@ -363,27 +399,51 @@ def test_without_block_one_key_is_one_way_anova():
     assert result["p_col"] == pytest.approx(one_way.pvalue)
 
 
-def test_seeds_missing_from_a_pair_are_left_out_everywhere():
+def test_a_missing_result_costs_that_result_alone():
     grid = {pair: [*values, 20.0] for pair, values in GRID.items()}  # a fourth seed ...
     del grid[("cpp", 0.4)][3]  # ... that one pair lacks (it crashed)
-    result = anova(grid_trials(grid))
-    assert (result["n_seeds"], result["n_dropped"]) == (3, 3)
-    assert "3 result(s)" in result["note"]
-    assert result["F_interaction"] == pytest.approx(18.0)  # the balanced example again
-
-
-def test_no_seed_common_to_every_pair_has_no_test():
-    grid = {pair: values[:1] for pair, values in GRID.items()}
     trials = grid_trials(grid)
-    trials.loc[trials["cell"] == "cpp_0.4", "seed"] = 7  # its only result is on another seed
     result = anova(trials)
-    assert (result["n_seeds"], result["n_dropped"]) == (0, 4)
-    assert result["note"] == "no seed has a result in every pair" and math.isnan(result["ss_row"])
+    assert (result["n_seeds"], result["n_results"], result["n_dropped"]) == (4, 15, 0)
+    assert "1 (pair, seed) result(s) missing" in result["note"]
+    # Type III sums of squares by hand: each term's SS is the rise in residual SS when its
+    # sum-coded columns leave the full least-squares model (seed block included)
+    y = trials[METRIC].to_numpy()
+    row = np.where(trials["target"] == "full", 1.0, -1.0)
+    col = np.where(trials["w"] == 0.0, 1.0, -1.0)
+    seed = trials["seed"].to_numpy()
+    blocks = np.stack([np.where(seed == k, 1.0, np.where(seed == 3, -1.0, 0.0)) for k in range(3)])
+    columns = {"row": row, "col": col, "interaction": row * col}
+
+    def rss(without: str | None) -> float:
+        kept = [v for k, v in columns.items() if k != without]
+        x = np.column_stack([np.ones_like(y), *kept, *blocks])
+        fitted = x @ np.linalg.lstsq(x, y, rcond=None)[0]
+        return float(np.sum((y - fitted) ** 2))
+
+    full = rss(None)
+    df_error = 15 - 1 - 3 - 3
+    assert result["df_error"] == df_error and result["ss_error"] == pytest.approx(full)
+    for term in ANOVA_TERMS:
+        ss = rss(term) - full
+        assert result[f"ss_{term}"] == pytest.approx(ss)
+        assert result[f"F_{term}"] == pytest.approx(ss / (full / df_error))
+        assert result[f"p_{term}"] == pytest.approx(stats.f.sf(ss / (full / df_error), 1, df_error))
+
+
+def test_seeds_that_never_cross_pairs_are_not_a_block():
+    # each pair trained on its own seeds: a seed block would be confounded with the pairs
+    trials = grid_trials(GRID)
+    trials["seed"] = trials["seed"] + 10 * trials.groupby("cell", sort=False).ngroup()
+    blocked, plain = anova(trials), anova(trials, block_seed=False)
+    assert not blocked["blocked"] and "not a block" in blocked["note"]
+    assert blocked["F_interaction"] == pytest.approx(plain["F_interaction"])
+    assert plain["F_interaction"] == pytest.approx(SS_INT / (SS_WITHIN / 8))
 
 
 def test_one_seed_per_pair_has_no_test():
-    result = anova(grid_trials({pair: values[:1] for pair, values in GRID.items()}))
-    assert result["df_error"] == 0 and result["ss_row"] == pytest.approx(16.0)
+    result = anova(grid_trials({pair: values[:1] for pair, values in GRID.items()}), block_seed=False)
+    assert result["df_error"] == 0 and math.isnan(result["ss_row"])
     assert all(math.isnan(result[f"{s}_{t}"]) for s in ("F", "p") for t in ANOVA_TERMS)
     assert "no error degrees of freedom" in result["note"]
 

@@ -1,0 +1,136 @@
+"""Health checks: did the models learn at all, and had they stopped learning? A comparison of
+models that did not learn says nothing about the trick, so a cell failing a check gets an
+"inconclusive" verdict instead of "no detectable difference".
+
+Per COMPLETE trial, from its final per-class IoU and its validation history:
+- **collapsed**: at most one class has an IoU above zero (the model predicts one class
+  everywhere, e.g. background only).
+- **late gain**: how much the metric still moved, in the metric's favourable direction, over the
+  last quarter of training: the least-squares slope of the metric over the evaluations in that
+  quarter (at least the last three) times a quarter of training. Evaluations are taken as evenly
+  spaced in training (`eval.every` makes them so).
+Per cell: the number of collapsed seeds, and the late gain of the cell's mean curve (mean over
+seeds at each evaluation), which averages out seed noise. A cell is **not converged** when that
+gain is above `LATE_GAIN_POINTS` in display units (IoU points) — for metrics without points, above
+`LATE_GAIN_RELATIVE` of the metric's final value. Per study: the classes never learned (IoU 0 in
+every COMPLETE trial), named above the table; they are no fault of one cell.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from ablate.names import metric_info
+
+LATE_GAIN_POINTS = 1.0  # a still-rising curve: more than 1 point gained over the last quarter
+LATE_GAIN_RELATIVE = 0.01  # the same for metrics shown raw (a loss): 1 % of its final value
+LAST_SHARE = 0.25  # "the end of training" the late gain looks at
+MIN_POINTS = 3  # evaluations a slope needs; fewer in total and convergence is not judged
+IOU_PREFIX = "val/iou/"
+
+HEALTH_COLUMNS = ("collapsed", "late_gain", "converged", "health")
+
+
+def collapsed(trials: pd.DataFrame) -> pd.Series:
+    """Per trial (the trials table's index): whether at most one class has IoU above zero.
+    False where the trial has no per-class IoU (it was not COMPLETE, or the metric has none)."""
+    columns = [c for c in trials.columns if c.startswith(IOU_PREFIX)]
+    if not columns:
+        return pd.Series(False, index=trials.index)
+    iou = trials[columns].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+    measured = np.isfinite(iou).any(axis=1)
+    learned = (np.nan_to_num(iou, nan=0.0) > 0).sum(axis=1)
+    return pd.Series(measured & (learned <= 1), index=trials.index)
+
+
+def never_learned(trials: pd.DataFrame) -> list[str]:
+    """The classes whose IoU is 0 in every COMPLETE trial that measured them (none measured: not
+    listed). Classes absent from validation have a NaN IoU and are not 'never learned'."""
+    done = trials[trials["state"] == "COMPLETE"]
+    out = []
+    for column in (c for c in trials.columns if c.startswith(IOU_PREFIX)):
+        values = pd.to_numeric(done[column], errors="coerce").dropna()
+        if len(values) and (values == 0).all():
+            out.append(column.removeprefix(IOU_PREFIX))
+    return out
+
+
+def late_gain(curve: Sequence[float], goal: Literal["maximize", "minimize"]) -> float:
+    """The metric's change over the last quarter of training, positive when it still improves:
+    the least-squares slope over the evaluations in that quarter (at least the last three),
+    per unit of training, times a quarter. NaN with fewer than three evaluations."""
+    y = np.asarray(curve, dtype=float)
+    k = len(y)
+    if k < MIN_POINTS or not np.isfinite(y).all():
+        return math.nan
+    progress = np.arange(1, k + 1) / k  # evaluation i of k ends i/k of training
+    tail = max(MIN_POINTS, int(np.sum(progress > 1 - LAST_SHARE - 1e-9)))
+    slope = float(np.polyfit(progress[-tail:], y[-tail:], 1)[0])
+    return slope * LAST_SHARE * (1.0 if goal == "maximize" else -1.0)
+
+
+def threshold(metric: str, final: float) -> float:
+    """The late gain (in stored units) above which a curve counts as still moving."""
+    info = metric_info(metric)
+    if info.scale != 1.0:
+        return LATE_GAIN_POINTS / info.scale
+    return LATE_GAIN_RELATIVE * abs(final) if math.isfinite(final) else math.nan
+
+
+def cell_health(
+    trials: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+    cells: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Per cell: `collapsed` (COMPLETE seeds predicting one class), `late_gain` (stored units;
+    NaN when not judged), `converged` (False, True, or None when not judged) and `health`, one
+    line naming each problem ("" when none)."""
+    done = trials[trials["state"] == "COMPLETE"]
+    flags = collapsed(done)
+    out: dict[str, dict[str, Any]] = {}
+    for cell in cells:
+        mine = flags[done["cell"] == cell]
+        gain = _cell_late_gain(history, cell, metric, goal)
+        final = float(pd.to_numeric(done.loc[done["cell"] == cell, metric]).mean())
+        limit = threshold(metric, final)
+        converged = None if math.isnan(gain) or math.isnan(limit) else bool(gain <= limit)
+        problems = []
+        if mine.any():
+            problems.append(f"{int(mine.sum())} of {len(mine)} seeds predict one class")
+        if converged is False:
+            problems.append(f"not converged ({_shown(gain, metric)} over the last quarter)")
+        out[cell] = {
+            "collapsed": int(mine.sum()),
+            "late_gain": gain,
+            "converged": converged,
+            "health": "; ".join(problems),
+        }
+    return out
+
+
+def _cell_late_gain(
+    history: pd.DataFrame, cell: str, metric: str, goal: Literal["maximize", "minimize"]
+) -> float:
+    """The late gain of the cell's mean curve over its seeds (evaluations every seed has)."""
+    if not len(history) or metric not in history.columns:
+        return math.nan
+    mine = history[history["cell"] == cell]
+    if not len(mine):
+        return math.nan
+    per_seed = mine.pivot_table(index="epoch", columns="seed", values=metric, aggfunc="last")
+    curve = per_seed.dropna().mean(axis=1).to_numpy(dtype=float)
+    return late_gain(curve, goal)
+
+
+def _shown(value: float, metric: str) -> str:
+    info = metric_info(metric)
+    unit = " points" if info.scale != 1.0 else (f" {info.unit}" if info.unit else "")
+    return f"{value * info.scale:+.2f}{unit}"
