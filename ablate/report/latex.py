@@ -2,7 +2,8 @@
 
 One row per cell: the cell (the baseline marked), its swept values, the number of completed
 seeds, mean ± std of the metric, the mean paired difference from the baseline with its 95%
-Student-t interval, and the Holm-corrected p-value of the paired t-test; the best mean is bold.
+Student-t interval, the minimal detectable effect (MDE, 80 % power at the corrected level) and
+the Holm-corrected p-value of the paired t-test; the best mean is bold.
 Fraction metrics (IoU, accuracy) are shown ×100 in points with 2 decimals, as the rest of the
 report does; others in their own units with 3. A value that does not exist (a cell with no
 completed seed, the baseline's own difference, a swept key a cell leaves unset) is a dash.
@@ -63,7 +64,7 @@ class _Syntax:
     number: Callable[[str, bool], str]  # wraps a formatted number, bold or not
     missing: str
     pm: str
-    headers: tuple[str, str, str, str]  # n, mean header suffix, difference, p-value
+    headers: tuple[str, str, str, str, str]  # n, mean header suffix, difference, MDE, p-value
 
 
 _LATEX = _Syntax(
@@ -71,14 +72,14 @@ _LATEX = _Syntax(
     number=lambda s, bold: f"$\\mathbf{{{s}}}$" if bold else f"${s}$",
     missing="--",  # typesets as an en dash; "–" itself needs a UTF-8 aware setup
     pm=r" \pm ",
-    headers=("$n$", r" (\%)", r"$\Delta$ [95\% CI]", r"$p_{\mathrm{Holm}}$"),
+    headers=("$n$", r" (\%)", r"$\Delta$ [95\% CI]", "MDE", r"$p_{\mathrm{Holm}}$"),
 )
 _MARKDOWN = _Syntax(
     text=escape_markdown,
     number=lambda s, bold: f"**{s}**" if bold else s,
     missing="–",
     pm=" ± ",
-    headers=("n", " (%)", "Δ [95% CI]", "p (Holm)"),
+    headers=("n", " (%)", "Δ [95% CI]", "MDE", "p (Holm)"),
 )
 
 
@@ -98,7 +99,7 @@ def ablation_table(
     metric's name: lower is better for a loss, higher for anything else.
     """
     header, rows = _content(summary, metric, keys, baseline, goal, _LATEX)
-    spec = "l" * (1 + len(keys)) + "r" * 4
+    spec = "l" * (1 + len(keys)) + "r" * 5
     caption = _default_caption(metric) if caption is None else caption
     lines = [r"\begin{table}[tbp]", r"\centering"]
     if caption:
@@ -124,7 +125,7 @@ def markdown_table(
 ) -> str:
     """The same table as `ablation_table`, in Markdown (numbers right-aligned), for a README."""
     header, rows = _content(summary, metric, keys, baseline, goal, _MARKDOWN)
-    align = ["---"] * (1 + len(keys)) + ["---:"] * 4
+    align = ["---"] * (1 + len(keys)) + ["---:"] * 5
     lines = [_markdown_row(header), _markdown_row(align), *map(_markdown_row, rows)]
     return "\n".join(lines) + "\n"
 
@@ -155,9 +156,17 @@ def _content(
     finite = [m for m in means if not math.isnan(m)]
     best = (max if goal == "maximize" else min)(finite) if finite else math.nan
 
-    n_header, unit, diff_header, p_header = syntax.headers
+    n_header, unit, diff_header, mde_header, p_header = syntax.headers
     name = syntax.text(metric.removeprefix("val/")) + (unit if fraction else "")
-    header = [syntax.text("cell"), *map(syntax.text, keys), n_header, name, diff_header, p_header]
+    header = [
+        syntax.text("cell"),
+        *map(syntax.text, keys),
+        n_header,
+        name,
+        diff_header,
+        mde_header,
+        p_header,
+    ]
     rows = []
     for row, mean in zip(summary.to_dict("records"), means, strict=True):
         cell = str(row["cell"]) + (" (baseline)" if row["cell"] == baseline else "")
@@ -167,9 +176,15 @@ def _content(
             diff = syntax.missing
         else:
             diff = _difference(row, scale, digits, syntax)
+        detectable = float(row.get("mde", math.nan)) * scale
+        mde = (
+            syntax.missing
+            if math.isnan(detectable)
+            else syntax.number(f"{detectable:.{digits}f}", False)
+        )
         n = syntax.missing if pd.isna(row["n"]) else str(int(row["n"]))
         p_holm = _p_value(float(row["p_holm"]), syntax)
-        rows.append([syntax.text(cell), *values, n, spread, diff, p_holm])
+        rows.append([syntax.text(cell), *values, n, spread, diff, mde, p_holm])
     return header, rows
 
 
@@ -217,6 +232,7 @@ def _default_caption(metric: str) -> str:
     unit = " in points ($\\times 100$)" if is_fraction_metric(metric) else ""
     return (
         f"{name}{unit}: mean $\\pm$ std over $n$ seeds. $\\Delta$: mean paired (by seed) "
-        r"difference from the baseline with its 95\% CI; $p_{\mathrm{Holm}}$: paired $t$-test, "
-        r"Holm-corrected over the compared cells. Best mean in bold; -- : no value."
+        r"difference from the baseline with its 95\% CI; MDE: the difference the paired test "
+        r"detects with 80\% power at the Holm-corrected level; $p_{\mathrm{Holm}}$: paired "
+        r"$t$-test, Holm-corrected over the compared cells. Best mean in bold; -- : no value."
     )

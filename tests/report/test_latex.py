@@ -12,7 +12,7 @@ from ablate.report.latex import ablation_table, escape_latex, escape_markdown, m
 
 KEY = "loss.aux.weight"
 NAN = np.nan
-NO_DIFF = {"diff": NAN, "diff_ci_low": NAN, "diff_ci_high": NAN, "p_holm": NAN}
+NO_DIFF = {"diff": NAN, "diff_ci_low": NAN, "diff_ci_high": NAN, "mde": NAN, "p_holm": NAN}
 
 
 def row(cell: str, weight: Any, n: int, mean: float, std: float, **comparison: float) -> dict:
@@ -32,6 +32,7 @@ SUMMARY = pd.DataFrame(
             diff=0.0323,
             diff_ci_low=0.031,
             diff_ci_high=0.0336,
+            mde=0.00524,
             p_holm=0.0004,
         ),
         row(
@@ -43,6 +44,7 @@ SUMMARY = pd.DataFrame(
             diff=0.0267,
             diff_ci_low=-0.0113,
             diff_ci_high=0.0646,
+            mde=0.1,
             p_holm=0.1134,
         ),
         row("aux_1", 1.0, 1, 0.58, NAN, diff=-0.03),
@@ -53,28 +55,28 @@ SUMMARY = pd.DataFrame(
 EXPECTED_LATEX = r"""\begin{table}[tbp]
 \centering
 \caption{Auxiliary weight.}
-\begin{tabular}{llrrrr}
+\begin{tabular}{llrrrrr}
 \toprule
-cell & loss.aux.weight & $n$ & mIoU (\%) & $\Delta$ [95\% CI] & $p_{\mathrm{Holm}}$ \\
+cell & loss.aux.weight & $n$ & mIoU (\%) & $\Delta$ [95\% CI] & MDE & $p_{\mathrm{Holm}}$ \\
 \midrule
-aux\_0 (baseline) & 0 & 3 & $61.00 \pm 1.00$ & -- & -- \\
-aux\_0.2 & 0.2 & 3 & $\mathbf{64.23 \pm 0.06}$ & $+3.23$ [$+3.10$, $+3.36$] & $<0.001$ \\
-aux\_0.4 & 0.4 & 3 & $63.67 \pm 2.08$ & $+2.67$ [$-1.13$, $+6.46$] & $0.113$ \\
-aux\_1 & 1 & 1 & $58.00$ & $-3.00$ & -- \\
-no\_run & -- & 0 & -- & -- & -- \\
+aux\_0 (baseline) & 0 & 3 & $61.00 \pm 1.00$ & -- & -- & -- \\
+aux\_0.2 & 0.2 & 3 & $\mathbf{64.23 \pm 0.06}$ & $+3.23$ [$+3.10$, $+3.36$] & $0.52$ & $<0.001$ \\
+aux\_0.4 & 0.4 & 3 & $63.67 \pm 2.08$ & $+2.67$ [$-1.13$, $+6.46$] & $10.00$ & $0.113$ \\
+aux\_1 & 1 & 1 & $58.00$ & $-3.00$ & -- & -- \\
+no\_run & -- & 0 & -- & -- & -- & -- \\
 \bottomrule
 \end{tabular}
 \end{table}
 """
 
 EXPECTED_MARKDOWN = """\
-| cell | loss.aux.weight | n | mIoU (%) | Δ [95% CI] | p (Holm) |
-| --- | --- | ---: | ---: | ---: | ---: |
-| aux_0 (baseline) | 0 | 3 | 61.00 ± 1.00 | – | – |
-| aux_0.2 | 0.2 | 3 | **64.23 ± 0.06** | +3.23 [+3.10, +3.36] | <0.001 |
-| aux_0.4 | 0.4 | 3 | 63.67 ± 2.08 | +2.67 [-1.13, +6.46] | 0.113 |
-| aux_1 | 1 | 1 | 58.00 | -3.00 | – |
-| no_run | – | 0 | – | – | – |
+| cell | loss.aux.weight | n | mIoU (%) | Δ [95% CI] | MDE | p (Holm) |
+| --- | --- | ---: | ---: | ---: | ---: | ---: |
+| aux_0 (baseline) | 0 | 3 | 61.00 ± 1.00 | – | – | – |
+| aux_0.2 | 0.2 | 3 | **64.23 ± 0.06** | +3.23 [+3.10, +3.36] | 0.52 | <0.001 |
+| aux_0.4 | 0.4 | 3 | 63.67 ± 2.08 | +2.67 [-1.13, +6.46] | 10.00 | 0.113 |
+| aux_1 | 1 | 1 | 58.00 | -3.00 | – | – |
+| no_run | – | 0 | – | – | – | – |
 """
 
 
@@ -134,10 +136,12 @@ def test_markdown_escapes_pipes_and_markup_but_keeps_inner_underscores():
 def test_minimize_goal_bolds_the_lowest_and_other_units_keep_three_decimals():
     summary = SUMMARY.head(3)
     loss = markdown_table(summary, metric="val/loss", keys=[KEY], baseline="aux_0").splitlines()
-    assert loss[0] == "| cell | loss.aux.weight | n | loss | Δ [95% CI] | p (Holm) |"
+    assert loss[0] == "| cell | loss.aux.weight | n | loss | Δ [95% CI] | MDE | p (Holm) |"
     # The goal is read from the name: lower is better for a loss.
-    assert loss[2] == "| aux_0 (baseline) | 0 | 3 | **0.610 ± 0.010** | – | – |"
-    assert loss[4] == "| aux_0.4 | 0.4 | 3 | 0.637 ± 0.021 | +0.027 [-0.011, +0.065] | 0.113 |"
+    assert loss[2] == "| aux_0 (baseline) | 0 | 3 | **0.610 ± 0.010** | – | – | – |"
+    assert loss[4] == (
+        "| aux_0.4 | 0.4 | 3 | 0.637 ± 0.021 | +0.027 [-0.011, +0.065] | 0.100 | 0.113 |"
+    )
     explicit = markdown_table(
         summary, metric="val/loss", keys=[KEY], baseline="aux_0", goal="maximize"
     )
@@ -152,7 +156,7 @@ def test_without_keys_only_the_cell_names_the_row():
         baseline="aux_0",
     )
     assert "| aux_0.4 | 3 | **0.250 ± 0.021** |" in table
-    assert table.splitlines()[0] == "| cell | n | loss | Δ [95% CI] | p (Holm) |"
+    assert table.splitlines()[0] == "| cell | n | loss | Δ [95% CI] | MDE | p (Holm) |"
 
 
 def test_ties_for_best_are_all_bold():
