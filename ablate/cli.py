@@ -1,4 +1,5 @@
-"""The `ablate` command: validate, run, worker, status, report, ui, diagnose, fetch-weights."""
+"""The `ablate` command: validate, run, worker, status, report, ui, diagnose, fetch-weights,
+schema."""
 
 from __future__ import annotations
 
@@ -434,6 +435,29 @@ def diagnose(
         flagged=[g.name for g in found.stages if g.vanishing],
     )[0]
     console.print(f"plot: {png}", highlight=False)
+
+
+@app.command()
+@_user_errors
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write it to this file instead.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of a study file, for an editor that checks YAML as you type: a
+    first line `# yaml-language-server: $schema=<path to the file this writes>` in a study
+    file. The same rules as docs/study-file.md; `validate` checks more (models, data)."""
+    from ablate._reference import schema_text  # pydantic only: no torch, no MLflow
+
+    text = schema_text()
+    if output is None:
+        typer.echo(text, nl=False)  # not rich: it would wrap and colour the JSON
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"{output}: cannot write it ({exc.strerror or exc})") from None
+    console.print(f"wrote {output}", highlight=False)
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from ablate.names import (
     FIXED_CLASSES,
     METRICS,
     MODELS,
+    PER_CLASS_PREFIXES,
     AuxTarget,
     DatasetName,
     Schedule,
@@ -101,24 +102,83 @@ class _Frozen(BaseModel):
 
 
 class DataSpec(_Frozen):
-    name: DatasetName = "shapes"
-    num_classes: int = Field(6, ge=2, le=MAX_CLASSES)  # shapes: background + up to 7 shape kinds
-    image_size: tuple[int, int] = (96, 96)  # generated size, or the crop size on disk
-    train_size: int = Field(512, ge=1, le=MAX_SIZE)  # scenes, or at most this many files on disk
-    val_size: int = Field(128, ge=1, le=MAX_SIZE)
+    """The dataset, and how much of it a trial sees."""
+
+    name: DatasetName = Field(
+        "shapes",
+        description="`shapes` (procedural scenes) and `digits` (scenes of scikit-learn's "
+        "handwritten digits) are generated; `folder`, `cityscapes`, `ade20k` and `voc` are "
+        "read from `root` in their standard layouts.",
+    )
+    num_classes: int = Field(
+        6,
+        ge=2,
+        le=MAX_CLASSES,
+        description="Classes, background included. shapes: at most 8 (background + 7 shape "
+        "kinds); fixed by the dataset for "
+        + ", ".join(f"{name} ({n})" for name, n in FIXED_CLASSES.items())
+        + "; folder: the mask values 0 … num_classes − 1.",
+    )
+    image_size: tuple[int, int] = Field(
+        (96, 96),
+        description="[height, width] in pixels, each 32–4096: the size of generated scenes, or "
+        "the crop size on disk (validation images are scaled to fit inside it).",
+    )
+    train_size: int = Field(
+        512,
+        ge=1,
+        le=MAX_SIZE,
+        description="Training images: scenes generated, or at most this many files on disk.",
+    )
+    val_size: int = Field(
+        128,
+        ge=1,
+        le=MAX_SIZE,
+        description="Validation images: scenes generated, or at most this many files on disk.",
+    )
     seed: int = Field(
-        0, ge=0, le=MAX_SEED
-    )  # the data are fixed across trial seeds: only training varies
-    ignore_index: int = IGNORE_INDEX
-    root: str | None = None  # the dataset's folder, for folder / cityscapes / ade20k / voc
-    num_workers: int = Field(2, ge=0, le=256)  # DataLoader workers for datasets on disk
-    # a held-out test split, measured once on the final model (test/<metric>): generated data
-    # take test_size scenes; on disk, the folder split test_split, at most test_size files (0: all)
-    test_size: int = Field(0, ge=0, le=MAX_SIZE)
-    # input normalisation: ImageNet's mean/std (what pretrained weights expect), or (x − ½)/¼;
-    # auto: ImageNet's when model.args.pretrained is set
-    normalize: Literal["auto", "imagenet", "centered"] = "auto"
-    test_split: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
+        0,
+        ge=0,
+        le=MAX_SEED,
+        description="Seed of the data (the generated scenes; on disk, the augmentations). The "
+        "same for every trial seed: only training varies, so cells meet the same data.",
+    )
+    ignore_index: int = Field(
+        IGNORE_INDEX,
+        description="Label value the losses and metrics skip; the built-in datasets mark "
+        "ignored and padded pixels with 255.",
+    )
+    root: str | None = Field(
+        None,
+        description="The dataset's folder; required by `folder`, `cityscapes`, `ade20k` and "
+        "`voc`, unused by generated data.",
+    )
+    num_workers: int = Field(
+        2,
+        ge=0,
+        le=256,
+        description="DataLoader worker processes reading a dataset on disk (0: the trial's own).",
+    )
+    test_size: int = Field(
+        0,
+        ge=0,
+        le=MAX_SIZE,
+        description="A held-out test split, measured once on the final model as "
+        "`test/<metric>`: generated data take this many scenes (0: no test split); on disk, at "
+        "most this many files of `test_split` (0: all).",
+    )
+    normalize: Literal["auto", "imagenet", "centered"] = Field(
+        "auto",
+        description="Input normalisation: `imagenet` (ImageNet's mean and std, what pretrained "
+        "weights expect), `centered` ((x − ½)/¼), or `auto` (`imagenet` when "
+        "`model.args.pretrained` is set, else `centered`).",
+    )
+    test_split: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="On disk: the folder split measured as the test split (e.g. `test`); "
+        "generated data take `test_size` instead. null: no test split.",
+    )
 
     @field_validator("image_size")
     @classmethod
@@ -142,8 +202,20 @@ class DataSpec(_Frozen):
 
 
 class ModelSpec(_Frozen):
-    name: str = "pspnet_tiny"  # a built-in name, or "pkg.module:build" for your own model
-    args: dict[str, Any] = Field(default_factory=dict)
+    """The network."""
+
+    name: str = Field(
+        "pspnet_tiny",
+        description=f"A built-in model ({', '.join(MODELS)}), or `pkg.module:function` for "
+        "your own: called as `function(num_classes, **args)`, it returns a torch module whose "
+        'forward gives `{"out": logits, "aux": {head: logits}, "embed": features}`.',
+    )
+    args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keyword arguments of the model's builder (`num_classes` comes from "
+        "`data.num_classes`), checked against its signature before any trial starts. Keys "
+        "below it may be swept too (`model.args.width`).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -158,67 +230,229 @@ class ModelSpec(_Frozen):
 
 
 class DiagnosticsSpec(_Frozen):
+    """What a trial logs besides its metrics."""
+
     grad_every: int | None = Field(
-        None, ge=1, le=MAX_COUNT
-    )  # every K steps log train/grad/<layer>; null = off
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Every K steps, log the mean |gradient| of each top-level layer as "
+        "`train/grad/<layer>` (gradient flow); null: off.",
+    )
 
 
 class TrainSpec(_Frozen):
-    epochs: int = Field(6, ge=1, le=MAX_EPOCHS)
-    iters: int | None = Field(None, ge=1, le=MAX_COUNT)  # iterations instead of epochs (40k–160k)
-    batch_size: int = Field(16, ge=1, le=MAX_BATCH)
-    lr: float = Field(0.01, gt=0)
-    optimizer: Literal["sgd", "adamw"] = "sgd"
-    momentum: float = Field(0.9, ge=0, lt=1)
-    weight_decay: float = Field(1e-4, ge=0)
-    poly_power: float = Field(0.9, ge=0)  # lr_t = lr · (1 − t/T)^power, as in DeepLab / PSPNet
-    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"  # auto: bf16 on CUDA, off on the CPU
-    save_model: bool = False  # log model.pt (the network and the loss's buffers) with each trial
-    diagnostics: DiagnosticsSpec = DiagnosticsSpec()
-    threads: int = Field(1, ge=1, le=256)  # CPU threads of a trial: results do not follow --workers
-    deterministic: bool = False  # PyTorch's deterministic algorithms (and cuDNN's, on a GPU)
-    checkpoint_every: int = Field(1, ge=1, le=MAX_COUNT)  # evaluations between checkpoints
-    keep_checkpoint: bool = False  # keep a finished trial's last checkpoint (else deleted)
+    """The optimisation: how long, with what, at which precision."""
+
+    epochs: int = Field(
+        6,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="Passes over the training split; ignored when `iters` is set.",
+    )
+    iters: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Training iterations (batches), replacing `epochs`, as real recipes count "
+        "them (40k–160k); null: `epochs`.",
+    )
+    batch_size: int = Field(16, ge=1, le=MAX_BATCH, description="Images per training step.")
+    lr: float = Field(
+        0.01,
+        gt=0,
+        description="Initial learning rate; it decays every iteration by the poly schedule "
+        "lr·(1 − t/T)^poly_power.",
+    )
+    optimizer: Literal["sgd", "adamw"] = Field(
+        "sgd",
+        description="`sgd` (PyTorch's SGD with `momentum`) or `adamw` (PyTorch's AdamW, its "
+        "default betas); both take `weight_decay`.",
+    )
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD's momentum; `adamw` ignores it.")
+    weight_decay: float = Field(
+        1e-4,
+        ge=0,
+        description="Weight decay of either optimizer (L2 in SGD, decoupled in AdamW).",
+    )
+    poly_power: float = Field(
+        0.9,
+        ge=0,
+        description="The exponent of the poly decay lr_t = lr·(1 − t/T)^power, t the iteration, "
+        "as in DeepLab and PSPNet; 0 keeps the rate constant.",
+    )
+    amp: Literal["auto", "bf16", "fp16", "off"] = Field(
+        "auto",
+        description="Mixed precision: `auto` is bf16 on CUDA (fp16 with a gradient scaler "
+        "where the GPU lacks bf16) and off on the CPU; `off` trains in float32. The losses "
+        "are computed in float32 in every case.",
+    )
+    save_model: bool = Field(
+        False,
+        description="Log `model.pt` (the network's state dict and the loss's buffers) with "
+        "each trial's MLflow run.",
+    )
+    diagnostics: DiagnosticsSpec = Field(
+        DiagnosticsSpec(), description="What a trial logs besides its metrics."
+    )
+    threads: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="CPU threads of one trial; part of the recipe, so results do not depend "
+        "on `--workers`.",
+    )
+    deterministic: bool = Field(
+        False,
+        description="Use PyTorch's deterministic algorithms (and cuDNN's, on a GPU).",
+    )
+    checkpoint_every: int = Field(
+        1,
+        ge=1,
+        le=MAX_COUNT,
+        description="Evaluations between checkpoints of a running trial; a stopped trial "
+        "continues from its last checkpoint.",
+    )
+    keep_checkpoint: bool = Field(
+        False,
+        description="Keep a finished trial's last checkpoint; otherwise it is deleted when the "
+        "trial completes.",
+    )
 
 
 class CeSpec(_Frozen):
-    ohem_thresh: float | None = Field(None, gt=0, le=1)  # null = plain cross-entropy
-    min_kept: int = Field(100_000, ge=1, le=MAX_COUNT)
+    """The cross-entropy on the main output (weight 1), plain or with hard-example mining."""
+
+    ohem_thresh: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="null: plain cross-entropy, the mean over non-ignored pixels. A number: "
+        "OHEM (Shrivastava et al. 2016), keeping every pixel whose true-class probability is "
+        "below it and at least `min_kept`, the loss the mean over kept pixels.",
+    )
+    min_kept: int = Field(
+        100_000,
+        ge=1,
+        le=MAX_COUNT,
+        description="OHEM only: the fewest pixels kept per batch (the hardest; every valid "
+        "pixel when there are fewer).",
+    )
 
 
 class AuxSpec(_Frozen):
-    weight: float = Field(0.4, ge=0)
-    schedule: Schedule = "constant"
-    target: AuxTarget = "full"
-    until: float = Field(0.5, gt=0, le=1)  # `step`: share of training with the aux term on
-    gamma: float = Field(0.1, gt=0, lt=1)  # `exp`: weight at the end, as a share of the start
+    """The companion (auxiliary) loss on the model's intermediate heads: PSPNet's aux loss,
+    deep supervision."""
+
+    weight: float = Field(
+        0.4,
+        ge=0,
+        description="α: the weight of the aux term, the sum of one loss per head the model "
+        "returns under `aux` (all of them; docs/study-file.md lists each built-in model's "
+        "heads); 0: off. PSPNet uses 0.4.",
+    )
+    schedule: Schedule = Field(
+        "constant",
+        description="How the weight follows training progress t/T (in iterations): "
+        "`constant` α; `linear` α(1 − t/T); `step` α while t/T < `until`, then 0; `cosine` "
+        "α·½(1 + cos πt/T); `exp` α·γ^(t/T), γ = `gamma`.",
+    )
+    target: AuxTarget = Field(
+        "full",
+        description="How a coarse head meets the full-resolution labels: `full` upsamples its "
+        "logits bilinearly, cross-entropy (PSPNet); `nearest` downsamples the labels by "
+        "nearest neighbour, cross-entropy; `cpp` pools them to per-class shares (CPP, "
+        "SeeThroughNet), KL divergence.",
+    )
+    until: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="`step` only: the fraction of training (of the iterations, not epochs) "
+        "with the aux term on; 0.5 turns it off halfway.",
+    )
+    gamma: float = Field(
+        0.1,
+        gt=0,
+        lt=1,
+        description="`exp` only: the weight at the end of training as a fraction of `weight` "
+        "(α_T = γ·α).",
+    )
 
 
 class CenterSpec(_Frozen):
-    weight: float = Field(0.0, ge=0)  # λ
-    alpha: float = Field(0.5, ge=0, le=1)  # center learning rate of Wen et al.
+    """Center loss on the pixel embeddings (Wen et al. 2016)."""
+
+    weight: float = Field(
+        0.0,
+        ge=0,
+        description="λ: the weight of the center loss Σ‖x_i − c_{y_i}‖²/(2N) on the model's "
+        "`embed` features; 0: off.",
+    )
+    alpha: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="The class centers' learning rate of Wen et al.: "
+        "c_j ← c_j − α·Σ_{y_i=j}(c_j − x_i)/(1 + n_j).",
+    )
     max_pixels: int = Field(
-        4096, ge=1, le=MAX_COUNT
-    )  # pixels sampled per batch from the embedding map
+        4096,
+        ge=1,
+        le=MAX_COUNT,
+        description="Embedding pixels sampled at random per batch (ignored ones left out).",
+    )
 
 
 class LossSpec(_Frozen):
-    ce: CeSpec = CeSpec()
-    lovasz: float = Field(0.0, ge=0)
-    aux: AuxSpec = AuxSpec()
-    center: CenterSpec = CenterSpec()
+    """The training objective: a weighted sum of named terms."""
+
+    ce: CeSpec = Field(CeSpec(), description="The cross-entropy on the main output.")
+    lovasz: float = Field(
+        0.0,
+        ge=0,
+        description="The weight of a Lovász-Softmax term (Berman et al. 2018) on the main "
+        "output; 0: off.",
+    )
+    aux: AuxSpec = Field(AuxSpec(), description="The companion loss on the intermediate heads.")
+    center: CenterSpec = Field(CenterSpec(), description="Center loss on the pixel embeddings.")
 
 
 class EvalSpec(_Frozen):
-    every: int | None = Field(None, ge=1, le=MAX_COUNT)  # iterations between evaluations
+    """When validation runs, and how it predicts."""
+
+    every: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_COUNT,
+        description="Training iterations between evaluations; null: once per epoch.",
+    )
     boundary_width: int = Field(
-        3, ge=1, le=4096
-    )  # d of boundary IoU: the band within d px of an edge
-    mode: Literal["whole", "slide"] = "whole"  # slide: overlapping crop windows, logits averaged
-    crop: tuple[int, int] | None = None  # slide window (h, w); null = data.image_size
-    stride: tuple[int, int] | None = None  # slide step (h, w); null = 2/3 of crop, as mmseg
-    scales: list[float] = [1.0]  # resize the image by each, average the softmax (multi-scale)
-    flip: bool = False  # also predict the mirrored image and average it in
+        3,
+        ge=1,
+        le=4096,
+        description="d of boundary IoU (Cheng et al. 2021): the band within d pixels of an edge.",
+    )
+    mode: Literal["whole", "slide"] = Field(
+        "whole",
+        description="`whole`: one forward pass per image; `slide`: overlapping `crop` windows "
+        "every `stride`, logits averaged where they overlap.",
+    )
+    crop: tuple[int, int] | None = Field(
+        None,
+        description="`slide` window [height, width], each 1–4096; null: `data.image_size`.",
+    )
+    stride: tuple[int, int] | None = Field(
+        None,
+        description="`slide` step [height, width], each 1–4096 and at most `crop` (which it "
+        "needs); null: 2/3 of the crop, as in mmsegmentation.",
+    )
+    scales: list[float] = Field(
+        [1.0],
+        description="Resize the image by each factor (1 to 8 of them, each above 0 and at most "
+        "4) and average the softmax probabilities: multi-scale testing.",
+    )
+    flip: bool = Field(False, description="Also predict each mirrored image and average it in.")
 
     @field_validator("crop", "stride")
     @classmethod
@@ -253,20 +487,26 @@ class EvalSpec(_Frozen):
 class Recipe(_Frozen):
     """Everything one training run needs; a trial's recipe is the base with its cell applied."""
 
-    data: DataSpec = DataSpec()
-    model: ModelSpec = ModelSpec()
-    train: TrainSpec = TrainSpec()
-    loss: LossSpec = LossSpec()
-    eval: EvalSpec = EvalSpec()
+    data: DataSpec = Field(DataSpec(), description="The dataset.")
+    model: ModelSpec = Field(ModelSpec(), description="The network.")
+    train: TrainSpec = Field(TrainSpec(), description="The optimisation.")
+    loss: LossSpec = Field(LossSpec(), description="The training objective.")
+    eval: EvalSpec = Field(EvalSpec(), description="Validation: when, and how it predicts.")
 
 
 # --------------------------------------------------------------------------- the study file
 
 
 class RangeSpec(_Frozen):
-    low: int | float  # an int bound stays an int: a whole-number key is searched over integers
-    high: int | float
-    log: bool = False
+    """The range one key is searched over."""
+
+    # an int bound stays an int: a whole-number key is searched over integers
+    low: int | float = Field(
+        description="Lower bound. A whole-number key takes whole-number bounds and is searched "
+        "over integers."
+    )
+    high: int | float = Field(description="Upper bound, above `low`.")
+    log: bool = Field(False, description="Sample on a log scale (needs `low` > 0).")
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeSpec:
@@ -283,15 +523,34 @@ class RangeSpec(_Frozen):
 
 
 class SearchSpec(_Frozen):
-    sampler: Literal["tpe", "random"] = "tpe"
+    """A sampler picks the configurations, instead of a grid."""
+
+    sampler: Literal["tpe", "random"] = Field(
+        "tpe", description="Optuna's `tpe` (Tree-structured Parzen Estimator) or `random`."
+    )
     n_trials: int = Field(
-        20, ge=1, le=MAX_COUNT
-    )  # configurations sampled, each trained once on `seed`
-    space: dict[str, RangeSpec] = Field(min_length=1)
-    confirm_top: int = Field(0, ge=0)  # the K best then train on every seed, beside a baseline
+        20,
+        ge=1,
+        le=MAX_COUNT,
+        description="Configurations sampled, each trained once on the search `seed`.",
+    )
+    space: dict[str, RangeSpec] = Field(
+        min_length=1,
+        description="Key → range: the numeric keys searched, dotted paths inside `base` "
+        "(`train.lr`).",
+    )
+    confirm_top: int = Field(
+        0,
+        ge=0,
+        description="Then train the K best configurations (K ≤ n_trials) on every seed of "
+        "`sweep.seeds`, beside the `baseline`; 0: no confirmation.",
+    )
     seed: int | None = Field(
-        None, ge=0, le=MAX_SEED
-    )  # the search trials' seed; default: the first of seeds
+        None,
+        ge=0,
+        le=MAX_SEED,
+        description="The search trials' seed; null: the first of `sweep.seeds`.",
+    )
 
     @field_validator("confirm_top")
     @classmethod
@@ -303,10 +562,27 @@ class SearchSpec(_Frozen):
 
 
 class SweepSpec(_Frozen):
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    variants: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    search: SearchSpec | None = None
-    seeds: list[Seed] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    """The cells a study trains (from `grid` and `variants`, or a `search`) and the seeds."""
+
+    grid: dict[str, list[Any]] = Field(
+        default_factory=dict,
+        description="Key → values: one cell per combination (full factorial). Keys are dotted "
+        "paths inside `base` (`loss.aux.weight`); each list is non-empty, without repeats.",
+    )
+    variants: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Name → overrides: named cells, each the base with these keys (dotted "
+        "paths inside `base`) changed, after the grid's cells when both are given.",
+    )
+    search: SearchSpec | None = Field(
+        None, description="A search instead of cells; not together with `grid` or `variants`."
+    )
+    seeds: list[Seed] = Field(
+        default_factory=lambda: [0, 1, 2],
+        min_length=1,
+        description="Trial seeds, distinct: every cell is trained once per seed. A seed sets "
+        "the model's initialisation and the batch order, so cells are paired by seed.",
+    )
 
     @field_validator("seeds")
     @classmethod
@@ -335,10 +611,25 @@ class SweepSpec(_Frozen):
 
 
 class MetricSpec(_Frozen):
-    name: str = "val/mIoU"
-    goal: Literal["maximize", "minimize"] = "maximize"
-    # the smallest difference that matters, in the metric's display unit (points for IoU)
-    effect: float | None = Field(default=None, gt=0, le=1e6)
+    """What the study compares its cells on."""
+
+    name: str = Field(
+        "val/mIoU",
+        description=f"One of {', '.join(f'`{m}`' for m in METRICS)}, or a per-class or "
+        f"per-size metric: {', '.join(f'`{p}<name>`' for p in PER_CLASS_PREFIXES)}.",
+    )
+    goal: Literal["maximize", "minimize"] = Field(
+        "maximize",
+        description="Whether higher is better; `minimize` for a loss such as `val/loss` (it "
+        "does not follow the metric by itself).",
+    )
+    effect: float | None = Field(
+        default=None,
+        gt=0,
+        le=1e6,
+        description="The smallest difference that matters, in the metric's display unit "
+        "(points for IoU); the report then says how many seeds would detect it. null: unset.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -352,12 +643,28 @@ class MetricSpec(_Frozen):
 
 
 class StudySpec(_Frozen):
-    name: str  # [a-z0-9_-]+ : results go to results/<name>/
-    description: str = ""
-    base: Recipe = Recipe()
-    sweep: SweepSpec
-    metric: MetricSpec = MetricSpec()
-    baseline: dict[str, Any] | str | None = None  # a cell's overrides or its name; default: first
+    """A study file: the recipe every trial starts from, what is swept, what is compared."""
+
+    name: str = Field(
+        description=f"Lowercase letters, digits, `_` and `-` ([a-z0-9_-]+, at most {MAX_NAME} "
+        "characters): names the results folder results/<name>/ and the MLflow experiment.",
+        # for editors only: _plain_name checks it with a message that suggests a name
+        json_schema_extra={"pattern": "^[a-z0-9_-]+$", "maxLength": MAX_NAME},
+    )
+    description: str = Field("", description="Free text for the report: the claim tested.")
+    base: Recipe = Field(
+        Recipe(),
+        description="The full recipe every trial starts from; an omitted key takes its default.",
+    )
+    sweep: SweepSpec = Field(description="What varies between trials, and the seeds.")
+    metric: MetricSpec = Field(MetricSpec(), description="What the cells are compared on.")
+    baseline: dict[str, Any] | str | None = Field(
+        None,
+        description="The cell every other cell is compared with: overrides that match exactly "
+        "one cell (`{loss.aux.weight: 0.0}`) or a cell's name; null: the first cell. In a "
+        "search: overrides of the base (null: the base itself), trained beside the confirmed "
+        "configurations.",
+    )
 
     @field_validator("name")
     @classmethod
