@@ -3,6 +3,7 @@ schema."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ablate.errors import SpecError, UserError
-from ablate.names import metric_scale
+from ablate.names import metric_info
 from ablate.spec import Study, load_study
 
 app = typer.Typer(
@@ -323,36 +324,45 @@ def _publish(rep: Any, s: Study, tree: Any) -> None:
 
 def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
     metric = s.spec.metric.name
-    scale = metric_scale(metric)
+    info = metric_info(metric)
+    unit = "points" if info.scale != 1.0 else info.unit
     table = Table(
         "cell",
         "n",
-        f"mean {metric}",
-        "95% CI",
-        "diff",
+        f"{metric} ({info.unit or 'raw'})",
+        "95% CI of mean",
+        f"Δ vs baseline ({unit or 'raw'}) [paired 95% CI]",
+        "MDE",
         "p (Holm)",
         "verdict",
         title=f"{s.spec.name}: {metric} over seeds",
     )
     shown = s.design.summary_rows(comparison)  # the rest are in the files
     rows = summary[summary["cell"].isin(shown)]
+
+    def f(x: float, signed: bool = False) -> str:
+        return "–" if x != x else (f"{x * info.scale:+.2f}" if signed else f"{x * info.scale:.2f}")
+
     for _, row in rows.iterrows():
-
-        def f(x: float, signed: bool = False) -> str:
-            return "–" if x != x else (f"{x * scale:+.2f}" if signed else f"{x * scale:.2f}")
-
+        diff = f(row["diff"], True)
+        if row["diff_ci_low"] == row["diff_ci_low"]:
+            diff += f" [{f(row['diff_ci_low'], True)}, {f(row['diff_ci_high'], True)}]"
         table.add_row(
             str(row["cell"]),
             str(int(row["n"])),
             f(row["mean"]),
             f"{f(row['ci_low'])} … {f(row['ci_high'])}",
-            f(row["diff"], True),
+            diff,
+            f(row.get("mde", math.nan)),
             "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
             str(row["verdict"]),
         )
     console.print(table)
     if len(rows) < len(summary):
         console.print(f"… {len(summary) - len(rows)} more rows in summary.csv")
+    problems = rows[rows["health"].fillna("").astype(bool)] if "health" in rows else rows[:0]
+    if len(problems):
+        console.print(f"[yellow]health: {len(problems)} cell(s) failed a check (report.md, Health)")
 
 
 @app.command("fetch-weights")

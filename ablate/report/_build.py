@@ -3,24 +3,27 @@ report.md. Everything here is rebuilt from storage alone: no training, no MLflow
 
 from __future__ import annotations
 
+import json
 import math
-import platform
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pandas as pd
 
 from ablate.design import Comparison
 from ablate.losses.aux import aux_weight_at
 from ablate.names import metric_info
+from ablate.report import _provenance
+from ablate.report._health import LATE_GAIN_POINTS, never_learned
 from ablate.report._part import Part, markdown_rows
+from ablate.report._provenance import Provenance, provenance
 from ablate.report._search import search_part
 from ablate.report.latex import ablation_table, markdown_table
 from ablate.report.plots import (
     plot_aux_weight,
+    plot_diff_vs_baseline,
     plot_gradient_flow,
     plot_heatmap,
     plot_metric_vs_key,
@@ -52,6 +55,7 @@ class Report:
     files: list[Path]
     planned: dict[str, int]  # seeds each cell is to train on (a search's cells differ)
     comparison: Comparison
+    provenance: Provenance
 
 
 def trials_table(records: Sequence[TrialRecord], study: Study) -> pd.DataFrame:
@@ -141,6 +145,14 @@ def _plots(
     summary = summary[summary["cell"].isin(comparison.compared)]
     files: list[Path] = []
     complete = trials[trials["state"] == "COMPLETE"]
+    if (summary["cell"] != comparison.baseline).any() and summary["n_pairs"].gt(0).any():
+        files += plot_diff_vs_baseline(
+            summary,
+            metric=metric,
+            baseline=comparison.baseline,
+            out_dir=out,
+            stem="diff_vs_baseline",
+        )
     if len(complete) and complete[metric].notna().any():
         if len(factors) == 2:
             files += plot_heatmap(
@@ -205,7 +217,9 @@ def _two_way_section(study: Study, trials: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _summary(study: Study, trials: pd.DataFrame, comparison: Comparison) -> pd.DataFrame:
+def _summary(
+    study: Study, trials: pd.DataFrame, comparison: Comparison, history: pd.DataFrame
+) -> pd.DataFrame:
     summary = summarize(
         trials,
         metric=study.spec.metric.name,
@@ -213,6 +227,8 @@ def _summary(study: Study, trials: pd.DataFrame, comparison: Comparison) -> pd.D
         baseline=comparison.baseline,
         keys=study.keys,
         cells=comparison.cells,
+        history=history,
+        effect=study.spec.metric.effect,
     )
     if comparison.baseline_verdict:  # ranked against it, not tested
         at = summary["cell"] == comparison.baseline
@@ -220,10 +236,14 @@ def _summary(study: Study, trials: pd.DataFrame, comparison: Comparison) -> pd.D
     return summary
 
 
-def write_report(study: Study, queue: Queue, results: Path) -> Report:
-    """Write results/<name>/{trials.csv, summary.csv, report.md, table.tex, plots/} from
-    storage: nothing is trained and MLflow is not read. A design may add files and a section
-    of its own (a search: search.csv and its plot); table.tex only where cells are compared."""
+def write_report(
+    study: Study, queue: Queue, results: Path, argv: Sequence[str] | None = None
+) -> Report:
+    """Write results/<name>/{trials.csv, summary.csv, report.md, report.html, provenance.json,
+    table.tex, plots/} from storage: nothing is trained and MLflow is not read. A design may
+    add files and a section of its own (a search: search.csv and its plot); table.tex only
+    where cells are compared. `argv` is the command recorded as provenance (default: this
+    process's)."""
     folder = results / study.spec.name
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -236,7 +256,8 @@ def write_report(study: Study, queue: Queue, results: Path) -> Report:
     if metric not in trials.columns:
         trials[metric] = math.nan
     comparison = study.design.comparison(records, queue.attrs)
-    summary = _summary(study, trials, comparison)
+    summary = _summary(study, trials, comparison, history_table(records))
+    made_by = provenance(study, records, argv)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
     per_class = (
         per_class_diff(
@@ -252,9 +273,13 @@ def write_report(study: Study, queue: Queue, results: Path) -> Report:
     part = make_part(study, comparison, trials, summary, folder) if make_part else Part([], [])
     files = part.files + _plots(study, comparison, trials, summary, records, per_class, plots)
 
-    written = [folder / "trials.csv", folder / "summary.csv"]
-    trials.drop(columns=["error"], errors="ignore").to_csv(written[0], index=False)
+    written = [folder / "trials.csv", folder / "summary.csv", folder / "provenance.json"]
+    trials.to_csv(written[0], index=False)
     summary.to_csv(written[1], index=False)
+    written[2].write_text(
+        json.dumps({**made_by.as_tags(), "recipe": made_by.recipe}, indent=2) + "\n",
+        encoding="utf-8",
+    )
     if comparison.compared:
         written.append(folder / "table.tex")
         compared = summary[summary["cell"].isin(comparison.compared)]
@@ -268,7 +293,9 @@ def write_report(study: Study, queue: Queue, results: Path) -> Report:
             ),
             encoding="utf-8",
         )
-    text = _report_markdown(study, records, comparison, part, trials, summary, files, folder)
+    text = _report_markdown(
+        study, records, comparison, part, trials, summary, files, folder, made_by
+    )
     (folder / "report.md").write_text(text, encoding="utf-8")
     (folder / "report.html").write_text(_html(spec.name, text), encoding="utf-8")
     written += [folder / "report.md", folder / "report.html"]
@@ -279,6 +306,7 @@ def write_report(study: Study, queue: Queue, results: Path) -> Report:
         [*written, *files],
         planned_seeds(study, queue),
         comparison,
+        made_by,
     )
 
 
@@ -306,9 +334,7 @@ def _html(title: str, markdown_text: str) -> str:
 
 
 def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFrame) -> list[str]:
-    """What was run: the file, the commit, versions, devices and time."""
-    import torch
-
+    """What was run: the file, the design, the metric, the trials and the time they took."""
     spec = study.spec
     states = trials["state"].value_counts().to_dict() if len(trials) else {}
     durations = pd.to_numeric(trials.get("duration_s"), errors="coerce") if len(trials) else None
@@ -316,33 +342,17 @@ def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFram
     starts = [r.started for r in records if r.started]
     ends = [r.ended for r in records if r.ended]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else math.nan
-    devices = ", ".join(sorted({r.device or "?" for r in records if r.state == "COMPLETE"}))
+    effect = spec.metric.effect
+    matters = f"; the smallest difference that matters: {effect:g}" if effect else ""
+    unit = " point(s)" if metric_info(spec.metric.name).scale != 1.0 else ""
     return [
-        f"- study file: `{study.path}`; commit: `{_commit(study.path)}`",
+        f"- study file: `{study.path}` (provenance at the end)",
         f"- design: {study.describe()}; baseline: `{study.baseline or 'none'}`",
-        f"- metric: `{spec.metric.name}` ({spec.metric.goal})",
+        f"- metric: `{spec.metric.name}` ({spec.metric.goal}){matters}{unit if effect else ''}",
         f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}",
         f"- time: {wall / 60:.1f} min from the first trial's start to the last one's end; "
         f"{total_s / 60:.1f} min of training summed over trials",
-        f"- devices: {devices or 'none yet'}; python {platform.python_version()}, torch "
-        f"{torch.__version__}, optuna {optuna.__version__}, on {platform.platform(terse=True)}",
     ]
-
-
-def _commit(path: Path) -> str:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=path.resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() or "unknown (not a git checkout)"
 
 
 def _test_section(compared: pd.DataFrame, metric: str, baseline: str) -> list[str]:
@@ -375,6 +385,92 @@ def _test_section(compared: pd.DataFrame, metric: str, baseline: str) -> list[st
     return [*lines, ""]
 
 
+def _health_section(
+    summary: pd.DataFrame, trials: pd.DataFrame, comparison: Comparison, metric: str
+) -> list[str]:
+    """Above everything else: whether the models learned and settled, so no reader takes a
+    comparison of failures for a finding."""
+    shown = summary[summary["cell"].isin(comparison.compared)]
+    done = trials[(trials["state"] == "COMPLETE") & trials["cell"].isin(comparison.compared)]
+    lines = ["## Health", ""]
+    if len(shown) and len(done):
+        collapsed = int(shown["collapsed"].fillna(0).sum())
+        if collapsed == len(done):
+            lines += [
+                f"**The models did not learn: all {len(done)} completed trials predict one "
+                "class.** Every comparison below is inconclusive; fix the recipe (learning "
+                "rate, epochs, `ablate diagnose`) before reading any difference.",
+                "",
+            ]
+    unlearned = never_learned(done) if len(done) else []
+    if unlearned:
+        lines.append(
+            f"- classes never learned (IoU 0 in all {len(done)} completed trials): "
+            f"{', '.join(unlearned)}; their per-class differences are not shown"
+        )
+    for _, row in shown.iterrows():
+        problems = [row["health"]] if isinstance(row["health"], str) and row["health"] else []
+        if int(row["diverged"] or 0):
+            problems.append(f"{int(row['diverged'])} seed(s) diverged")
+        if problems:
+            lines.append(f"- `{row['cell']}`: {'; '.join(problems)}")
+    if len(lines) == 2:
+        lines.append(
+            "Every check passed: no trial predicts a single class, every class was learned "
+            f"somewhere, every cell's mean curve gained at most {LATE_GAIN_POINTS:g} point(s) "
+            "(1 % for raw metrics) over the last quarter of training, and nothing diverged."
+        )
+    elif not any(line.startswith("**") for line in lines):
+        lines.insert(
+            2,
+            "Checks that failed (a cell with a collapsed or diverged seed, or an unconverged "
+            "curve where no difference was found, is *inconclusive*):",
+        )
+        lines.insert(3, "")
+    return [*lines, ""]
+
+
+def _seeds_advice(summary: pd.DataFrame, study: Study) -> list[str]:
+    """With `metric.effect`: how many seeds each comparison needs to detect it."""
+    effect = study.spec.metric.effect
+    if not effect or "seeds_needed" not in summary.columns:
+        return []
+    # only healthy comparisons: for the others more seeds are not what is missing
+    tested = summary[summary["verdict"].astype(str).str.match("better|worse|no detectable")]
+    if not len(tested):
+        return []
+    unit = " point(s)" if metric_info(study.spec.metric.name).scale != 1.0 else ""
+    short = tested[tested["seeds_needed"] > tested["n_pairs"]]
+    if not len(short):
+        return [
+            f"Every comparison tested could detect {effect:g}{unit} (`metric.effect`, the "
+            "smallest difference that matters) with 80 % power at the seeds it has.",
+            "",
+        ]
+    lines = [
+        f"To detect {effect:g}{unit} (`metric.effect`) with 80 % power at the corrected level, "
+        "with the seed spread seen here (an estimate itself):",
+        "",
+    ]
+    for _, row in short.iterrows():
+        need = row["seeds_needed"]
+        text = "more than 10,000 seeds" if math.isinf(need) else f"about {int(need)} seeds"
+        lines.append(f"- `{row['cell']}`: {text} (has {int(row['n_pairs'])})")
+    return [*lines, ""]
+
+
+_STATS_NOTE = (
+    "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline with its "
+    "paired 95% t-interval; MDE is the smallest true difference the paired t-test would detect "
+    "with 80 % power at the Holm-corrected level, from the seed spread seen; p (Holm) is the "
+    "paired t-test after Holm's correction over the compared cells. Differences and MDE are in "
+    "the metric's points. The same table for LaTeX is in `table.tex`; `summary.csv` adds d_z "
+    "(mean difference / sd of the differences: not Cohen's d of two groups) beside Cohen's d_av, "
+    "the Wilcoxon signed-rank test (from 6 pairs, where it can reach p < 0.05) and a bootstrap "
+    "interval (from 10 pairs)."
+)
+
+
 def _report_markdown(
     study: Study,
     records: Sequence[TrialRecord],
@@ -384,8 +480,10 @@ def _report_markdown(
     summary: pd.DataFrame,
     files: list[Path],
     folder: Path,
+    made_by: Provenance,
 ) -> str:
     spec = study.spec
+    metric = spec.metric.name
     lines = [
         f"# {spec.name}",
         "",
@@ -393,43 +491,55 @@ def _report_markdown(
         "",
         *_run_facts(study, records, trials),
         "",
-        *part.sections,
     ]
     compared = summary[summary["cell"].isin(comparison.compared)]
+    if len(compared):
+        lines += _health_section(summary, trials, comparison, metric)
+    forest = [f for f in files if f.name == "diff_vs_baseline.png"]
+    if forest:
+        lines += [
+            "## Difference from the baseline",
+            "",
+            f"![diff_vs_baseline]({forest[0].relative_to(folder).as_posix()})",
+            "",
+            "Each dot is a cell's mean paired difference from the baseline, its bar the paired "
+            "95% t-interval; the grey band is ± the MDE: true differences inside it this study "
+            "would usually miss.",
+            "",
+        ]
+    lines += part.sections
     if len(compared):
         lines += ["## Verdicts", ""]
         for _, row in compared.iterrows():
             if row["cell"] != comparison.baseline:
-                lines.append(f"- {verdict_sentence(row.to_dict(), spec.metric.name)}")
+                lines.append(f"- {verdict_sentence(row.to_dict(), metric)}")
         lines += [
             "",
+            *_seeds_advice(compared, study),
             "## Ablation table",
             "",
-            "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline "
-            "with its 95% t-interval; p_holm is the paired t-test after Holm's correction over "
-            "the compared cells. The same table for LaTeX is in `table.tex`; every column, with "
-            "the Wilcoxon test, d_z and a bootstrap interval, is in `summary.csv`.",
+            _STATS_NOTE,
             "",
             markdown_table(
                 compared,
-                metric=spec.metric.name,
+                metric=metric,
                 keys=study.keys,
                 baseline=comparison.baseline,
                 goal=spec.metric.goal,
             ),
             "",
         ]
-    lines += _test_section(compared, spec.metric.name, comparison.baseline)
+    lines += _test_section(compared, metric, comparison.baseline)
     lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
-        f"![{f.stem}]({f.relative_to(folder).as_posix()})" for f in files if f.suffix == ".png"
+        f"![{f.stem}]({f.relative_to(folder).as_posix()})"
+        for f in files
+        if f.suffix == ".png" and f not in forest
     ]
+    lines += ["", *_provenance.markdown(made_by)]
     lines += [
-        "",
         "## Trials",
         "",
-        markdown_rows(
-            trials, ["number", "state", "cell", "seed", spec.metric.name, "duration_s", "error"]
-        ),
+        markdown_rows(trials, ["number", "state", "cell", "seed", metric, "duration_s", "error"]),
     ]
     return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablate.report._figure import require, save, show_grid, text_color
+from ablate.report._plot_heatmap import STAR_ALPHA
 
 _ANNOTATED_CLASSES = 10  # per-class heatmaps print values up to this many classes, else stars only
 
@@ -19,8 +20,11 @@ def plot_per_class_diff(per_class: pd.DataFrame, *, out_dir: Path | str, stem: s
     """Cells × classes: the per-class IoU difference from the baseline in points (×100).
 
     `per_class` is the long table `per_class_diff` returns. A diverging colormap is centred at
-    0; a star marks a difference whose CI excludes 0, grey a class with no paired seeds. Values
-    are printed in the cells up to 10 classes; the figure widens with the number of classes.
+    0; a star marks a difference with p_holm < 0.05 (paired t-test, Holm-corrected over the
+    classes of the cell; without p_holm: a CI excluding 0), grey a class with no paired seeds
+    or one no trial learned ("n/l": IoU 0 everywhere, so its 0 difference means nothing).
+    Values are printed in the cells up to 10 classes; the figure widens with the number of
+    classes.
     """
     return save(_per_class_figure(per_class), out_dir, stem)
 
@@ -46,19 +50,28 @@ def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
     classes = list(pd.unique(per_class["class"]))
     grid = np.full((len(cells), len(classes)), np.nan)
     significant = np.zeros(grid.shape, dtype=bool)
+    unlearned = np.zeros(grid.shape, dtype=bool)
     filled = np.zeros(grid.shape, dtype=bool)
     for row in per_class.to_dict("records"):
         i, j = cells.index(row["cell"]), classes.index(row["class"])
         if filled[i, j]:
             raise ValueError(f"cell {row['cell']!r} has two rows for class {row['class']!r}")
         filled[i, j] = True
+        if row.get("never_learned"):
+            unlearned[i, j] = True
+            continue
         grid[i, j] = float(row["diff"]) * 100.0
-        significant[i, j] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)  # NaN CI: False
+        if "p_holm" in row:
+            significant[i, j] = bool(row["p_holm"] < STAR_ALPHA)  # NaN: False
+        else:
+            significant[i, j] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)
     image, norm = show_grid(ax, grid, diverging=True)  # symmetric: white is exactly 0
     annotate = len(classes) <= _ANNOTATED_CLASSES
     for (i, j), shown in np.ndenumerate(grid):
         star = "*" if significant[i, j] else ""
         note = f"{shown:+.1f}{star}" if annotate and np.isfinite(shown) else star
+        if unlearned[i, j]:
+            note = "n/l"
         if note:
             color = text_color(float(norm(shown)), diverging=True)
             ax.text(j, i, note, ha="center", va="center", fontsize="small", color=color)
@@ -70,5 +83,9 @@ def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
     ax.set_ylabel("cell")
     colorbar = ax.figure.colorbar(image, ax=ax)
     colorbar.set_label("IoU − baseline (points)")
-    ax.set_title("* CI excludes 0; grey: no paired seeds", fontsize="small", loc="right")
+    ax.set_title(
+        f"* p_holm < {STAR_ALPHA:g} (Holm over classes); grey: no paired seeds; n/l: never learned",
+        fontsize="small",
+        loc="right",
+    )
     return grid

@@ -71,7 +71,9 @@ def _draw_metric_vs_key(
     mean = placed["mean"].to_numpy(dtype=float) * scale
     low = placed["ci_low"].to_numpy(dtype=float) * scale
     high = placed["ci_high"].to_numpy(dtype=float) * scale
-    level = f"{confidence * 100:g}% CI"
+    # the band is each cell's own interval, not the interval of a difference (that is the
+    # paired one in diff_vs_baseline): two overlapping bands can still differ significantly
+    level = f"{confidence * 100:g}% CI of each cell's mean"
 
     if numeric_key is not None:
         has = np.isfinite(mean)

@@ -3,7 +3,7 @@
 One row per cell: the cell (the baseline marked), its swept values, the number of completed
 seeds, mean ± std of the metric, the mean paired difference from the baseline with its 95%
 Student-t interval, the minimal detectable effect (MDE, 80 % power at the corrected level) and
-the Holm-corrected p-value of the paired t-test; the best mean is bold.
+the Holm-corrected p-value of the paired t-test; the best mean is bold (none when all tie).
 Fraction metrics (IoU, accuracy) are shown ×100 in points with 2 decimals, as the rest of the
 report does; others in their own units with 3. A value that does not exist (a cell with no
 completed seed, the baseline's own difference, a swept key a cell leaves unset) is a dash.
@@ -155,6 +155,8 @@ def _content(
     means = [round(float(m) * scale, digits) for m in summary["mean"]]
     finite = [m for m in means if not math.isnan(m)]
     best = (max if goal == "maximize" else min)(finite) if finite else math.nan
+    if len(set(finite)) == 1 and len(finite) > 1:
+        best = math.nan  # every cell ties: none is best, none is bold
 
     n_header, unit, diff_header, mde_header, p_header = syntax.headers
     name = syntax.text(metric.removeprefix("val/")) + (unit if fraction else "")

@@ -1,5 +1,6 @@
-"""Comparison plots for a study: the metric against a swept key, training curves, two-key heatmaps,
-per-class differences, gradient flow and auxiliary-weight schedules.
+"""Comparison plots for a study: the paired differences from the baseline (the main figure),
+the metric against a swept key, training curves, two-key heatmaps, per-class differences,
+gradient flow and auxiliary-weight schedules.
 
 Figures are built on a bare `matplotlib.figure.Figure` with the object API and never enter
 pyplot's figure registry, so plotting needs no GUI backend, leaves no global state behind and
@@ -14,6 +15,8 @@ from ablate.report._figure import DPI
 from ablate.report._plot_classes import _draw_per_class_diff as _draw_per_class_diff
 from ablate.report._plot_classes import _per_class_figure as _per_class_figure
 from ablate.report._plot_classes import plot_per_class_diff
+from ablate.report._plot_forest import _draw_diff_vs_baseline as _draw_diff_vs_baseline
+from ablate.report._plot_forest import plot_diff_vs_baseline
 from ablate.report._plot_gradients import WANG_THRESHOLD, plot_gradient_flow
 from ablate.report._plot_gradients import _gradient_flow_figure as _gradient_flow_figure
 from ablate.report._plot_heatmap import STAR_ALPHA, plot_heatmap
@@ -29,6 +32,7 @@ __all__ = [
     "STAR_ALPHA",
     "WANG_THRESHOLD",
     "plot_aux_weight",
+    "plot_diff_vs_baseline",
     "plot_gradient_flow",
     "plot_heatmap",
     "plot_metric_vs_key",

@@ -189,9 +189,20 @@ def test_unknown_baseline_is_an_error():
 
 
 def test_every_summary_column_the_table_and_mlflow_read_is_one_summarize_writes() -> None:
-    from ablate.report._publish import _AGGREGATES
+    from ablate.report._publish import _IN_UNIT, _PLAIN
     from ablate.report.latex import _COLUMNS
     from ablate.report.stats import SUMMARY_STATS
 
     assert set(_COLUMNS) - {"cell"} <= set(SUMMARY_STATS)
-    assert set(_AGGREGATES) <= set(SUMMARY_STATS)
+    assert {*_IN_UNIT, *_PLAIN} <= set(SUMMARY_STATS)
+
+
+def test_when_every_cell_ties_none_is_bold():
+    # a study whose models all predict background: the same mean everywhere is no "best"
+    table = markdown_table(
+        SUMMARY.head(3).assign(mean=[0.122, 0.122, 0.122]),
+        metric="val/mIoU",
+        keys=[],
+        baseline="aux_0",
+    )
+    assert "**" not in table and table.count("12.20 ±") == 3

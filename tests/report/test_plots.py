@@ -213,7 +213,9 @@ def test_heatmap_writes_files(tmp_path: Path):
 def test_heatmap_grid_holds_differences_in_points_with_stars():
     _, summary = study(TWO_KEYS, ["target", "w"])
     # Mark one cell significant and blank another, as the summary would for a missing cell.
+    # (the fixture's differences are exact shifts, p = 0: set the p-values by hand)
     summary.loc[summary["cell"] == "tcpp_w0.4", "p_holm"] = 0.001
+    summary.loc[summary["cell"] == "tfull_w0.4", "p_holm"] = 0.5
     summary.loc[summary["cell"] == "tnearest_w0.0", "diff"] = np.nan  # no data
     ax = Figure().subplots()
     grid = _draw_heatmap(ax, summary, row_key="target", col_key="w", value="diff", metric=METRIC)

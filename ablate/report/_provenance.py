@@ -1,0 +1,143 @@
+"""Provenance: what produced a report, so two reports of one study name can be told apart — the
+exact command and its `--set` overrides, the resolved base recipe, package versions, the study
+file's git commit (and whether its repository had uncommitted changes), devices and threads."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from ablate.spec import Study
+from ablate.study import TrialRecord
+
+# distribution name → how the report names it; versions are read from the installed metadata,
+# so nothing heavy is imported for them
+_PACKAGES = {
+    "ablate-runner": "ablate",
+    "torch": "torch",
+    "optuna": "optuna",
+    "mlflow": "mlflow",
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "statsmodels": "statsmodels",
+}
+_SET_FLAGS = ("--set",)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    command: str  # as typed, program name first
+    overrides: tuple[str, ...]  # each --set key=value, in order
+    versions: dict[str, str]  # package → version ("not installed" where absent)
+    git: str  # "<commit>", "<commit>, with uncommitted changes" or "not in a repository"
+    devices: str  # the devices COMPLETE trials ran on
+    threads: int  # CPU threads per trial (train.threads)
+    recipe: str  # the resolved base recipe, as YAML
+
+    def as_tags(self) -> dict[str, str]:
+        """Flat `ablate.provenance.*` strings for an MLflow run (the recipe is an artifact)."""
+        tags = {
+            "ablate.provenance.command": self.command,
+            "ablate.provenance.overrides": " ".join(self.overrides) or "none",
+            "ablate.provenance.git": self.git,
+            "ablate.provenance.devices": self.devices,
+            "ablate.provenance.threads": str(self.threads),
+        }
+        tags.update({f"ablate.version.{name}": v for name, v in self.versions.items()})
+        return tags
+
+
+def provenance(
+    study: Study, records: Sequence[TrialRecord], argv: Sequence[str] | None = None
+) -> Provenance:
+    """What produced this report. `argv` defaults to this process's command line: `ablate run`
+    writes its report itself, and `ablate report` must name the same recipe (a changed base is
+    refused under one study name), so its overrides are the run's."""
+    args = list(sys.argv if argv is None else argv)
+    program = Path(args[0]).name if args else "ablate"
+    if program in ("__main__.py", "-m", "-c"):
+        program = "python -m ablate"
+    recipe = study.spec.base.model_dump(mode="json")
+    devices = sorted({r.device for r in records if r.state == "COMPLETE" and r.device})
+    return Provenance(
+        command=shlex.join([program, *args[1:]]) if args else "ablate",
+        overrides=tuple(_overrides(args[1:])),
+        versions={name: _version(dist) for dist, name in _PACKAGES.items()},
+        git=_git_state(study.path),
+        devices=", ".join(devices) or "none yet",
+        threads=int(study.spec.base.train.threads),
+        recipe=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False),
+    )
+
+
+def markdown(p: Provenance) -> list[str]:
+    """The report's "Provenance" section."""
+    versions = ", ".join(f"{name} {v}" for name, v in p.versions.items())
+    return [
+        "## Provenance",
+        "",
+        f"- command: `{p.command}`",
+        f"- `--set` overrides: {', '.join(f'`{o}`' for o in p.overrides) or 'none'}",
+        f"- study file's repository: {p.git}",
+        f"- devices: {p.devices}; CPU threads per trial: {p.threads}",
+        f"- versions: {versions}; python {platform.python_version()} on "
+        f"{platform.platform(terse=True)}",
+        "",
+        "Resolved base recipe (every trial starts from it; cells override the swept keys):",
+        "",
+        "```yaml",
+        p.recipe.rstrip(),
+        "```",
+        "",
+    ]
+
+
+def _overrides(args: Sequence[str]) -> list[str]:
+    out = []
+    for i, arg in enumerate(args):
+        if arg in _SET_FLAGS and i + 1 < len(args):
+            out.append(args[i + 1])
+        elif arg.startswith(tuple(f"{flag}=" for flag in _SET_FLAGS)):
+            out.append(arg.split("=", 1)[1])
+    return out
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git(folder: Path, *args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _git_state(study_file: Path) -> str:
+    """The commit of the study file's repository, and whether it had uncommitted changes to
+    tracked files (the study file itself named when it is one of them, or untracked)."""
+    folder = study_file.resolve().parent
+    commit = _git(folder, "rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return "not in a repository"
+    changed = _git(folder, "status", "--porcelain", "--untracked-files=no")
+    mine = _git(folder, "status", "--porcelain", "--", study_file.resolve().name)
+    notes = []
+    if changed:
+        notes.append("with uncommitted changes")
+    if mine:
+        state = "untracked" if mine.startswith("??") else "modified"
+        notes.append(f"the study file itself is {state}")
+    return f"commit {commit}" + (f", {'; '.join(notes)}" if notes else " (clean)")
