@@ -29,8 +29,12 @@ def _study(tmp_path: Path, text: str = STUDY):
     return load_study(path)
 
 
-def _storage(study, values: dict[tuple[str, int], float], failed=()) -> Queue:
-    """Ended trials as a worker stores them (through the record's own writers)."""
+def _storage(
+    study, values: dict[tuple[str, int], float], failed=(), curve=None, ious=None
+) -> Queue:
+    """Ended trials as a worker stores them (through the record's own writers). `curve(v)`
+    gives the val/mIoU history ending at v (default: v/2, v); `ious(v)` the final per-class
+    IoUs (default: one class, a)."""
     ostudy = optuna.create_study(direction="maximize")
     for cell in study.cells:
         for seed in study.spec.sweep.seeds:
@@ -40,11 +44,10 @@ def _storage(study, values: dict[tuple[str, int], float], failed=()) -> Queue:
                 ostudy.add_trial(create_trial(state=state, user_attrs=attrs | ended))
                 continue
             v = values[(cell.name, seed)]
-            history = [
-                {"train/loss/ce": 1.0, "val/mIoU": v / 2},
-                {"train/loss/ce": 0.5, "val/mIoU": v},
-            ]
-            result = TrialResult(history, {"val/mIoU": v, "val/iou/a": v}, duration_s=1.5)
+            points = curve(v) if curve else [v / 2, v]
+            history = [{"train/loss/ce": 1.0 / k, "val/mIoU": m} for k, m in enumerate(points, 1)]
+            final = {"val/mIoU": v, **(ious(v) if ious else {"val/iou/a": v})}
+            result = TrialResult(history, final, duration_s=1.5)
             state, ended = _record.ended(Outcome.COMPLETE, result)
             ostudy.add_trial(create_trial(state=state, value=v, user_attrs=attrs | ended))
     return Queue(ostudy, "memory")
@@ -118,3 +121,94 @@ def test_html_from_the_study_file_is_shown_as_text_in_report_html(tmp_path: Path
     assert "<script>" not in page and "<b>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in page
     assert "<table>" in page and "<img" in page  # the report's own markdown still renders
+
+
+TWO_CELLS = """
+name: two_cells
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 4, val_size: 4}
+sweep:
+  grid: {loss.aux.weight: [0.0, 0.4, 1.0]}
+  seeds: [0, 1, 2, 3]
+metric: {name: val/mIoU, effect: 0.5}
+baseline: {loss.aux.weight: 0.0}
+"""
+FLAT = lambda v: [v - 0.1, v - 0.01, v, v, v, v]  # noqa: E731 - learned, then settled
+TWO_CLASSES = lambda v: {"val/iou/bg": 0.9, "val/iou/a": 2 * v - 0.9}  # noqa: E731
+
+
+def test_real_difference_is_reported_first_with_its_interval_and_mde(tmp_path: Path) -> None:
+    study = _study(tmp_path, TWO_CELLS)
+    noise = {0: 0.0, 1: 0.004, 2: -0.003, 3: 0.001}
+    gain = {0.0: 0.0, 0.4: 0.03, 1.0: 0.001}
+    spread = {0.0: 1.0, 0.4: 2.0, 1.0: 4.0}  # the pairs differ by seed, not by a constant
+    values = {
+        (c.name, s): 0.60 + gain[w] + noise[s] * spread[w]
+        for c in study.cells
+        for w in [c.overrides["loss.aux.weight"]]
+        for s in range(4)
+    }
+    argv = ["ablate", "report", "s.yaml", "--set", "base.train.epochs=2"]
+    report = write_report(
+        study, _storage(study, values, curve=FLAT, ious=TWO_CLASSES), tmp_path / "r", argv
+    )
+    summary = pd.read_csv(report.folder / "summary.csv").set_index("cell")
+    better = summary.loc["aux.weight=0.4"]
+    assert better["verdict"] == "better" and better["health"] != better["health"]  # NaN: healthy
+    assert better["diff"] == pytest.approx(0.03 + 0.0005) and better["mde"] > 0
+    same = summary.loc["aux.weight=1"]
+    assert same["verdict"].startswith("no detectable difference at n = 4 (could detect ≥ ")
+    assert same["seeds_needed"] > 4  # 0.5 points with this spread needs more seeds
+    text = (report.folder / "report.md").read_text()
+    order = [
+        text.index(h)
+        for h in (
+            "## Health",
+            "## Difference from the baseline",
+            "## Verdicts",
+            "## Ablation table",
+            "## Provenance",
+        )
+    ]
+    assert order == sorted(order)
+    assert "![diff_vs_baseline](plots/diff_vs_baseline.png)" in text
+    assert (report.folder / "plots" / "diff_vs_baseline.svg").exists()
+    assert "Every check passed" in text
+    assert "paired 95% t-interval" in text and "— better." in text
+    assert "about " in text and "seeds (has 4)" in text  # seeds needed for metric.effect
+    assert "- command: `ablate report s.yaml --set base.train.epochs=2`" in text
+    assert "`--set` overrides: `base.train.epochs=2`" in text and "```yaml" in text
+    assert "error" in pd.read_csv(report.folder / "trials.csv").columns
+
+
+def test_a_study_that_learned_nothing_reads_inconclusive(tmp_path: Path) -> None:
+    study = _study(tmp_path, TWO_CELLS)
+    values = {(c.name, s): 0.122 for c in study.cells for s in range(4)}
+    background = lambda v: {"val/iou/bg": 0.732, "val/iou/a": 0.0, "val/iou/b": 0.0}  # noqa: E731
+    report = write_report(
+        study, _storage(study, values, curve=FLAT, ious=background), tmp_path / "r"
+    )
+    text = (report.folder / "report.md").read_text()
+    assert "**The models did not learn: all 12 completed trials predict one class.**" in text
+    assert "classes never learned (IoU 0 in all 12 completed trials): a, b" in text
+    verdicts = report.summary.set_index("cell")["verdict"].drop("aux.weight=0")
+    assert all(v.startswith("inconclusive: 4 of 4 seeds predict one class") for v in verdicts)
+    assert "no detectable difference" not in text and "**12.20" not in text
+
+
+def test_a_missing_result_in_a_two_way_grid_costs_only_that_result(tmp_path: Path) -> None:
+    study = _study(tmp_path)
+    values = {
+        (c.name, s): 0.5
+        + 0.01 * s
+        + 0.02 * c.overrides["loss.aux.weight"]
+        + 0.001 * (s * s) * (c.overrides["loss.aux.schedule"] == "linear")
+        for c in study.cells
+        for s in (0, 1, 2)
+    }
+    lost = {(study.cells[3].name, 2)}
+    report = write_report(study, _storage(study, values, failed=lost), tmp_path / "r")
+    text = (report.folder / "report.md").read_text()
+    assert "unbalanced: 1 (pair, seed) result(s) missing, all others used" in text
+    line = next(x for x in text.splitlines() if x.startswith("Two-way ANOVA"))
+    assert "F = nan" not in line and line.count("F = ") == 3

@@ -410,3 +410,55 @@ def test_aux_weight_draws_one_line_per_cell_against_progress():
     assert ax.get_xlim() == (0.0, 1.0) and ax.get_ylim()[0] == 0.0
     assert "progress" in ax.get_xlabel() and "alpha" in ax.get_ylabel()
     assert_no_overlapping_text(fig)
+
+
+def test_forest_plot_draws_each_cells_paired_interval_and_mde_band(tmp_path: Path):
+    from ablate.report.plots import _draw_diff_vs_baseline, plot_diff_vs_baseline
+
+    summary = pd.DataFrame(
+        {
+            "cell": ["base", "gain", "flat", "gone"],
+            "diff": [np.nan, 0.02, 0.001, np.nan],
+            "diff_ci_low": [np.nan, 0.01, -0.01, np.nan],
+            "diff_ci_high": [np.nan, 0.03, 0.012, np.nan],
+            "mde": [np.nan, 0.008, 0.015, np.nan],
+            "verdict": ["baseline", "better", "no detectable difference at n = 3", "missing"],
+        }
+    )
+    ax = Figure().subplots()
+    _draw_diff_vs_baseline(ax, summary, metric=METRIC, baseline="base")
+    intervals = [line for line in ax.lines if line.get_gid() == "ci"]
+    assert [list(line.get_xdata()) for line in intervals] == [
+        pytest.approx([1.0, 3.0]),
+        pytest.approx([-1.0, 1.2]),
+    ]  # in points, first cell on top; the missing cell has none
+    bands = [c for c in ax.collections if c.get_gid() == "mde"]
+    widths = sorted(float(np.ptp(b.get_paths()[0].vertices[:, 0])) for b in bands)
+    assert widths == pytest.approx([1.6, 3.0])  # ± MDE around zero
+    colors = {line.get_color() for line in intervals}
+    assert len(colors) == 2  # better and no-difference read differently
+    labels = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
+    assert labels["gain\nbetter"] > labels["gone\nmissing"]  # first cell on top
+    assert "points" in ax.get_xlabel()
+    paths = plot_diff_vs_baseline(
+        summary, metric=METRIC, baseline="base", out_dir=tmp_path, stem="diff"
+    )
+    assert [p.name for p in paths] == ["diff.png", "diff.svg"] and all(p.exists() for p in paths)
+
+
+def test_per_class_plot_marks_never_learned_classes(tmp_path: Path):
+    table = pd.DataFrame(
+        {
+            "cell": ["b", "b"],
+            "class": ["road", "pole"],
+            "diff": [0.02, 0.0],
+            "ci_low": [0.01, 0.0],
+            "ci_high": [0.03, 0.0],
+            "p_holm": [0.01, np.nan],
+            "never_learned": [False, True],
+        }
+    )
+    ax = Figure().subplots()
+    grid = _draw_per_class_diff(ax, table)
+    assert np.isnan(grid[0, 1])  # not a "+0.0"
+    assert sorted(t.get_text() for t in ax.texts) == ["+2.0*", "n/l"]
