@@ -16,7 +16,7 @@ from ablate.design import Comparison
 from ablate.losses.aux import aux_weight_at
 from ablate.names import metric_info
 from ablate.report import _provenance
-from ablate.report._health import LATE_GAIN_POINTS, never_learned
+from ablate.report._health import LATE_GAIN_POINTS, never_learned, trial_health
 from ablate.report._part import Part, markdown_rows
 from ablate.report._provenance import Provenance, provenance
 from ablate.report._search import search_part
@@ -256,7 +256,9 @@ def write_report(
     if metric not in trials.columns:
         trials[metric] = math.nan
     comparison = study.design.comparison(records, queue.attrs)
-    summary = _summary(study, trials, comparison, history_table(records))
+    history = history_table(records)
+    summary = _summary(study, trials, comparison, history)
+    trials = trials.join(trial_health(trials, history, metric=metric, goal=spec.metric.goal))
     made_by = provenance(study, records, argv)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
     per_class = (

@@ -82,6 +82,28 @@ def threshold(metric: str, final: float) -> float:
     return LATE_GAIN_RELATIVE * abs(final) if math.isfinite(final) else math.nan
 
 
+def trial_health(
+    trials: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+) -> pd.DataFrame:
+    """Per trial (the trials table's index): `collapsed` and `late_gain` (stored units, NaN
+    where not judged or not COMPLETE), for trials.csv."""
+    done = (trials["state"] == "COMPLETE").to_numpy()
+    gains = pd.Series(math.nan, index=trials.index)
+    if len(history) and metric in history.columns:
+        curves = {
+            key: group[metric].to_numpy(dtype=float)
+            for key, group in history.sort_values("epoch").groupby(["cell", "seed"], sort=False)
+        }
+        for i, (cell, seed) in enumerate(zip(trials["cell"], trials["seed"], strict=True)):
+            if done[i] and (cell, seed) in curves:
+                gains.iloc[i] = late_gain(curves[cell, seed], goal)
+    return pd.DataFrame({"collapsed": collapsed(trials) & done, "late_gain": gains})
+
+
 def cell_health(
     trials: pd.DataFrame,
     history: pd.DataFrame,

@@ -178,7 +178,9 @@ def test_real_difference_is_reported_first_with_its_interval_and_mde(tmp_path: P
     assert "about " in text and "seeds (has 4)" in text  # seeds needed for metric.effect
     assert "- command: `ablate report s.yaml --set base.train.epochs=2`" in text
     assert "`--set` overrides: `base.train.epochs=2`" in text and "```yaml" in text
-    assert "error" in pd.read_csv(report.folder / "trials.csv").columns
+    trials = pd.read_csv(report.folder / "trials.csv")
+    assert {"error", "collapsed", "late_gain"} <= set(trials.columns)
+    assert not trials["collapsed"].any() and trials["late_gain"].abs().max() < 1e-9
 
 
 def test_a_study_that_learned_nothing_reads_inconclusive(tmp_path: Path) -> None:
@@ -194,6 +196,7 @@ def test_a_study_that_learned_nothing_reads_inconclusive(tmp_path: Path) -> None
     verdicts = report.summary.set_index("cell")["verdict"].drop("aux.weight=0")
     assert all(v.startswith("inconclusive: 4 of 4 seeds predict one class") for v in verdicts)
     assert "no detectable difference" not in text and "**12.20" not in text
+    assert pd.read_csv(report.folder / "trials.csv")["collapsed"].all()
 
 
 def test_a_missing_result_in_a_two_way_grid_costs_only_that_result(tmp_path: Path) -> None:
