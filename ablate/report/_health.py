@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ablate.names import metric_info
+from ablate.report._verdict import amount
 
 LATE_GAIN_POINTS = 1.0  # a still-rising curve: more than 1 point gained over the last quarter
 LATE_GAIN_RELATIVE = 0.01  # the same for metrics shown raw (a loss): 1 % of its final value
@@ -128,7 +129,9 @@ def cell_health(
         if mine.any():
             problems.append(f"{int(mine.sum())} of {len(mine)} seeds predict one class")
         if converged is False:
-            problems.append(f"not converged ({_shown(gain, metric)} over the last quarter)")
+            problems.append(
+                f"not converged ({amount(gain, metric, signed=True)} over the last quarter)"
+            )
         out[cell] = {
             "collapsed": int(mine.sum()),
             "late_gain": gain,
@@ -150,9 +153,3 @@ def _cell_late_gain(
     per_seed = mine.pivot_table(index="epoch", columns="seed", values=metric, aggfunc="last")
     curve = per_seed.dropna().mean(axis=1).to_numpy(dtype=float)
     return late_gain(curve, goal)
-
-
-def _shown(value: float, metric: str) -> str:
-    info = metric_info(metric)
-    unit = " points" if info.scale != 1.0 else (f" {info.unit}" if info.unit else "")
-    return f"{value * info.scale:+.2f}{unit}"

@@ -60,7 +60,7 @@ def verdict_of(
     detectable = row.get("mde", math.nan)
     if detectable is None or math.isnan(detectable):
         return f"no detectable difference at n = {k}"
-    return f"no detectable difference at n = {k} (could detect ≥ {_amount(detectable, metric)})"
+    return f"no detectable difference at n = {k} (could detect ≥ {amount(detectable, metric)})"
 
 
 def _failures(row: Mapping[str, Any], who: str) -> list[str]:
@@ -74,10 +74,11 @@ def _failures(row: Mapping[str, Any], who: str) -> list[str]:
     return out
 
 
-def _amount(
+def amount(
     value: float, metric: str, *, signed: bool = False, unit: bool = True, points: str = " points"
 ) -> str:
-    """A value in the metric's display unit: "1.94 points" for IoU, "0.031 nats" for a loss."""
+    """A value in the metric's display unit: "1.94 points" for IoU, "0.031 nats" for a loss;
+    every sentence of a report writes its numbers through this one function."""
     info = metric_info(metric)
     text = _fmt(value * info.scale, signed=signed)
     if not unit or text == "n/a":
@@ -94,15 +95,15 @@ def verdict_sentence(row: Mapping[str, Any], metric: str, *, confidence: float =
     name = metric.split("/")[-1]
     cell, verdict = row["cell"], row["verdict"]
     if verdict == "baseline":
-        mean = _amount(row["mean"], metric, points="%")
+        mean = amount(row["mean"], metric, points="%")
         return f"{cell}: baseline, {name} = {mean} (n = {row['n']})."
     if int(row["n_pairs"]) == 0:
         return f"{cell}: no completed seed paired with the baseline — {verdict}."
-    diff = f"{name} {_amount(row['diff'], metric, signed=True)} vs baseline"
+    diff = f"{name} {amount(row['diff'], metric, signed=True)} vs baseline"
     if row["n_pairs"] < 2:
         return f"{cell}: {diff} (one paired seed, no test possible) — {verdict}."
-    low = _amount(row["diff_ci_low"], metric, signed=True, unit=False)
-    high = _amount(row["diff_ci_high"], metric, signed=True)
+    low = amount(row["diff_ci_low"], metric, signed=True, unit=False)
+    high = amount(row["diff_ci_high"], metric, signed=True)
     level = f"paired {confidence * 100:g}% t-interval {low} to {high}"
     return f"{cell}: {diff} ({level}, {_fmt_p(row['p_holm'])}, n = {row['n_pairs']}) — {verdict}."
 
