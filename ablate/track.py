@@ -2,6 +2,24 @@
 
 Only `MlflowClient` with explicit run ids is used — never the fluent "active run", which is
 process-global state and wrong in worker processes.
+
+What the MLflow UI shows:
+
+- The experiment is tagged `mlflow.experimentKind = custom_model_development` (the
+  "Machine learning" type of MLflow 3's experiment-type selector), so MLflow 3 UIs that read the
+  tag open it on the training runs, not the GenAI traces. The 3.17 UI ignores the tag and
+  follows a global switch (its sidebar's "GenAI | Model training", default GenAI, kept per
+  browser) or `?workflowType=machine_learning` in the URL, which `runs_url` adds.
+- A cell run holds, as params, the value of each swept key it sets, under its dotted path
+  (`loss.aux.weight`), so the runs table compares cells by column once the column is picked;
+  the seeds it plans are the tag `ablate.seeds` (a tag: params cannot change, and a study may
+  gain seeds). The report adds its aggregates over seeds (`ablate.report.publish`).
+- A trial run is named `seed <seed> · <cell>`: the runs table cuts long names short, and
+  under its cell's row the seed is what tells it apart.
+- Step axis: every metric of a trial shares one, the optimisation-step count. A metric measured
+  at an evaluation (`val/...`, `test/...`, the epoch means `train/loss`, `train/lr`, ...) is
+  logged at the number of steps trained before it; a per-step series (`train/aux_weight`,
+  `train/grad/<layer>`) at the step's own index t, counted from 0 (the t of α_t = f(t/T)).
 """
 
 from __future__ import annotations
@@ -18,7 +36,10 @@ from pathlib import Path
 from typing import Any
 
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
+_SEEDS = "ablate.seeds"  # a cell run's planned seed count
 _PARENT = "mlflow.parentRunId"
+# MLflow 3's experiment type; "custom_model_development" is the UI's "Machine learning"
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batch call
 FLUSH_S = 5.0  # a trial's metrics reach MLflow at least this often
 _clock = time.monotonic  # what FLUSH_S is measured with (tests move it)
@@ -74,21 +95,27 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+@dataclass(frozen=True)
+class CellInfo:
+    """What a cell run shows in the runs table: the value of each swept key it sets (dotted
+    path -> value; empty for a search cell, sampled later) and the seeds it plans."""
+
+    params: Mapping[str, Any]
+    seeds: int
+
+
 def ensure_run_tree(
     tracking_uri: str,
     study_name: str,
     cells: Iterable[str],
     artifact_root: Path | None,
     study_params: Mapping[str, Any],
+    cell_info: Mapping[str, CellInfo] | None = None,
 ) -> RunTree:
-    """Find or create the experiment, the study run and every cell run (idempotent)."""
+    """Find or create the experiment, the study run and every cell run (idempotent); each cell
+    run holds its `cell_info`."""
     client = _client(tracking_uri)
-    experiment = client.get_experiment_by_name(study_name)
-    if experiment is None:
-        location = (artifact_root / study_name).resolve().as_uri() if artifact_root else None
-        experiment_id = client.create_experiment(study_name, artifact_location=location)
-    else:
-        experiment_id = experiment.experiment_id
+    experiment_id = _experiment(client, study_name, artifact_root)
     runs = client.search_runs(
         [experiment_id], f"tags.`{_STUDY}` = '{study_name}'", max_results=5000
     )
@@ -101,20 +128,51 @@ def ensure_run_tree(
         )
         study_run_id = run.info.run_id
         log_params(tracking_uri, study_run_id, study_params, client=client)
-    cell_runs = {
-        r.data.tags[_CELL]: r.info.run_id
+    found = {
+        r.data.tags[_CELL]: r
         for r in runs
         if r.data.tags.get(_LEVEL) == "cell" and r.data.tags.get(_PARENT) == study_run_id
     }
+    cell_runs = {cell: r.info.run_id for cell, r in found.items()}
+    tags = {_LEVEL: "cell", _STUDY: study_name, _PARENT: study_run_id}
     for cell in cells:
-        if cell not in cell_runs:
-            run = client.create_run(
-                experiment_id,
-                tags={_LEVEL: "cell", _STUDY: study_name, _CELL: cell, _PARENT: study_run_id},
-                run_name=cell,
-            )
+        info = (cell_info or {}).get(cell)
+        if cell not in found:
+            run = client.create_run(experiment_id, tags={**tags, _CELL: cell}, run_name=cell)
             cell_runs[cell] = run.info.run_id
+        if info is not None:
+            _show_cell(client, cell_runs[cell], info, found.get(cell))
     return RunTree(tracking_uri, experiment_id, study_run_id, cell_runs)
+
+
+def _experiment(client: Any, name: str, artifact_root: Path | None) -> str:
+    """The study's experiment id, created with the "Machine learning" kind if new."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is None:
+        location = (artifact_root / name).resolve().as_uri() if artifact_root else None
+        kind = dict([EXPERIMENT_KIND])
+        return str(client.create_experiment(name, artifact_location=location, tags=kind))
+    if EXPERIMENT_KIND[0] not in experiment.tags:  # made by an older ablate
+        client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    return str(experiment.experiment_id)
+
+
+def _show_cell(client: Any, run_id: str, info: CellInfo, stored: Any) -> None:
+    """Put the swept values (params: they never change for a cell) and the planned seeds (a
+    tag: more may be added) on a cell run; `stored` is the run as found, None when new."""
+    params = dict(info.params)
+    if stored is not None:  # an older ablate's run may lack them
+        params = {k: v for k, v in params.items() if k not in stored.data.params}
+    if params:
+        log_params("", run_id, params, client=client)
+    if stored is None or stored.data.tags.get(_SEEDS) != str(info.seeds):
+        client.set_tag(run_id, _SEEDS, str(info.seeds))
+
+
+def runs_url(ui: str, experiment_id: str) -> str:
+    """The runs table of an experiment in the MLflow UI at `ui` (http://host:port), in the
+    "Machine learning" view: a bare experiment URL opens MLflow 3.17's GenAI overview."""
+    return f"{ui.rstrip('/')}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def log_params(
@@ -126,6 +184,12 @@ def log_params(
     items = [Param(k, str(v)[:6000]) for k, v in params.items()]
     for i in range(0, len(items), _BATCH):
         client.log_batch(run_id, params=items[i : i + _BATCH])
+
+
+def trial_run_name(cell: str, seed: int) -> str:
+    """A trial run's name in the runs table, seed first (`seed 1 · aux.weight=0.4`): a long
+    name is cut short there, and nested under its cell the seed is what differs."""
+    return f"seed {seed} · {cell}"
 
 
 class TrialRun:
@@ -143,7 +207,7 @@ class TrialRun:
                 "ablate.trial_number": str(number),
                 _PARENT: tree.cell_run_ids[cell],
             },
-            run_name=f"{cell} seed={seed}",
+            run_name=trial_run_name(cell, seed),
         )
         self.run_id: str = run.info.run_id
         self._artifact_uri: str = run.info.artifact_uri
@@ -161,11 +225,12 @@ class TrialRun:
         step: int,
         series: Mapping[str, Sequence[tuple[int, float]]] | None = None,
     ) -> None:
-        """One call per epoch: every metric of the step, plus per-iteration `series`
-        ({key: [(iteration, value), ...]}). Sent in one batch once FLUSH_S have passed since the
-        last one, and when the run ends: MLflow's SQL store spends ~7 ms on any batch besides
-        ~0.13 ms a value, which on sub-second epochs cost 1-2 % of the training time. A run
-        killed mid-trial loses at most its last FLUSH_S of metrics."""
+        """One call per evaluation: every metric of it at `step` (the steps trained so far),
+        plus per-step `series` ({key: [(step index, value), ...]}). Sent in one batch once
+        FLUSH_S have passed since the last one, and when the run ends: MLflow's SQL store
+        spends ~7 ms on any batch besides ~0.13 ms a value, which on sub-second epochs cost
+        1-2 % of the training time. A run killed mid-trial loses at most its last FLUSH_S of
+        metrics."""
         from mlflow.entities import Metric
 
         now = _now_ms()
@@ -251,20 +316,21 @@ def close_run(
     tags: Mapping[str, str] | None = None,
 ) -> None:
     """End a run its worker left RUNNING (killed between ending its trial and ending its run):
-    the per-epoch metrics of `history` (epoch i+1 at step i+1, as the worker logs them) that
-    never reached MLflow are sent, then `tags`, then `status`. Steps already logged are not
-    sent twice."""
+    the per-evaluation metrics of `history` that never reached MLflow are sent at the step the
+    worker logs them at (their `train/iteration`; the evaluation's number where that is
+    missing), then `tags`, then `status`. Steps already logged are not sent twice."""
     from mlflow.entities import Metric
 
     client = _client(tracking_uri)
     now = _now_ms()
     keys = {k for epoch in history for k in epoch if k != "train/aux_weight"}  # per iteration
+    steps = [int(e.get("train/iteration", i)) for i, e in enumerate(history, start=1)]
     batch = []
     for key in sorted(keys):
         logged = {m.step for m in client.get_metric_history(run_id, key)}
         batch += [
             Metric(key, float(epoch[key]), now, step)
-            for step, epoch in enumerate(history, start=1)
+            for step, epoch in zip(steps, history, strict=True)
             if key in epoch and step not in logged and not math.isnan(epoch[key])
         ]
     for i in range(0, len(batch), 1000):
@@ -288,8 +354,9 @@ def set_tree_status(tree: RunTree, status: str) -> None:
 def log_cell_aggregates(
     tree: RunTree, aggregates: Mapping[str, Mapping[str, float]], finished: Iterable[str]
 ) -> None:
-    """Each cell run gets its aggregates over seeds as metrics, so the UI compares cells; the
-    cells whose every seed is done end FINISHED."""
+    """Each cell run gets its aggregates over seeds as metrics (named and scaled by the
+    caller: `ablate.report.publish`), so the UI compares cells; the cells whose every seed is
+    done end FINISHED."""
     from mlflow.entities import Metric
 
     client = _client(tree.tracking_uri)

@@ -131,7 +131,7 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
                 metrics = {m["key"] for m in run["data"]["metrics"]}
                 assert params["loss.aux.weight"] in ("0.0", "0.4") and "seed" in params
                 assert {"val/mIoU", "train/loss/ce", "val/boundary_iou"} <= metrics
-            assert "val/mIoU/mean" in {m["key"] for m in cell["data"]["metrics"]}
+            assert "val/mIoU/mean_pct" in {m["key"] for m in cell["data"]["metrics"]}
         # SIGTERM to `ablate ui` alone (systemd, docker stop) stops the server and its workers
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) != 0

@@ -9,7 +9,8 @@ import torch
 from mlflow import MlflowClient
 
 from ablate import track
-from ablate.track import RunTree, TrialRun, _client, ensure_run_tree
+from ablate.report._publish import cell_aggregates
+from ablate.track import CellInfo, RunTree, TrialRun, _client, ensure_run_tree
 
 
 def _tree(tmp_path: Path) -> RunTree:
@@ -100,3 +101,120 @@ def test_metrics_are_held_back_for_flush_s_then_sent_and_the_rest_when_the_run_e
     run.end("KILLED")
     assert steps() == [1, 2, 3, 4]
     assert client.get_run(run.run_id).data.metrics == {"val/mIoU": 0.4, "train/aux_weight": 0.4}
+
+
+def test_cell_runs_hold_their_swept_values_and_seeds_and_the_experiment_its_kind(
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cells = {
+        "aux.weight=0.4": CellInfo({"loss.aux.weight": 0.4, "loss.ce.ohem_thresh": None}, 3),
+        "search-00": CellInfo({}, 1),  # sampled later: nothing known yet
+    }
+    tree = ensure_run_tree(uri, "track", list(cells), None, {"epochs": 1}, cells)
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment(tree.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    first = client.get_run(tree.cell_run_ids["aux.weight=0.4"]).data
+    assert first.params == {"loss.aux.weight": "0.4", "loss.ce.ohem_thresh": "None"}
+    assert first.tags["ablate.seeds"] == "3"
+    assert client.get_run(tree.cell_run_ids["search-00"]).data.params == {}
+
+    more = {**cells, "aux.weight=0.4": CellInfo(cells["aux.weight=0.4"].params, 5)}
+    again = ensure_run_tree(uri, "track", list(cells), None, {"epochs": 1}, more)
+    assert again == tree  # the same runs: params unchanged (MLflow refuses a changed one) ...
+    stored = client.get_run(tree.cell_run_ids["aux.weight=0.4"]).data
+    assert stored.params == first.params and stored.tags["ablate.seeds"] == "5"  # ... seeds not
+
+
+def test_a_run_tree_made_before_cell_params_gets_them_and_the_experiment_its_kind(
+    tmp_path: Path,
+) -> None:
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    old = ensure_run_tree(uri, "track", ["a"], None, {"epochs": 1})  # as an older ablate did
+    client = MlflowClient(uri)
+    client.delete_experiment_tag(old.experiment_id, "mlflow.experimentKind")
+
+    tree = ensure_run_tree(uri, "track", ["a"], None, {}, {"a": CellInfo({"loss.lovasz": 0.5}, 2)})
+
+    assert tree == old
+    assert client.get_run(tree.cell_run_ids["a"]).data.params == {"loss.lovasz": "0.5"}
+    experiment = client.get_experiment(tree.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_trial_run_is_named_by_its_cell_and_seed(tmp_path: Path) -> None:
+    tree = _tree(tmp_path)
+    run = TrialRun(tree, "track", "a", 3, 7)
+    run.end("FINISHED")
+    assert MlflowClient(tree.tracking_uri).get_run(run.run_id).info.run_name == "seed 3 · a"
+
+
+def test_cell_aggregates_are_in_the_metric_s_display_unit_and_say_so(tmp_path: Path) -> None:
+    row = {
+        "n": 3,
+        "mean": 0.432,
+        "std": 0.01,
+        "ci_low": 0.41,
+        "ci_high": 0.45,
+        "diff": 0.02,
+        "diff_ci_low": -0.005,
+        "diff_ci_high": 0.045,
+        "p_value": 0.04,
+        "p_holm": 0.08,
+        "mde": 0.03,
+        "verdict": "helps",
+        "d_av": 1.2,  # a column the cell runs do not carry
+    }
+    values = cell_aggregates(row, "val/mIoU")
+    assert values == pytest.approx(
+        {
+            "val/mIoU/n": 3,
+            "val/mIoU/mean_pct": 43.2,
+            "val/mIoU/std_pct": 1.0,
+            "val/mIoU/ci_low_pct": 41.0,
+            "val/mIoU/ci_high_pct": 45.0,
+            "val/mIoU/diff_pct": 2.0,
+            "val/mIoU/diff_ci_low_pct": -0.5,
+            "val/mIoU/diff_ci_high_pct": 4.5,
+            "val/mIoU/mde_pct": 3.0,
+            "val/mIoU/p_value": 0.04,
+            "val/mIoU/p_holm": 0.08,
+        }
+    )
+    loss = cell_aggregates({"n": 2, "mean": 0.53, "diff": float("nan")}, "val/loss")
+    assert loss == {"val/loss/n": 2, "val/loss/mean_nats": 0.53}  # NaN and missing left out
+
+    tree = _tree(tmp_path)
+    track.log_cell_aggregates(tree, {"a": values}, finished=["a"])
+    stored = MlflowClient(tree.tracking_uri).get_run(tree.cell_run_ids["a"])
+    assert stored.data.metrics["val/mIoU/mean_pct"] == pytest.approx(43.2)
+    assert stored.info.status == "FINISHED"
+
+
+def test_a_closed_run_s_evaluations_land_on_the_step_axis_of_its_iterations(
+    tmp_path: Path,
+) -> None:
+    tree = _tree(tmp_path)
+    run = TrialRun(tree, "track", "a", 0, 0)
+    run.log_metrics(
+        {"val/mIoU": 0.3, "train/iteration": 16}, step=16, series={"train/aux_weight": [(0, 0.4)]}
+    )
+    run.flush()  # the first evaluation reached MLflow; the second was held back
+    history = [
+        {"val/mIoU": 0.3, "train/iteration": 16.0, "train/aux_weight": 0.4},
+        {"val/mIoU": 0.4, "train/iteration": 32.0, "train/aux_weight": 0.4},
+    ]
+    track.close_run(tree.tracking_uri, run.run_id, "FINISHED", history)
+
+    client = MlflowClient(tree.tracking_uri)
+    points = client.get_metric_history(run.run_id, "val/mIoU")
+    assert sorted((m.step, m.value) for m in points) == [(16, 0.3), (32, 0.4)]
+    assert [m.step for m in client.get_metric_history(run.run_id, "train/aux_weight")] == [0]
+
+
+def test_runs_url_opens_the_runs_table_in_the_machine_learning_view() -> None:
+    assert track.runs_url("http://127.0.0.1:5000/", "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )

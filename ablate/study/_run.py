@@ -15,7 +15,14 @@ from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue
 from ablate.study._reconcile import reconcile_and_say
 from ablate.study._storage import create_or_load, default_storage_url, record_run_tree
-from ablate.track import RunTree, default_tracking_uri, ensure_run_tree, flatten, set_tree_status
+from ablate.track import (
+    CellInfo,
+    RunTree,
+    default_tracking_uri,
+    ensure_run_tree,
+    flatten,
+    set_tree_status,
+)
 
 
 @dataclass(frozen=True)
@@ -67,14 +74,17 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
     """Create the MLflow experiment, the study run and the cell runs (idempotent), and record
     them with the study so workers on any machine find them."""
     (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)  # after the storage opened
+    seeds = planned_seeds(study, queue)
     with tracking_lock(where.tracking_uri):
-        tree = _run_tree(study, where)
+        tree = _run_tree(study, where, seeds)
     record_run_tree(queue, tree)
     reconcile_and_say(queue, tree, console)
     return tree
 
 
-def _run_tree(study: Study, where: Locations) -> RunTree:
+def _run_tree(study: Study, where: Locations, seeds: dict[str, int]) -> RunTree:
+    """The run tree; each cell run shows the swept values it sets (as trials.csv does) and the
+    seeds it plans."""
     return ensure_run_tree(
         where.tracking_uri,
         study.spec.name,
@@ -87,6 +97,7 @@ def _run_tree(study: Study, where: Locations) -> RunTree:
             "cells": len(study.cells),
             "metric": study.spec.metric.name,
         },
+        {c.name: CellInfo(c.overrides, seeds.get(c.name, 0)) for c in study.cells},
     )
 
 

@@ -135,14 +135,15 @@ class _Logger:
         self.gradients: list[list[object]] = []  # [iteration, {layer: mean |grad|}]
 
     def __call__(self, result: EpochResult) -> None:
-        # α_t per iteration (step = iteration); everything else once per epoch (step = epoch)
+        # one step axis (see ablate.track): α_t and gradients at their iteration, everything
+        # else once per evaluation at the steps trained so far
         epoch_metrics = {k: v for k, v in result.metrics.items() if k != "train/aux_weight"}
         series: dict[str, list[tuple[int, float]]] = {"train/aux_weight": list(result.aux_weights)}
         for iteration, layers in result.gradients:
             for layer, value in layers.items():
                 series.setdefault(f"train/grad/{layer}", []).append((iteration, value))
         _tracked(
-            lambda: self.run.log_metrics(epoch_metrics, step=result.epoch, series=series),
+            lambda: self.run.log_metrics(epoch_metrics, step=result.iteration, series=series),
             f"epoch {result.epoch}'s metrics not sent to MLflow yet (kept; sent with the next)",
             self.cfg.worker,
             self.number,
@@ -299,9 +300,9 @@ def _end_trained(
             logger.report,
         )
     if fitted.test:  # measured once, at the last evaluation's step
-        test = dict(fitted.test)
+        test, step = dict(fitted.test), fitted.history[-1].iteration if fitted.history else 0
         _tracked(
-            lambda: run.log_metrics(test, step=len(fitted.history)),
+            lambda: run.log_metrics(test, step=step),
             "test metrics not sent to MLflow",
             cfg.worker,
             record.number,

@@ -40,6 +40,13 @@ class EpochResult:
     # (iteration, {layer: mean |grad|}) every `train.diagnostics.grad_every` steps
     gradients: Sequence[tuple[int, Mapping[str, float]]] = ()
 
+    @property
+    def iteration(self) -> int:
+        """Optimisation steps trained before this evaluation: its metrics' step in MLflow,
+        the one axis they share with the per-step series. The epoch number where the metrics
+        do not hold `train/iteration`."""
+        return int(self.metrics.get("train/iteration", self.epoch))
+
 
 @dataclass(frozen=True)
 class FitResult:

@@ -104,8 +104,8 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         assert run.data.params["loss.aux.weight"] in ("0.0", "0.4")
         assert run.data.params["train.epochs"] == "2"
         history = client.get_metric_history(run.info.run_id, "val/mIoU")
-        assert [m.step for m in history] == [1, 2]
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "test/mIoU")] == [2]
+        assert [m.step for m in history] == [2, 4]  # one axis: iterations (2 per epoch)
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "test/mIoU")] == [4]
         assert "train/loss/ce" in run.data.metrics
         assert "config.yaml" in {a.path for a in client.list_artifacts(run.info.run_id)}
     aux_runs = [r for r in by_level["trial"] if r.data.params["loss.aux.weight"] == "0.4"]
@@ -125,7 +125,7 @@ def test_run_writes_tables_report_and_the_mlflow_tree_then_resumes(study_dir: Pa
         cell = client.get_run(run.info.run_id)
         assert cell.info.status == "FINISHED"
         mean = trials[trials["cell"] == run.data.tags["ablate.cell"]]["val/mIoU"].mean()
-        assert cell.data.metrics["val/mIoU/mean"] == pytest.approx(mean)
+        assert cell.data.metrics["val/mIoU/mean_pct"] == pytest.approx(100 * mean)
         assert cell.data.metrics["val/mIoU/n"] == 2
 
     again = runner.invoke(app, ["run", "tiny.yaml", "--workers", "1", *with_test])
