@@ -10,7 +10,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from ablate.study._events import (
     Warned,
     WorkerExited,
 )
-from ablate.track import RunTree
+from ablate.track import RunTree, trial_run_name
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -58,18 +58,34 @@ def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, in
     return [("cpu", max(1, cores // n))] * n
 
 
+def _duration(seconds: float) -> str:
+    """42s, 3m 05s, 2h 04m."""
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    return f"{s // 3600}h {s % 3600 // 60:02d}m"
+
+
 @dataclass
 class _Display:
-    """A rich progress view: trials done / total with ETA, and one line per worker."""
+    """A rich progress view: trials done / total with ETA, and one line per worker whose
+    clock restarts at each trial. Every trial that ends prints a line naming its cell, seed
+    and metric; without a terminal (a CI log, a file), where the bars are not drawn, the line
+    also gives the ETA of the remaining trials."""
 
     total: int
     n_workers: int
     console: Console
     metric: str
+    clock: Callable[[], float] = time.monotonic  # the bars' and the ETA's (tests move it)
     done: int = 0
     progress: Progress = field(init=False)
     overall: TaskID = field(init=False)
+    started: float = field(init=False)
     rows: dict[int, TaskID] = field(default_factory=dict)
+    trials: dict[int, str] = field(default_factory=dict)  # trial number -> cell and seed
     errors: list[str] = field(default_factory=list)  # why workers stopped early
 
     def __post_init__(self) -> None:
@@ -81,18 +97,23 @@ class _Display:
             TimeRemainingColumn(),
             console=self.console,
             transient=False,
+            get_time=self.clock,
         )
+        self.started = self.clock()
         self.overall = self.progress.add_task("trials", total=self.total)
         for w in range(self.n_workers):
             self.rows[w] = self.progress.add_task(f"  worker {w}: starting", total=None)
 
     def handle(self, event: Event) -> None:
         row = self.rows.get(event.worker)
+        if isinstance(event, TrialStarted):
+            self.trials[event.number] = trial_run_name(event.cell, event.seed)
         if isinstance(event, TrialStarted) and row is not None:
-            self.progress.update(
+            # reset, not update: the row's clock and per-trial ETA start again with the trial
+            self.progress.reset(
                 row,
-                description=f"  worker {event.worker}: #{event.number} {event.cell} "
-                f"seed={event.seed}",
+                description=f"  worker {event.worker}: #{event.number} "
+                f"{trial_run_name(event.cell, event.seed)}",
                 total=event.epochs,
                 completed=0,
             )
@@ -101,7 +122,7 @@ class _Display:
         elif isinstance(event, TrialEnded):
             self._ended(event)
         elif isinstance(event, Warned):
-            self.console.print(f"[yellow]trial #{event.number}: {escape(event.message)}")
+            self.console.print(f"[yellow]{self._trial(event.number)}: {escape(event.message)}")
         elif isinstance(event, WorkerExited):
             if event.error:
                 self.errors.append(event.error)
@@ -118,22 +139,38 @@ class _Display:
         if event.counts:
             self.done += 1
             self.progress.update(self.overall, completed=self.done)
+        trial = self._trial(event.number)
         if event.ending == "lost":
             self.console.print(
-                f"[yellow]trial #{event.number}: this worker was declared dead (no heartbeat "
+                f"[yellow]{trial}: this worker was declared dead (no heartbeat "
                 "within the grace period); its result is dropped, the trial was re-queued"
             )
         elif event.error:
             verb = "will retry" if event.ending == "retry" else "failed"
-            self.console.print(f"[red]trial #{event.number} {verb}: {event.error}")
+            self.console.print(f"[red]{trial} {verb}: {escape(event.error)}")
         else:
             info = metric_info(self.metric)  # in the unit the report uses
             shown = f", {self.metric} = {event.value * info.scale:.2f} {info.unit}".rstrip()
             self.console.print(
-                f"[{self.done}/{self.total}] trial #{event.number} {event.ending}"
-                + (shown if event.value == event.value else ""),
+                f"[{self.done}/{self.total}] {trial} {event.ending}"
+                + (shown if event.value == event.value else "")
+                + ("" if self.console.is_terminal else self._eta()),
                 highlight=False,
             )
+
+    def _trial(self, number: int) -> str:
+        """`trial #4 (seed 1 · aux.weight=0.4)`, as markup."""
+        known = f" ({escape(self.trials[number])})" if number in self.trials else ""
+        return f"trial #{number}{known}"
+
+    def _eta(self) -> str:
+        """The time left for the remaining trials at the pace of those done so far (all
+        workers together), for a log without the progress bars: `, ETA 3m 05s for 4 trials`."""
+        left = self.total - self.done
+        if left <= 0 or self.done <= 0:
+            return ""
+        pace = (self.clock() - self.started) / self.done
+        return f", ETA {_duration(pace * left)} for {left} trial{'s' if left > 1 else ''}"
 
 
 @dataclass(frozen=True)
