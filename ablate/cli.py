@@ -17,12 +17,24 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ablate.errors import SpecError, UserError
 from ablate.names import metric_info
 from ablate.spec import Study, load_study
 
+
+class _KeepsArgv(TyperGroup):
+    """Keeps the command line it parsed in `ctx.meta["argv"]` for a report's provenance:
+    `sys.argv` is not the command when ablate is called from Python (a notebook, a test)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
+        ctx.meta["argv"] = ["ablate", *args]
+        return super().parse_args(ctx, args)
+
+
 app = typer.Typer(
+    cls=_KeepsArgv,
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -127,6 +139,7 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
 @app.command()
 @_user_errors
 def run(
+    ctx: typer.Context,
     study: StudyArg,
     set_: SetOpt = None,
     workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
@@ -147,7 +160,7 @@ def run(
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
     outcome = run_study(s, where, devices, workers, console)
     queue = create_or_load(s, where.storage_url, where.tracking_uri)
-    rep = write_report(s, queue, results)
+    rep = write_report(s, queue, results, argv=ctx.meta.get("argv"))
     tree = run_tree_of(queue, where.tracking_uri)
     if tree is not None:
         _publish(rep, s, tree)
@@ -220,6 +233,7 @@ def status(
 @app.command()
 @_user_errors
 def report(
+    ctx: typer.Context,
     study: StudyArg,
     results: ResultsOpt = Path("results"),
     storage: StorageOpt = None,
@@ -234,7 +248,7 @@ def report(
     tree = run_tree_of(queue, tracking_uri)
     if tree is not None:
         reconcile_and_say(queue, tree, console)
-    rep = write_report(s, queue, results)
+    rep = write_report(s, queue, results, argv=ctx.meta.get("argv"))
     if tree is not None:
         _publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
@@ -253,7 +267,13 @@ def ui(
     if not db.exists():
         err_console.print(f"[bold red]error:[/] {db}: no MLflow store yet; run a study first")
         raise typer.Exit(2)
-    console.print(f"MLflow UI: http://127.0.0.1:{port}/  (Ctrl-C to stop)")
+    from ablate.track import experiment_ids, runs_url
+
+    address = f"http://127.0.0.1:{port}"
+    console.print(f"MLflow UI: {address}/  (Ctrl-C to stop)")
+    for name, experiment in experiment_ids(default_tracking_uri(results)).items():
+        # the training view: MLflow 3's bare experiment page opens a GenAI overview
+        console.print(f"  {name}: {runs_url(address, experiment)}", highlight=False)
     cmd = [
         sys.executable,
         "-m",

@@ -169,6 +169,12 @@ def _show_cell(client: Any, run_id: str, info: CellInfo, stored: Any) -> None:
         client.set_tag(run_id, _SEEDS, str(info.seeds))
 
 
+def experiment_ids(tracking_uri: str) -> dict[str, str]:
+    """Experiment name → id of every ablate study in a tracking store."""
+    client = _client(tracking_uri)
+    return {e.name: e.experiment_id for e in client.search_experiments() if e.name != "Default"}
+
+
 def runs_url(ui: str, experiment_id: str) -> str:
     """The runs table of an experiment in the MLflow UI at `ui` (http://host:port), in the
     "Machine learning" view: a bare experiment URL opens MLflow 3.17's GenAI overview."""
@@ -373,9 +379,18 @@ def log_cell_aggregates(
             client.set_terminated(run_id, status="FINISHED")
 
 
-def log_study_artifacts(tree: RunTree, files: Iterable[Path], folder: Path, finished: bool) -> None:
-    """The report's files, under `report/` as in the results folder, on the study run."""
+def log_study_artifacts(
+    tree: RunTree,
+    files: Iterable[Path],
+    folder: Path,
+    finished: bool,
+    tags: Mapping[str, str] | None = None,
+) -> None:
+    """The report's files, under `report/` as in the results folder, on the study run, and
+    `tags` (the report's provenance) on it, replacing those of an earlier report."""
     client = _client(tree.tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_tag(tree.study_run_id, key, value[:5000])  # MLflow's tag value limit
     for file in files:
         parent = file.parent.relative_to(folder).as_posix()
         client.log_artifact(

@@ -86,7 +86,7 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ablate", "ui", "--results", "results", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
+        stdout=(tmp_path / "ui.log").open("w"),
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
@@ -121,6 +121,11 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
             if {"key": "ablate.level", "value": "study"} in r["data"]["tags"]
         ]
         assert len(study_runs) == 1
+        tags = {t["key"]: t["value"] for t in study_runs[0]["data"]["tags"]}
+        assert tags["ablate.provenance.command"].endswith("run tiny.yaml --workers 1")
+        assert tags["ablate.version.torch"].startswith("2.")
+        url = f"/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning"
+        assert f"tiny: http://127.0.0.1:{port}{url}" in (tmp_path / "ui.log").read_text()
         cells = children(study_runs[0]["info"]["run_id"])
         assert len(cells) == 2
         for cell in cells:

@@ -56,5 +56,9 @@ def publish(report: Report, study: Study, tree: RunTree) -> None:
             finished.append(str(row["cell"]))
     log_cell_aggregates(tree, aggregates, finished)
     log_study_artifacts(
-        tree, report.files, report.folder, finished=len(finished) == len(aggregates)
+        tree,
+        report.files,
+        report.folder,
+        finished=len(finished) == len(aggregates),
+        tags=report.provenance.as_tags(),
     )
