@@ -158,7 +158,8 @@ def test_seeds_needed_for_the_effect_that_matters():
     base = [0.60, 0.62, 0.61]
     rows = [trial("a", s, v, [0.8, 0.5]) for s, v in enumerate(base)]
     rows += [
-        trial("b", s, v + d, [0.8, 0.5]) for s, (v, d) in enumerate(zip(base, [0.0, 0.02, 0.01]))
+        trial("b", s, v + d, [0.8, 0.5])
+        for s, (v, d) in enumerate(zip(base, [0.0, 0.02, 0.01], strict=True))
     ]
     row = summary_of(trials_of(rows), effect=1.0).loc["b"]  # 1 point, spread of d = 0.01
     assert row["seeds_needed"] == 10  # power(1 point, sd 1 point) first reaches 0.8 at n = 10

@@ -68,8 +68,7 @@ def test_level_statistics_match_the_student_t_formula():
 
 def test_paired_comparison_matches_hand_computation():
     row = run(make_trials({"a": (0.0, BASE), "b": (0.4, AUX)})).loc["b"]
-    d = np.array([0.03, 0.04, 0.01])
-    mean = 0.08 / 3
+    mean = 0.08 / 3  # of the differences 0.03, 0.04, 0.01
     sd = math.sqrt(((0.03 - mean) ** 2 + (0.04 - mean) ** 2 + (0.01 - mean) ** 2) / 2)
     t = mean / (sd / math.sqrt(3))
     assert row["diff"] == pytest.approx(mean)
@@ -442,7 +441,8 @@ def test_seeds_that_never_cross_pairs_are_not_a_block():
 
 
 def test_one_seed_per_pair_has_no_test():
-    result = anova(grid_trials({pair: values[:1] for pair, values in GRID.items()}), block_seed=False)
+    one_each = {pair: values[:1] for pair, values in GRID.items()}
+    result = anova(grid_trials(one_each), block_seed=False)
     assert result["df_error"] == 0 and math.isnan(result["ss_row"])
     assert all(math.isnan(result[f"{s}_{t}"]) for s in ("F", "p") for t in ANOVA_TERMS)
     assert "no error degrees of freedom" in result["note"]
