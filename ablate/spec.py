@@ -338,6 +338,25 @@ class CeSpec(_Frozen):
         description="OHEM only: the fewest pixels kept per batch (the hardest; every valid "
         "pixel when there are fewer).",
     )
+    class_weight: Literal["balanced"] | None = Field(
+        None,
+        description="null: every pixel weighs the same. `balanced`: median-frequency balancing "
+        "(Eigen & Fergus 2015), pixel i weighs w_{y_i} = median_c(f_c)/f_{y_i}, f_c = pixels "
+        "of class c / pixels of the training images that contain c (ignored pixels not "
+        "counted), computed once per trial before training from the training labels (at most "
+        "the first 100 batches of a shuffled order fixed by `data.seed`; the whole split when "
+        "it is smaller); a class without a pixel there is left out of the median and weighs "
+        "0. The loss is the weighted mean Σ w_{y_i}·CE_i / Σ w_{y_i} over non-ignored pixels "
+        "(PyTorch's `weight=`); with OHEM, over the kept pixels, which are still chosen by "
+        "probability alone.",
+    )
+
+    @field_validator("class_weight", mode="before")
+    @classmethod
+    def _known_weighting(cls, v: Any) -> Any:
+        if v is not None and v != "balanced":
+            raise ValueError("allowed: null (unweighted) or 'balanced'")
+        return v
 
 
 class AuxSpec(_Frozen):
@@ -387,7 +406,7 @@ class CenterSpec(_Frozen):
         0.0,
         ge=0,
         description="λ: the weight of the center loss Σ‖x_i − c_{y_i}‖²/(2N) on the model's "
-        "`embed` features; 0: off.",
+        "`embed` features (unit-length with `normalize`); 0: off.",
     )
     alpha: float = Field(
         0.5,
@@ -401,6 +420,29 @@ class CenterSpec(_Frozen):
         ge=1,
         le=MAX_COUNT,
         description="Embedding pixels sampled at random per batch (ignored ones left out).",
+    )
+    normalize: bool = Field(
+        True,
+        description="L2-normalise every embedding vector and keep each center at unit length "
+        "(rescaled after every update): the term becomes 1 − cos(x, c_y), independent of the "
+        "embedding's scale. false: the paper's raw features (with `init: zero` the term then "
+        "mostly shrinks every feature towards the origin).",
+    )
+    init: Literal["first_batch", "zero"] = Field(
+        "first_batch",
+        description="`first_batch`: a class's center is set to the mean of its embedding "
+        "vectors (of the `max_pixels` sampled, ignored pixels left out) the first time the "
+        "class appears in a training batch, and on that batch the term measures the distance "
+        "to that mean; a class not yet seen keeps a zero center. `zero`: every center starts "
+        "at the origin (Wen et al.).",
+    )
+    warmup: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="The fraction of training (t/T in iterations) over which λ ramps linearly "
+        "from 0 to `weight`; 0: λ from the start. The centers are initialised and updated "
+        "during the ramp; the λ in use is logged as `train/center_weight`.",
     )
 
 

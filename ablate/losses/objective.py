@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.losses.aux import aux_weight_at, cross_entropy, head_loss
-from ablate.losses.center import CenterLoss
+from ablate.losses.balance import weighted_cross_entropy
+from ablate.losses.center import CenterLoss, center_weight_at
 from ablate.losses.lovasz import lovasz_softmax
 from ablate.losses.ohem import OhemCrossEntropy
 from ablate.losses.pooling import nearest_pool
@@ -29,29 +30,60 @@ class LossOutput:
 
 class Objective(nn.Module):
     """Builds the total loss from a LossSpec. A module because the center loss owns buffers
-    (its class centers) that must be saved with the model."""
+    (its class centers) and the balanced cross-entropy its class weights, which are saved with
+    the model.
+
+    `class_weight` (C,): the cross-entropy's class weights, required by and only taken with
+    `loss.ce.class_weight: balanced` (the caller computes them from the training labels with
+    `median_frequency_weights`)."""
+
+    class_weight: Tensor | None
 
     def __init__(
-        self, spec: LossSpec, num_classes: int, embed_dim: int | None, ignore_index: int = 255
+        self,
+        spec: LossSpec,
+        num_classes: int,
+        embed_dim: int | None,
+        ignore_index: int = 255,
+        class_weight: Tensor | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.num_classes = num_classes
         self.ignore_index = ignore_index
+        if (spec.ce.class_weight == "balanced") != (class_weight is not None):
+            raise ValueError(
+                "class_weight is needed with loss.ce.class_weight = 'balanced', and only then"
+            )
+        if class_weight is not None and class_weight.shape != (num_classes,):
+            raise ValueError(
+                f"class_weight must be [{num_classes}], got {tuple(class_weight.shape)}"
+            )
+        self.register_buffer(
+            "class_weight", None if class_weight is None else class_weight.float().clone()
+        )
         self.ohem = (
             OhemCrossEntropy(spec.ce.ohem_thresh, spec.ce.min_kept, ignore_index)
             if spec.ce.ohem_thresh is not None
             else None
         )
+        c = spec.center
         self.center = (
-            CenterLoss(num_classes, embed_dim, spec.center.alpha)
-            if spec.center.weight > 0 and embed_dim is not None
+            CenterLoss(
+                num_classes, embed_dim, c.alpha, ignore_index, normalize=c.normalize, init=c.init
+            )
+            if c.weight > 0 and embed_dim is not None
             else None
         )
 
     def aux_weight(self, progress: float) -> float:
         aux = self.spec.aux
         return aux_weight_at(aux.schedule, aux.weight, progress, until=aux.until, gamma=aux.gamma)
+
+    def center_weight(self, progress: float) -> float:
+        """λ_t: `loss.center.weight` after its linear warm-up over `loss.center.warmup` of t/T."""
+        center = self.spec.center
+        return center_weight_at(center.weight, center.warmup, progress)
 
     def forward(self, outputs: Mapping[str, object], labels: Tensor, progress: float) -> LossOutput:
         """`outputs` as a model returns them; labels (B, H, W); progress = t/T in [0, 1]."""
@@ -63,9 +95,7 @@ class Objective(nn.Module):
 
         terms: dict[str, Tensor] = {}
         weights: dict[str, float] = {}
-        terms["ce"] = (
-            self.ohem(logits, labels) if self.ohem else cross_entropy(logits, labels, ignore)
-        )
+        terms["ce"] = self._ce_term(logits, labels)
         weights["ce"] = 1.0
 
         heads = outputs.get("aux") or {}
@@ -85,12 +115,21 @@ class Objective(nn.Module):
             embed = outputs["embed"]
             assert isinstance(embed, Tensor)
             terms["center"] = self._center_term(embed, labels)
-            weights["center"] = spec.center.weight
+            weights["center"] = self.center_weight(progress)
 
         total = sum(
             (weights[k] * terms[k] for k in terms), start=torch.zeros((), device=labels.device)
         )
         return LossOutput(total, terms, weights)
+
+    def _ce_term(self, logits: Tensor, labels: Tensor) -> Tensor:
+        """Plain or OHEM cross-entropy; with class weights, the weighted mean over the pixels
+        (OHEM: over the kept pixels, chosen by probability alone)."""
+        if self.ohem is not None:
+            return self.ohem(logits, labels, self.class_weight)
+        if self.class_weight is not None:
+            return weighted_cross_entropy(logits, labels, self.class_weight, self.ignore_index)
+        return cross_entropy(logits, labels, self.ignore_index)
 
     def _center_term(self, embed: Tensor, labels: Tensor) -> Tensor:
         """Center loss (Wen et al. 2016) on at most `max_pixels` embedding pixels, with labels

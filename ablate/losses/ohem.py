@@ -33,6 +33,10 @@ class OhemCrossEntropy(nn.Module):
     When nothing is kept (every pixel ignored, or ``min_kept=0`` and no p below ``thresh``) the loss
     is a finite 0 that stays connected to the logits with zero gradient.
 
+    With class weights w (``weight``, e.g. median-frequency balancing, ``ablate.losses.balance``)
+    the selection is unchanged (by p alone) and the weights apply to the kept pixels' mean:
+    Σ_{i∈K} w_{y_i}·(−log p_i) / Σ_{i∈K} w_{y_i}, a finite 0 when that sum is 0.
+
     Cost: one cross-entropy pass plus counting; a k-th-value selection (a radix select, no sort)
     only runs when fewer than k pixels fall below ``thresh``.
     On CPU the forward pass runs on one intra-op thread (see ``ablate.losses._threads``).
@@ -49,11 +53,11 @@ class OhemCrossEntropy(nn.Module):
     def extra_repr(self) -> str:
         return f"thresh={self.thresh}, min_kept={self.min_kept}, ignore_index={self.ignore_index}"
 
-    def forward(self, logits: Tensor, labels: Tensor) -> Tensor:
+    def forward(self, logits: Tensor, labels: Tensor, weight: Tensor | None = None) -> Tensor:
         with one_thread(logits.device):  # the backward pass keeps torch's thread count
-            return self._loss(logits, labels)
+            return self._loss(logits, labels, weight)
 
-    def _loss(self, logits: Tensor, labels: Tensor) -> Tensor:
+    def _loss(self, logits: Tensor, labels: Tensor, weight: Tensor | None) -> Tensor:
         # at least float32 for the log-softmax: in bf16 p would only have ~3 significant digits
         logits32 = logits.to(torch.promote_types(logits.dtype, torch.float32))  # (B, C, H, W)
         valid = labels != self.ignore_index  # (B, H, W)
@@ -71,7 +75,11 @@ class OhemCrossEntropy(nn.Module):
             n_kept = int(kept.sum())
         if n_kept == 0:
             return logits.sum() * 0.0
-        return torch.where(kept, nll, 0.0).sum() / n_kept
+        if weight is None:
+            return torch.where(kept, nll, 0.0).sum() / n_kept
+        w = torch.where(kept, weight.to(nll.dtype)[target[:, 0]], 0.0)  # (B, H, W)
+        norm = w.sum()
+        return (w * nll).sum() / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 def _kth_smallest(values: Tensor, k: int) -> Tensor:

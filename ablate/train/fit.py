@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -22,12 +23,17 @@ from ablate.data import (
     load_test_split,
 )
 from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_line
+from ablate.losses.balance import median_frequency_weights
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
 from ablate.train.checkpoint import load_checkpoint, save_checkpoint
 from ablate.train.evaluate import Stats, evaluate, inference_for, input_stats, normalise
 from ablate.train.gradflow import GradientProbe
+
+# loss.ce.class_weight = balanced: the training batches its class frequencies are counted on
+# (the whole split when it has fewer), so a large dataset on disk is not read in full first
+CLASS_WEIGHT_BATCHES = 100
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class FitResult:
     total_steps: int = 0  # optimisation steps planned (progress t/T = iteration / total_steps)
     resumed_at: int = 0  # evaluations taken from a checkpoint (0: trained from the start)
     test: Mapping[str, float] = field(default_factory=dict)  # test/<metric> of the final model
+    # loss.ce.class_weight = balanced: {class name: weight} the cross-entropy used; else {}
+    class_weights: Mapping[str, float] = field(default_factory=dict)
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -219,6 +227,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         root=d.root,
         num_workers=d.num_workers,
     )
+    class_weight = _class_weight(recipe, train)  # before seeding: a DataLoader draws from torch
     torch.manual_seed(seed)
     model = build_model(recipe.model.name, d.num_classes, recipe.model.args).to(dev)
     model = model.to(memory_format=_memory_format(dev))  # type: ignore[call-overload]
@@ -226,7 +235,8 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
     with torch.no_grad():
         first = model.eval()(normalise(first_images, input_stats(recipe)))
     check_outputs(first, d.num_classes, name=f"model {recipe.model.name!r}")
-    objective = Objective(recipe.loss, d.num_classes, first["embed"].shape[1], d.ignore_index)
+    embed_dim = first["embed"].shape[1]
+    objective = Objective(recipe.loss, d.num_classes, embed_dim, d.ignore_index, class_weight)
     dtype, needs_scaler = autocast_for(t.amp, dev)
 
     def autocast() -> AbstractContextManager[object]:
@@ -249,6 +259,20 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         total_steps=t.iters or t.epochs * per_epoch,
         eval_every=recipe.eval.every or per_epoch,
         stats=input_stats(recipe),
+    )
+
+
+def _class_weight(recipe: Recipe, train: Source) -> Tensor | None:
+    """Median-frequency class weights (`loss.ce.class_weight: balanced`) from the labels of at
+    most CLASS_WEIGHT_BATCHES training batches in an order fixed by `data.seed` alone (the same
+    weights for every trial seed); None otherwise."""
+    d = recipe.data
+    if recipe.loss.ce.class_weight != "balanced":
+        return None
+    order = torch.Generator().manual_seed(d.seed)
+    batches = itertools.islice(train.batches(recipe.train.batch_size, order), CLASS_WEIGHT_BATCHES)
+    return median_frequency_weights(
+        (labels for _, labels, _ in batches), d.num_classes, d.ignore_index
     )
 
 
@@ -278,6 +302,7 @@ def _train_until(run: _Run, stop: int) -> EpochResult:
     start = time.perf_counter()
     sums: dict[str, Tensor] = {}
     aux_weights: list[tuple[int, float]] = []
+    center_weights: list[float] = []
     gradients: list[tuple[int, Mapping[str, float]]] = []
     steps = images_seen = 0
     while run.step < stop:
@@ -304,12 +329,16 @@ def _train_until(run: _Run, stop: int) -> EpochResult:
             sums[key] = sums.get(key, 0.0) + value.detach()
         if "aux" in loss.weights:
             aux_weights.append((run.step, loss.weights["aux"]))
+        if "center" in loss.weights:
+            center_weights.append(loss.weights["center"])
         run.step += 1
         steps += 1
         images_seen += raw.shape[0]
     metrics = {k: float(v) / steps for k, v in sums.items()}
     if aux_weights:
         metrics["train/aux_weight"] = sum(w for _, w in aux_weights) / len(aux_weights)
+    if center_weights:  # λ_t: the mean over the evaluation's steps (it ramps with a warm-up)
+        metrics["train/center_weight"] = sum(center_weights) / len(center_weights)
     metrics["train/images_per_s"] = images_seen / (time.perf_counter() - start)
     metrics["train/lr"] = run.optimizer.param_groups[0]["lr"]
     metrics["train/iteration"] = float(run.step)
@@ -446,10 +475,20 @@ def fit(
                 on_epoch(result)
     except Diverged:
         duration = earlier + time.perf_counter() - start
-        return FitResult(history, True, duration, best, None, run.total_steps, resumed)
+        return FitResult(
+            history, True, duration, best, None, run.total_steps, resumed, {}, _by_class(run)
+        )
     test = _test(run, recipe)
     saved = None
     if recipe.train.save_model:
         saved = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
     duration = earlier + time.perf_counter() - start
-    return FitResult(history, False, duration, best, saved, run.total_steps, resumed, test)
+    return FitResult(
+        history, False, duration, best, saved, run.total_steps, resumed, test, _by_class(run)
+    )
+
+
+def _by_class(run: _Run) -> dict[str, float]:
+    """The cross-entropy's class weights by class name ({} when unweighted)."""
+    weights = run.objective.class_weight
+    return {} if weights is None else dict(zip(run.names, weights.tolist(), strict=True))

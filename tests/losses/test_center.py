@@ -154,3 +154,149 @@ def test_center_loss_on_cuda_matches_cpu():
     cpu, cuda = make_loss(centers), make_loss(centers).cuda()
     torch.testing.assert_close(cuda(features.cuda(), labels.cuda()).cpu(), cpu(features, labels))
     torch.testing.assert_close(cuda.centers.cpu(), cpu.centers)
+
+
+# ----------------------------------------------------------------- normalize, init, warm-up
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    return x.double() / x.double().norm(dim=1, keepdim=True)
+
+
+def test_normalize_compares_unit_features_with_the_centers():
+    features, labels, centers = make_batch(11)
+    centers = unit(centers).float()
+    loss_fn = CenterLoss(5, 6, normalize=True).eval()
+    loss_fn.centers.copy_(centers)
+    got = loss_fn(3.0 * features, labels)  # the embedding's scale does not matter
+    torch.testing.assert_close(got.double(), reference_value(unit(features), labels, centers))
+    keep = labels != IGNORE  # ½‖x̂ − ĉ‖² = 1 − cos(x, c)
+    cos = (unit(features[keep]) * centers[labels[keep]].double()).sum(1)
+    torch.testing.assert_close(got.double(), (1 - cos).mean())
+
+
+def test_normalize_update_is_the_papers_rule_on_unit_features_then_unit_centers():
+    features, labels, centers = make_batch(12)
+    centers = unit(centers).float()
+    loss_fn = CenterLoss(5, 6, alpha=0.5, normalize=True).train()
+    loss_fn.centers.copy_(centers)
+    loss_fn(features, labels)
+    expected = unit(reference_update(unit(features), labels, centers, 0.5))
+    torch.testing.assert_close(loss_fn.centers[:4].double(), expected[:4], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(loss_fn.centers.norm(dim=1)[:4], torch.ones(4))
+    assert torch.equal(loss_fn.centers[4], centers[4])  # absent: untouched
+
+
+def test_normalize_gradient_flows_through_the_norm_and_is_tangent():
+    features, labels, centers = make_batch(13, n=12, dim=3)
+    features = features.double().requires_grad_(True)
+    loss_fn = CenterLoss(5, 3, normalize=True).double().eval()
+    loss_fn.centers.copy_(unit(centers))
+    assert torch.autograd.gradcheck(lambda x: loss_fn(x, labels), (features,))
+    loss_fn(features, labels).backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    # the value depends on each row's direction only: no gradient along the row itself
+    radial = (features.grad * features.detach()).sum(1)
+    torch.testing.assert_close(radial, torch.zeros_like(radial))
+
+
+def test_first_batch_sets_each_present_class_to_its_mean_and_measures_the_spread():
+    features, labels, _ = make_batch(14)
+    features[labels == IGNORE] = 1e6  # ignored rows must not reach a mean
+    loss_fn = CenterLoss(5, 6, init="first_batch").train()
+    assert not loss_fn.initialized.any() and "initialized" in loss_fn.state_dict()
+    got = loss_fn(features, labels)
+    means = torch.zeros(5, 6, dtype=torch.float64)
+    for j in range(4):
+        means[j] = features[labels == j].double().mean(0)
+    torch.testing.assert_close(loss_fn.centers.double(), means, rtol=1e-5, atol=1e-6)
+    assert loss_fn.initialized.tolist() == [True, True, True, True, False]
+    # the value is each row's distance to its freshly set class mean
+    torch.testing.assert_close(got.double(), reference_value(features, labels, means))
+
+
+def test_a_class_absent_stays_uninitialised_until_seen_then_others_follow_the_paper():
+    features, labels, _ = make_batch(15)
+    loss_fn = CenterLoss(5, 6, alpha=0.5, init="first_batch").train()
+    loss_fn(features, labels)
+    assert (loss_fn.centers[4] == 0).all() and not loss_fn.initialized[4]
+    before = loss_fn.centers.clone()
+    more, more_labels, _ = make_batch(16, classes=6)  # labels 0..4: class 4 now occurs
+    got = loss_fn(more, more_labels)
+    mean4 = more[more_labels == 4].double().mean(0)
+    expected = reference_update(more, more_labels, before, 0.5)
+    expected[4] = mean4  # set to its mean, and the update leaves a center at the batch mean
+    torch.testing.assert_close(loss_fn.centers.double(), expected, rtol=1e-5, atol=1e-6)
+    assert loss_fn.initialized.all()
+    used = before.double().clone()
+    used[4] = mean4  # old centers for the classes seen before, the new mean for class 4
+    torch.testing.assert_close(got.double(), reference_value(more, more_labels, used))
+
+
+def test_first_batch_with_normalize_starts_at_the_unit_mean_direction():
+    features, labels, _ = make_batch(17)
+    loss_fn = CenterLoss(5, 6, normalize=True, init="first_batch").train()
+    loss_fn(features, labels)
+    for j in range(4):
+        direction = unit(unit(features[labels == j]).mean(0, keepdim=True))[0]
+        torch.testing.assert_close(loss_fn.centers[j].double(), direction, rtol=1e-5, atol=1e-6)
+    assert (loss_fn.centers[4] == 0).all()
+
+
+def test_eval_mode_initialises_nothing():
+    features, labels, _ = make_batch(18)
+    loss_fn = CenterLoss(5, 6, init="first_batch").eval()
+    loss_fn(features, labels)
+    assert not loss_fn.initialized.any() and (loss_fn.centers == 0).all()
+
+
+def test_a_plain_call_keeps_the_papers_zero_centers_and_raw_features():
+    loss_fn = CenterLoss(3, 4)
+    assert not loss_fn.normalize and loss_fn.init == "zero" and loss_fn.initialized.all()
+    with pytest.raises(ValueError, match="first_batch"):
+        CenterLoss(3, 4, init="mean")  # type: ignore[arg-type]
+
+
+def test_center_inits_are_the_specs():
+    from typing import get_args
+
+    from ablate.losses.center import CENTER_INITS
+    from ablate.spec import CenterSpec
+
+    assert set(get_args(CenterSpec.model_fields["init"].annotation)) == set(CENTER_INITS)
+
+
+@pytest.mark.parametrize(
+    ("warmup", "progress", "expected"),
+    [
+        (0.0, 0.0, 0.1),
+        (0.0, 0.5, 0.1),
+        (0.2, 0.0, 0.0),
+        (0.2, 0.05, 0.025),
+        (0.2, 0.1, 0.05),
+        (0.2, 0.2, 0.1),
+        (0.2, 0.7, 0.1),
+        (0.2, 1.0, 0.1),
+        (1.0, 0.3, 0.03),
+        (1.0, 1.0, 0.1),
+        (0.5, -1.0, 0.0),  # progress is clamped to [0, 1]
+    ],
+)
+def test_warmup_ramps_lambda_linearly(warmup, progress, expected):
+    from ablate.losses.center import center_weight_at
+
+    assert center_weight_at(0.1, warmup, progress) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_normalized_first_batch_center_loss_on_cuda_matches_cpu():
+    features, labels, _ = make_batch(19, n=200, dim=8)
+    cpu = CenterLoss(5, 8, normalize=True, init="first_batch").train()
+    cuda = CenterLoss(5, 8, normalize=True, init="first_batch").cuda().train()
+    for _ in range(2):
+        torch.testing.assert_close(
+            cuda(features.cuda(), labels.cuda()).cpu(), cpu(features, labels)
+        )
+    torch.testing.assert_close(cuda.centers.cpu(), cpu.centers)
+    assert torch.equal(cuda.initialized.cpu(), cpu.initialized)

@@ -165,3 +165,38 @@ def test_ohem_on_cuda_matches_cpu():
     logits, labels = make_batch(12, shape=(2, 5, 32, 32))
     loss_fn = OhemCrossEntropy(thresh=0.5, min_kept=300)
     torch.testing.assert_close(loss_fn(logits.cuda(), labels.cuda()).cpu(), loss_fn(logits, labels))
+
+
+def reference_weighted_ohem(logits, labels, thresh, min_kept, weight):
+    """The kept set of `reference_ohem`; Σ_K w_y·nll / Σ_K w_y."""
+    log_p = F.log_softmax(logits.double(), 1)
+    rows = []  # (p, nll, w) of every valid pixel
+    for b, i, j in torch.nonzero(labels != IGNORE).tolist():
+        y = int(labels[b, i, j])
+        nll = -float(log_p[b, y, i, j])
+        rows.append((math.exp(-nll), nll, float(weight[y])))
+    k = min(min_kept, len(rows))
+    kth = sorted(p for p, _, _ in rows)[k - 1] if k > 0 else -math.inf
+    kept = [(nll, w) for p, nll, w in rows if p < thresh or p <= kth]
+    den = sum(w for _, w in kept)
+    return torch.tensor(sum(w * nll for nll, w in kept) / den if den else 0.0, dtype=torch.float64)
+
+
+@pytest.mark.parametrize(("thresh", "min_kept"), [(0.7, 10), (0.3, 5), (0.05, 40), (1.01, 0)])
+def test_class_weights_apply_to_the_kept_pixels_mean(thresh, min_kept):
+    logits, labels = make_batch(4)
+    weight = torch.tensor([0.5, 2.0, 1.25, 0.0])  # the absent class weighs 0
+    got = OhemCrossEntropy(thresh, min_kept)(logits, labels, weight)
+    expected = reference_weighted_ohem(logits, labels, thresh, min_kept, weight)
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-6)
+    if thresh > 1:  # everything kept: PyTorch's weighted mean
+        plain = F.cross_entropy(logits, labels, weight=weight, ignore_index=IGNORE)
+        torch.testing.assert_close(got, plain)
+
+
+def test_kept_pixels_of_zero_weight_only_give_a_finite_zero_with_zero_gradient():
+    logits, labels = make_batch(5)
+    logits.requires_grad_(True)
+    loss = OhemCrossEntropy(0.7, 10)(logits, labels, torch.zeros(4))
+    loss.backward()
+    assert loss.item() == 0.0 and logits.grad is not None and (logits.grad == 0).all()

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from ablate.spec import Recipe
@@ -112,3 +113,29 @@ def test_evaluate_scores_a_perfect_prediction_as_one_everywhere() -> None:
     for key in ("val/mIoU", "val/pixel_acc", "val/boundary_iou", "val/small_iou"):
         assert metrics[key] == 1.0, key
     assert metrics["val/small_iou/tiny"] == 1.0 and metrics["val/small_iou/large"] == 1.0
+
+
+def test_center_warmup_logs_the_lambda_in_use_and_balanced_ce_its_weights() -> None:
+    from ablate.data import class_names, load_splits
+    from ablate.losses import median_frequency_weights
+
+    loss = {"center": {"weight": 0.1, "warmup": 0.5}, "ce": {"class_weight": "balanced"}}
+    recipe = Recipe.model_validate({**TINY, "loss": loss})  # 2 epochs of 2 steps: t/T = i/4
+    result = fit(recipe, seed=0)
+    assert not result.diverged
+    # epoch 1 steps at t/T = 0, 1/4 → λ = 0, 0.05; epoch 2 at 2/4, 3/4 → λ = 0.1
+    lambdas = [e.metrics["train/center_weight"] for e in result.history]
+    assert lambdas == [pytest.approx(0.025), pytest.approx(0.1)]
+    d = recipe.data
+    train, _ = load_splits("shapes", 4, d.image_size, 16, 8, d.seed, torch.device("cpu"))
+    expected = median_frequency_weights([train.labels], 4)  # the whole (small) split
+    assert list(result.class_weights) == class_names("shapes", 4)
+    assert list(result.class_weights.values()) == pytest.approx(expected.tolist())
+
+
+def test_class_weight_bound_is_the_one_the_spec_documents() -> None:
+    from ablate.spec import CeSpec
+    from ablate.train.fit import CLASS_WEIGHT_BATCHES
+
+    description = CeSpec.model_fields["class_weight"].description or ""
+    assert f"at most the first {CLASS_WEIGHT_BATCHES} batches" in description
