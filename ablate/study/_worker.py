@@ -290,6 +290,15 @@ def _end_trained(
         error = f"{metric} has no finite value ({value}) at the end of training"
     else:
         outcome = Outcome.COMPLETE
+    if fitted.class_weights:  # loss.ce.class_weight: balanced, computed once per trial
+        weights = {f"loss.ce.class_weight/{k}": f"{v:.6g}" for k, v in fitted.class_weights.items()}
+        _tracked(
+            lambda: run.log_params(weights),
+            "class weights not logged",
+            cfg.worker,
+            record.number,
+            logger.report,
+        )
     if fitted.checkpoint is not None:  # a full disk loses the file, not the trial
         checkpoint = fitted.checkpoint
         _tracked(

@@ -208,3 +208,24 @@ def _experiment_id(where: Locations) -> str:
     experiment = _client(where.tracking_uri).get_experiment_by_name("readonly")
     assert experiment is not None
     return str(experiment.experiment_id)
+
+
+def test_balanced_class_weights_are_logged_on_the_trial_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    study = _one_trial_study(tmp_path, "weights")
+
+    def fit_with_weights(*args: Any, **kwargs: Any) -> FitResult:
+        weights = {"background": 0.25, "disc": 1.5, "box": 0.0}
+        return dataclasses.replace(_fit_two_epochs(*args, **kwargs), class_weights=weights)
+
+    monkeypatch.setattr(worker_module, "fit", fit_with_weights)
+    where = Locations.resolve(tmp_path / "results", "weights", None, None)
+    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
+    client = _client(where.tracking_uri)
+    for r in create_or_load(study, where.storage_url).records():
+        params = client.get_run(r.mlflow_run_id).data.params
+        assert params["loss.ce.class_weight/disc"] == "1.5"
+        assert params["loss.ce.class_weight/box"] == "0"
