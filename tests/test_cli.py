@@ -61,11 +61,21 @@ def _free_port() -> int:
 def _serving(port: int) -> list[str]:
     """Command lines of the processes that name `port`."""
     found = []
+    for pid in _serving_pids(port):
+        with contextlib.suppress(OSError):
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            found.append(b" ".join(args).decode(errors="replace"))
+    return found
+
+
+def _serving_pids(port: int) -> list[int]:
+    """Process ids of the processes that name `port` (the MLflow server's)."""
+    found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         with contextlib.suppress(OSError):
             args = cmdline.read_bytes().split(b"\0")
             if any(str(port).encode() in a for a in args) and b"pytest" not in args[0]:
-                found.append(b" ".join(args).decode(errors="replace"))
+                found.append(int(cmdline.parent.name))
     return found
 
 
@@ -147,6 +157,10 @@ def test_ui_serves_the_study_tree_over_rest_on_localhost(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
+        # a failed assertion above must not leave the server behind: it runs in its own session
+        for pid in _serving_pids(port):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
 
 
 def _validate_refuses(tmp_path: Path, text: str) -> str:
