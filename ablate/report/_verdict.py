@@ -21,11 +21,13 @@ def verdict_of(
 ) -> str:
     """The verdict on a summary row, given the baseline's row (None when it has none).
 
-    A comparison that cannot be trusted says so before any test is read: models that collapsed
-    to one class or diverged make it "inconclusive: <why>" (a difference between failures says
-    nothing about the trick). A cell whose curves still rose at the end is "inconclusive" when
-    no difference is found (one may appear with longer training) and keeps a found difference,
-    marked as measured at this training length. Only a healthy comparison reads "no detectable
+    A comparison that cannot be trusted says so before any test is read: models of the cell
+    that collapsed to one class, or diverged seeds on either side, make it "inconclusive: <why>"
+    (a difference between failures says nothing about the trick). A baseline that collapsed
+    while the cell learned keeps the test's verdict, with the collapse named beside it. A cell
+    whose curves still rose at the end is "inconclusive" when no difference is found (one may
+    appear with longer training) and keeps a found difference, marked as measured at this
+    training length. Only a healthy comparison reads "no detectable
     difference", with the smallest difference it could have detected.
     """
     if row["cell"] == baseline:
@@ -38,10 +40,27 @@ def verdict_of(
             return "inconclusive: the baseline diverged on every seed"
         return "missing"
     problems = [*_failures(row, "")]
-    if base is not None:
-        problems += _failures(base, "baseline: ")
-    if problems:
-        return "inconclusive: " + "; ".join(problems)
+    base_problems = _failures(base, "baseline: ") if base is not None else []
+    # A baseline that collapsed while this cell learned is a finding (the trick rescued
+    # training: deep supervision on a plain net), not a failure: its paired values are real.
+    base_collapsed = [p for p in base_problems if p.endswith("predict one class")]
+    if problems or len(base_problems) > len(base_collapsed):
+        return "inconclusive: " + "; ".join(problems + base_problems)
+    verdict = _tested(row, base, k, goal=goal, alpha=alpha, metric=metric)
+    return f"{verdict} ({base_collapsed[0]})" if base_collapsed else verdict
+
+
+def _tested(
+    row: Mapping[str, Any],
+    base: Mapping[str, Any] | None,
+    k: int,
+    *,
+    goal: str,
+    alpha: float,
+    metric: str,
+) -> str:
+    """The verdict of a comparison whose models learned: the test, the convergence caveat and
+    what it could detect."""
     if k == 1:
         return "n/a (one seed)"
     unconverged = [

@@ -164,3 +164,11 @@ def test_seeds_needed_for_the_effect_that_matters():
     row = summary_of(trials_of(rows), effect=1.0).loc["b"]  # 1 point, spread of d = 0.01
     assert row["seeds_needed"] == 10  # power(1 point, sd 1 point) first reaches 0.8 at n = 10
     assert math.isnan(summary_of(trials_of(rows)).loc["b", "seeds_needed"])
+
+
+def test_a_cell_that_learned_where_the_baseline_collapsed_keeps_its_verdict():
+    # deep supervision rescuing a plain net: the baseline predicts background, the cell learned
+    rows = [trial("a", s, 0.122, [0.732, 0.0, 0.0]) for s in range(3)]
+    rows += [trial("b", s, 0.30 + 0.01 * s, [0.8, 0.2, 0.1]) for s in range(3)]
+    row = summary_of(trials_of(rows)).loc["b"]
+    assert row["verdict"] == "better (baseline: 3 of 3 seeds predict one class)"
