@@ -2,8 +2,6 @@
 printed without importing torch or MLflow."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,22 +12,10 @@ from typer.testing import CliRunner
 from ablate._reference import ROOT, SCHEMA, schema_text, study_schema
 from ablate.cli import app
 from ablate.spec import StudySpec, load_yaml
+from tests.test_import_weight import _heavy_modules
 
 STUDIES = sorted((ROOT / "studies").rglob("*.yaml"))
 SHIPPED = [pytest.param(p, id=str(p.relative_to(ROOT / "studies"))) for p in STUDIES]
-
-# runs the CLI in-process, then reports which heavy modules it pulled in
-PROBE = """
-import sys
-from ablate.cli import main
-sys.argv = ["ablate", *sys.argv[1:]]
-try:
-    main()
-except SystemExit as exc:
-    assert not exc.code, f"exit {exc.code}"
-finally:
-    print("heavy:", sorted(m for m in ("torch", "mlflow") if m in sys.modules))
-"""
 
 
 def _study(path: Path) -> Any:
@@ -90,10 +76,7 @@ def test_schema_to_a_missing_folder_exits_2_naming_the_file(tmp_path: Path) -> N
 
 
 def test_schema_imports_neither_torch_nor_mlflow() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, "schema"], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "heavy: []"
+    assert _heavy_modules("schema") == "heavy: []"
 
 
 def test_the_schema_describes_every_key() -> None:
