@@ -101,6 +101,49 @@ class _Frozen(BaseModel):
 # --------------------------------------------------------------------------- the recipe
 
 
+class ShapesSpec(_Frozen):
+    """Knobs of the `shapes` generator, for studies whose mechanism needs a particular kind of
+    scene. The defaults give the scenes these knobs were added to, pixel for pixel."""
+
+    size_range: tuple[float, float] = Field(
+        (0.025, 0.45),
+        description="[min, max] of an object's size, drawn log-uniformly between them per "
+        "object: its half-extent (a disc's radius, a box's or bar's half-length) as a fraction "
+        "of the image's shorter side, each in (0, 1], min ≤ max; never under 1 pixel. The "
+        "default spans a few pixels to most of the image; e.g. [0.02, 0.06] fills scenes with "
+        "small objects.",
+    )
+    thin: float = Field(
+        0.08,
+        gt=0,
+        le=0.5,
+        description="Thickness of the thin parts: a bar's half-width (a cross's arm's is "
+        "twice it) as a fraction of the object's half-length, so a bar is `thin` times as wide "
+        "as it is long; never under ~1 pixel. Smaller: thinner structures.",
+    )
+    class_weights: list[float] | None = Field(
+        None,
+        description="Relative frequency of each object class 1 … num_classes − 1 (the "
+        "background is not drawn), one weight ≥ 0 each, not all 0; an object's class is drawn "
+        "with probability weight / sum. null: ∝ 1/√k for class k (mild imbalance, the last "
+        "classes rarest).",
+    )
+
+    @field_validator("size_range")
+    @classmethod
+    def _sane_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0 < v[0] <= v[1] <= 1:
+            raise ValueError("needs 0 < min ≤ max ≤ 1 (fractions of the image's shorter side)")
+        return v
+
+    @field_validator("class_weights")
+    @classmethod
+    def _sane_weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (any(w < 0 for w in v) or not any(w > 0 for w in v)):
+            raise ValueError("weights must be ≥ 0 and not all 0")
+        return v
+
+
 class DataSpec(_Frozen):
     """The dataset, and how much of it a trial sees."""
 
@@ -179,6 +222,11 @@ class DataSpec(_Frozen):
         description="On disk: the folder split measured as the test split (e.g. `test`); "
         "generated data take `test_size` instead. null: no test split.",
     )
+    shapes: ShapesSpec = Field(
+        ShapesSpec(),
+        description="Knobs of the `shapes` generator (object sizes, thin parts, class "
+        "frequencies); `shapes` only.",
+    )
 
     @field_validator("image_size")
     @classmethod
@@ -198,6 +246,14 @@ class DataSpec(_Frozen):
             raise ValueError(f"{self.name} is read from disk: set root to its folder")
         if self.name in ("shapes", "digits") and self.test_split is not None:
             raise ValueError(f"{self.name} is generated: set test_size, not test_split")
+        if self.name != "shapes" and self.shapes != ShapesSpec():
+            raise ValueError(f"shapes knobs apply to name: shapes, not {self.name}")
+        weights = self.shapes.class_weights
+        if weights is not None and len(weights) != self.num_classes - 1:
+            raise ValueError(
+                f"shapes.class_weights has {len(weights)} weights; num_classes "
+                f"{self.num_classes} needs {self.num_classes - 1} (classes 1 … num_classes − 1)"
+            )
         return self
 
 

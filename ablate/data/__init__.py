@@ -2,7 +2,7 @@
 
 from ablate.data.digits import DIGIT_CLASS_NAMES, make_digit_scenes
 from ablate.data.disk import DatasetError, DiskDataset, load_disk_splits, load_disk_test
-from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
+from ablate.data.shapes import CLASS_NAMES, Scenes, ShapeKnobs, make_scenes
 from ablate.data.splits import (
     Source,
     Split,
@@ -18,6 +18,7 @@ __all__ = [
     "DatasetError",
     "DiskDataset",
     "Scenes",
+    "ShapeKnobs",
     "Source",
     "Split",
     "Streamed",

@@ -1,10 +1,13 @@
 """`shapes`: procedural scenes made for ablating segmentation tricks.
 
-Each scene is a pure function of (seed, index): a textured background and 2–8 objects of
+Each scene is a pure function of (seed, index, knobs): a textured background and 2–8 objects of
 different kinds — discs, boxes, triangles, rings, thin bars, ellipses, crosses — one kind per
 class. Object sizes are log-uniform from a few pixels to half the image (tiny far objects next to
 large near ones), later objects occlude earlier ones, rarer classes are drawn less often (class
 imbalance), and colours only loosely follow the class, so the network has to learn shape.
+
+`ShapeKnobs` moves what a mechanism needs — the size range, the thickness of thin parts, the
+class frequencies — and its defaults render exactly the scenes these knobs did not exist for.
 
 Parameters are drawn per scene on the CPU (a few numbers each); the pixels are rasterised for the
 whole batch at once with tensor operations on the target device.
@@ -13,6 +16,7 @@ whole batch at once with tensor operations on the target device.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +42,15 @@ _PALETTE = np.array(
 
 
 @dataclass(frozen=True)
+class ShapeKnobs:
+    """What a study may change in the scenes (data.shapes in a study file documents each)."""
+
+    size_range: tuple[float, float] = (0.025, 0.45)  # object half-extent / shorter image side
+    thin: float = 0.08  # half-width of a bar (a cross's arm: twice it) / the object's half-length
+    class_weights: Sequence[float] | None = None  # of classes 1 … C − 1; None: ∝ 1/√k
+
+
+@dataclass(frozen=True)
 class Scenes:
     """A batch of scenes: images (B, 3, H, W) uint8, labels (B, H, W) long, instances (B, H, W)
     long (0 = background, k = the k-th object drawn, counted from 1)."""
@@ -47,15 +60,18 @@ class Scenes:
     instances: Tensor
 
 
-def _scene_params(seed: int, index: int, num_classes: int) -> np.ndarray:
+def _scene_params(seed: int, index: int, num_classes: int, knobs: ShapeKnobs) -> np.ndarray:
     """Object parameters of one scene, (MAX_OBJECTS, 10): present, class, cx, cy, size, aspect,
     angle, r, g, b — all in relative units."""
     rng = np.random.default_rng([seed, index])
     n = rng.integers(2, MAX_OBJECTS + 1)
-    # class k is drawn with probability ∝ 1/√k: the last classes are the rare ones
-    weights = 1.0 / np.sqrt(np.arange(1, num_classes))
+    if knobs.class_weights is None:  # class k ∝ 1/√k: the last classes are the rare ones
+        weights = 1.0 / np.sqrt(np.arange(1, num_classes))
+    else:
+        weights = np.asarray(knobs.class_weights, dtype=np.float64)
     cls = rng.choice(np.arange(1, num_classes), size=MAX_OBJECTS, p=weights / weights.sum())
-    size = np.exp(rng.uniform(math.log(0.025), math.log(0.45), MAX_OBJECTS))
+    low, high = knobs.size_range
+    size = np.exp(rng.uniform(math.log(low), math.log(high), MAX_OBJECTS))
     colour = 0.5 * _PALETTE[cls] + 0.5 * rng.uniform(0, 1, (MAX_OBJECTS, 3))
     params = np.stack(
         [
@@ -95,19 +111,19 @@ def _hash_noise(seed: int, scene_ids: Tensor, shape: torch.Size) -> Tensor:
     return x.to(torch.float32) / 2**31 - 1.0
 
 
-def _masks(kind: Tensor, u: Tensor, v: Tensor, a: Tensor, b: Tensor) -> Tensor:
+def _masks(kind: Tensor, u: Tensor, v: Tensor, a: Tensor, b: Tensor, thin: float) -> Tensor:
     """Inside-masks for objects of the given kinds in local coordinates; all (B, H, W)."""
     ell = (u / a) ** 2 + (v / b) ** 2
-    thin = torch.clamp(0.08 * a, min=0.6)  # bars and crosses stay at least ~1 px wide
+    half = torch.clamp(thin * a, min=0.6)  # bars and crosses stay at least ~1 px wide
     options = torch.stack(
         [
             (u / a) ** 2 + (v / a) ** 2 <= 1,  # disc
             (u.abs() <= a) & (v.abs() <= b),  # box
             (v.abs() <= b) & (u.abs() <= a * (v + b) / (2 * b)),  # triangle
             (ell <= 1) & (ell >= 0.45),  # ring
-            (u.abs() <= a) & (v.abs() <= thin),  # bar
+            (u.abs() <= a) & (v.abs() <= half),  # bar
             ell <= 1,  # ellipse
-            ((u.abs() <= a) & (v.abs() <= 2 * thin)) | ((u.abs() <= 2 * thin) & (v.abs() <= a)),
+            ((u.abs() <= a) & (v.abs() <= 2 * half)) | ((u.abs() <= 2 * half) & (v.abs() <= a)),
         ]
     )  # (7, B, H, W)
     return options.gather(0, kind.view(1, -1, 1, 1).expand(1, *u.shape)).squeeze(0)
@@ -119,12 +135,17 @@ def make_scenes(
     image_size: tuple[int, int],
     num_classes: int,
     device: torch.device | str = "cpu",
+    knobs: ShapeKnobs | None = None,
 ) -> Scenes:
-    """Render the scenes with the given indices; the same (seed, index) always gives the same
-    scene, whatever the batch it is drawn in."""
+    """Render the scenes with the given indices; the same (seed, index, knobs) always gives
+    the same scene, whatever the batch it is drawn in. `knobs`: None takes the defaults."""
+    knobs = ShapeKnobs() if knobs is None else knobs
     if not 2 <= num_classes <= len(CLASS_NAMES):
         raise ValueError(f"shapes has 2 to {len(CLASS_NAMES)} classes, got {num_classes}")
-    params = torch.from_numpy(np.stack([_scene_params(seed, i, num_classes) for i in indices]))
+    if knobs.class_weights is not None and len(knobs.class_weights) != num_classes - 1:
+        raise ValueError(f"class_weights needs {num_classes - 1} weights (classes 1 … C − 1)")
+    draws = [_scene_params(seed, i, num_classes, knobs) for i in indices]
+    params = torch.from_numpy(np.stack(draws))
     params = params.to(device)  # (B, K, 10)
     height, width = image_size
     batch = params.shape[0]
@@ -145,7 +166,7 @@ def make_scenes(
         cos, sin = torch.cos(p[:, 6]), torch.sin(p[:, 6])
         u, v = dx * cos + dy * sin, -dx * sin + dy * cos
         a = torch.clamp(p[:, 4] * side, min=1.0)
-        inside = _masks((cls - 1) % len(KINDS), u, v, a, a * p[:, 5]) & present
+        inside = _masks((cls - 1) % len(KINDS), u, v, a, a * p[:, 5], knobs.thin) & present
         labels = torch.where(inside, cls, labels)
         instances = torch.where(inside, k + 1, instances)
         image = torch.where(inside.unsqueeze(1), p[:, 7:10], image)

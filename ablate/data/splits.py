@@ -23,7 +23,7 @@ from ablate.data.disk import (
     load_disk_test,
     make_loader,
 )
-from ablate.data.shapes import CLASS_NAMES, Scenes, make_scenes
+from ablate.data.shapes import CLASS_NAMES, Scenes, ShapeKnobs, make_scenes
 
 _CHUNK = 128  # scenes rendered per call: bounds peak memory for large images
 _VAL_OFFSET = 10_000_000  # validation scenes are indices after every possible training one
@@ -116,14 +116,16 @@ def load_splits(
     device: torch.device,
     root: str | None = None,
     num_workers: int = 2,
+    knobs: ShapeKnobs | None = None,
 ) -> tuple[Source, Source]:
     """The train and validation splits. Generated scenes: validation takes the indices after
     the training ones, so the two never overlap and growing `train_size` keeps `val` apart.
-    On disk: `image_size` is the crop size; train_size / val_size cap the number of files."""
+    On disk: `image_size` is the crop size; train_size / val_size cap the number of files.
+    `knobs` tune the `shapes` generator (None: its defaults)."""
     if name == "shapes":
 
         def shapes(indices: range) -> Scenes:
-            return make_scenes(seed, indices, image_size, num_classes, device)
+            return make_scenes(seed, indices, image_size, num_classes, device, knobs)
 
         return _render(shapes, 0, train_size), _render(shapes, _VAL_OFFSET, val_size)
     if name == "digits":
@@ -155,13 +157,14 @@ def load_test_split(
     root: str | None = None,
     test_split: str | None = None,
     num_workers: int = 2,
+    knobs: ShapeKnobs | None = None,
 ) -> Source | None:
     """The held-out test split, or None when the recipe has none. Generated scenes: `test_size`
     scenes at indices no training or validation scene can take. On disk: the folder split
     named `test_split`, at most `test_size` files (0: all)."""
     if name == "shapes" and test_size:
         return _render(
-            lambda idx: make_scenes(seed, idx, image_size, num_classes, device),
+            lambda idx: make_scenes(seed, idx, image_size, num_classes, device, knobs),
             _TEST_OFFSET,
             test_size,
         )

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ablate.data import (
+    ShapeKnobs,
     Source,
     class_names,
     load_disk_splits,
@@ -226,6 +227,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         dev,
         root=d.root,
         num_workers=d.num_workers,
+        knobs=ShapeKnobs(**d.shapes.model_dump()),
     )
     class_weight = _class_weight(recipe, train)  # before seeding: a DataLoader draws from torch
     torch.manual_seed(seed)
@@ -403,6 +405,7 @@ def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
         root=d.root,
         test_split=d.test_split,
         num_workers=d.num_workers,
+        knobs=ShapeKnobs(**d.shapes.model_dump()),
     )
     if split is None:
         return {}
