@@ -84,7 +84,8 @@ def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
     colorbar = ax.figure.colorbar(image, ax=ax)
     colorbar.set_label("IoU − baseline (points)")
     ax.set_title(
-        f"* p_holm < {STAR_ALPHA:g} (Holm over classes); grey: no paired seeds; n/l: never learned",
+        f"* p_holm < {STAR_ALPHA:g}, Holm-corrected over classes\n"
+        "grey: no paired seeds; n/l: never learned",
         fontsize="small",
         loc="right",
     )
