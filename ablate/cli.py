@@ -380,7 +380,11 @@ def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
     console.print(table)
     if len(rows) < len(summary):
         console.print(f"… {len(summary) - len(rows)} more rows in summary.csv")
-    problems = rows[rows["health"].astype(object).fillna("").astype(bool)] if "health" in rows else rows[:0]
+    problems = (
+        rows[rows["health"].astype(object).fillna("").astype(bool)]
+        if "health" in rows
+        else rows[:0]
+    )
     if len(problems):
         console.print(f"[yellow]health: {len(problems)} cell(s) failed a check (report.md, Health)")
 

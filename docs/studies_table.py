@@ -170,7 +170,9 @@ def reading(summary: pd.DataFrame, baseline: str, metric: str) -> str:
     if other:
         parts.append(f"{other} of {total} cells without a paired result")
     said = " ".join(parts)
-    health = [str(h) for h in summary["health"].astype(object).fillna("")] if "health" in summary else []
+    health = (
+        [str(h) for h in summary["health"].astype(object).fillna("")] if "health" in summary else []
+    )
     for problem, words in (("not converged", "not converged"), ("predict one class", "collapsed")):
         count = sum(problem in h for h in health)
         if count and problem not in said:
