@@ -39,13 +39,13 @@ def verdict_of(
         if base is not None and int(base.get("diverged") or 0) and not int(base["n"]):
             return "inconclusive: the baseline diverged on every seed"
         return "missing"
-    problems = [*_failures(row, "")]
-    base_problems = _failures(base, "baseline: ") if base is not None else []
+    own = [*_collapsed(row, ""), *_diverged(row, "")]
+    base_collapsed = _collapsed(base, "baseline: ")
+    base_diverged = _diverged(base, "baseline: ")
     # A baseline that collapsed while this cell learned is a finding (the trick rescued
     # training: deep supervision on a plain net), not a failure: its paired values are real.
-    base_collapsed = [p for p in base_problems if p.endswith("predict one class")]
-    if problems or len(base_problems) > len(base_collapsed):
-        return "inconclusive: " + "; ".join(problems + base_problems)
+    if own or base_diverged:
+        return "inconclusive: " + "; ".join(own + base_collapsed + base_diverged)
     verdict = _tested(row, base, k, goal=goal, alpha=alpha, metric=metric)
     return f"{verdict} ({base_collapsed[0]})" if base_collapsed else verdict
 
@@ -82,15 +82,19 @@ def _tested(
     return f"no detectable difference at n = {k} (could detect ≥ {amount(detectable, metric)})"
 
 
-def _failures(row: Mapping[str, Any], who: str) -> list[str]:
-    """Why a row's models cannot be compared: seeds that collapsed or diverged."""
-    out = []
-    n, diverged = int(row["n"]), int(row.get("diverged") or 0)
-    if int(row.get("collapsed") or 0):
-        out.append(f"{who}{int(row['collapsed'])} of {n} seeds predict one class")
-    if diverged:
-        out.append(f"{who}{diverged} of {n + diverged} seeds diverged")
-    return out
+def _collapsed(row: Mapping[str, Any] | None, who: str) -> list[str]:
+    """The row's seeds whose model predicts one class, in words ([] when none)."""
+    if row is None or not int(row.get("collapsed") or 0):
+        return []
+    return [f"{who}{int(row['collapsed'])} of {int(row['n'])} seeds predict one class"]
+
+
+def _diverged(row: Mapping[str, Any] | None, who: str) -> list[str]:
+    """The row's diverged seeds, in words ([] when none)."""
+    if row is None or not int(row.get("diverged") or 0):
+        return []
+    diverged = int(row["diverged"])
+    return [f"{who}{diverged} of {int(row['n']) + diverged} seeds diverged"]
 
 
 def amount(
