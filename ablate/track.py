@@ -388,9 +388,12 @@ def log_study_artifacts(
 ) -> None:
     """The report's files, under `report/` as in the results folder, on the study run, and
     `tags` (the report's provenance) on it, replacing those of an earlier report."""
+    from mlflow.entities import RunTag
+
     client = _client(tree.tracking_uri)
-    for key, value in (tags or {}).items():
-        client.set_tag(tree.study_run_id, key, value[:5000])  # MLflow's tag value limit
+    if tags:  # one call, not one per tag; values cut at MLflow's tag length limit
+        batch = [RunTag(key, value[:5000]) for key, value in tags.items()]
+        client.log_batch(tree.study_run_id, tags=batch)
     for file in files:
         parent = file.parent.relative_to(folder).as_posix()
         client.log_artifact(
