@@ -227,7 +227,7 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         dev,
         root=d.root,
         num_workers=d.num_workers,
-        knobs=ShapeKnobs(**d.shapes.model_dump()),
+        knobs=_knobs(recipe),
     )
     class_weight = _class_weight(recipe, train)  # before seeding: a DataLoader draws from torch
     torch.manual_seed(seed)
@@ -262,6 +262,11 @@ def _set_up(recipe: Recipe, seed: int, dev: torch.device) -> _Run:
         eval_every=recipe.eval.every or per_epoch,
         stats=input_stats(recipe),
     )
+
+
+def _knobs(recipe: Recipe) -> ShapeKnobs:
+    """The `shapes` generator's knobs (`data.shapes`), for every split alike."""
+    return ShapeKnobs(**recipe.data.shapes.model_dump())
 
 
 def _class_weight(recipe: Recipe, train: Source) -> Tensor | None:
@@ -405,7 +410,7 @@ def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
         root=d.root,
         test_split=d.test_split,
         num_workers=d.num_workers,
-        knobs=ShapeKnobs(**d.shapes.model_dump()),
+        knobs=_knobs(recipe),
     )
     if split is None:
         return {}
