@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 
 from ablate.report._health import (
-    LATE_GAIN_POINTS,
     cell_health,
     collapsed,
     late_gain,
@@ -102,7 +101,6 @@ def test_cell_health_flags_collapse_and_a_rising_mean_curve():
         b["health"] == "1 of 2 seeds predict one class; not converged (+15.00 points over "
         "the last quarter)"
     )
-    assert LATE_GAIN_POINTS == 1.0  # the documented threshold
 
 
 def summary_of(trials: pd.DataFrame, history: pd.DataFrame | None = None, **kw: Any):
@@ -172,3 +170,17 @@ def test_a_cell_that_learned_where_the_baseline_collapsed_keeps_its_verdict():
     rows += [trial("b", s, 0.30 + 0.01 * s, [0.8, 0.2, 0.1]) for s in range(3)]
     row = summary_of(trials_of(rows)).loc["b"]
     assert row["verdict"] == "better (baseline: 3 of 3 seeds predict one class)"
+
+
+def test_a_curve_counts_as_still_rising_above_one_point_or_one_percent():
+    from ablate.report._health import threshold
+
+    assert threshold("val/mIoU", 0.5) == pytest.approx(0.01)  # 1 point of a fraction metric
+    assert threshold("val/loss", 2.0) == pytest.approx(0.02)  # 1 % of a raw metric's value
+    trials = trials_of([trial("a", 0, 0.6, [0.8, 0.5]), trial("b", 0, 0.6, [0.8, 0.5])])
+    # gains over the last quarter of 0.9 and 1.1 points: flat enough, and still rising
+    history = history_of({("a", 0): [0.5, 0.5, 0.5, 0.518], ("b", 0): [0.5, 0.5, 0.5, 0.522]})
+    health = cell_health(trials, history, metric=METRIC, goal="maximize", cells=["a", "b"])
+    assert health["a"]["late_gain"] * 100 == pytest.approx(0.9, abs=0.01)
+    assert health["b"]["late_gain"] * 100 == pytest.approx(1.1, abs=0.01)
+    assert (health["a"]["converged"], health["b"]["converged"]) == (True, False)
