@@ -170,13 +170,20 @@ def reading(summary: pd.DataFrame, baseline: str, metric: str) -> str:
     if other:
         parts.append(f"{other} of {total} cells without a paired result")
     said = " ".join(parts)
-    health = (
-        [str(h) for h in summary["health"].astype(object).fillna("")] if "health" in summary else []
+
+    # the health checks' own columns (summary.csv), not their wording
+    def column(name: str) -> pd.Series:
+        return summary[name] if name in summary else pd.Series(math.nan, index=summary.index)
+
+    # (words, what the verdicts say when they already name it, which cells fail the check)
+    checks = (
+        ("not converged", "not converged", column("converged").astype(str) == "False"),
+        ("collapsed", "predict one class", pd.to_numeric(column("collapsed")).fillna(0) > 0),
     )
-    for problem, words in (("not converged", "not converged"), ("predict one class", "collapsed")):
-        count = sum(problem in h for h in health)
-        if count and problem not in said:
-            parts.append(f"{words} ({count} of {len(health)} cells)")
+    for words, named, failed in checks:
+        count = int(failed.sum())
+        if count and named not in said:
+            parts.append(f"{words} ({count} of {len(summary)} cells)")
     return "; ".join(parts)
 
 

@@ -172,9 +172,9 @@ def test_inconclusive_cells_give_each_reason_once() -> None:
     )
     summary = _summary(
         [
-            {"cell": "b", "health": "not converged (+2.00 points)", "verdict": "baseline"},
-            {"cell": "x", "health": "not converged (+1.50 points)", "verdict": why},
-            {"cell": "y", "health": "3 of 3 seeds predict one class", "verdict": "worse"},
+            {"cell": "b", "converged": False, "collapsed": 0, "verdict": "baseline"},
+            {"cell": "x", "converged": False, "collapsed": 0, "verdict": why},
+            {"cell": "y", "converged": True, "collapsed": 3, "verdict": "worse"},
         ]
     )
     assert st.reading(summary, "b", "val/mIoU") == (
