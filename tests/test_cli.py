@@ -17,10 +17,24 @@ from ablate.cli import app
 ROOT = Path(__file__).parents[1]
 
 
-def test_validate_lists_cells() -> None:
-    result = CliRunner().invoke(app, ["validate", str(ROOT / "studies" / "aux_weight.yaml")])
+def test_validate_lists_cells(tmp_path: Path) -> None:
+    study = tmp_path / "grid.yaml"
+    study.write_text(
+        (ROOT / "studies" / "aux_weight.yaml")
+        .read_text(encoding="utf-8")
+        .replace(
+            "loss.aux.weight: [0.0, 0.4, 1.0]",
+            "loss.aux.weight: [0.0, 0.4, 1.0]\n    loss.lovasz: [0.0, 0.5]",
+        )
+        .replace(
+            "baseline: {loss.aux.weight: 0.0}", "baseline: {loss.aux.weight: 0.0, loss.lovasz: 0.0}"
+        ),
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(app, ["validate", str(study)])
     assert result.exit_code == 0, result.output
     assert "6 cells × 3 seeds = 18 trials" in result.output
+    assert "aux.weight=0.4,loss.lovasz=0.5" in result.output
 
 
 def test_validate_misspelt_key_exits_2_with_a_suggestion() -> None:
