@@ -1,17 +1,19 @@
 """The README's "Shipped studies" table, rebuilt from the studies' own results.
 
-    python docs/studies_table.py                    # print the table for every studies/*.yaml
-    python docs/studies_table.py --write            # rewrite it in README.md, between the markers
+    python docs/studies_table.py                      # print the table for every studies/*.yaml
+    python docs/studies_table.py --record results --write   # keep the new runs, rewrite README
     python docs/studies_table.py studies/lovasz.yaml --results /tmp/results
 
 One row per study file: its claim (the description's sentence starting "Claim tested:", else its
 first sentence), its design, n (seeds), the wall time from `report.md`, each compared cell's
 paired difference from the baseline with its 95% interval and MDE (and the held-out test
 difference where `summary.csv` has `test_diff`), and a one-line reading of the verdicts and the
-health checks. Every number comes from `results/<name>/summary.csv` and `report.md` as `ablate run`
-wrote them, so the table says what the last run measured and nothing else; a study without
-results says "not run". `--write` replaces only the lines between `START` and `END` in the
-README, so the prose around the table stays as its authors wrote it.
+health checks. Every number comes from a run record: `summary.csv` and `report.md` as `ablate run`
+wrote them, kept under `docs/results/<name>/` (committed, so the table can be checked and rebuilt
+without re-training; `--record results` copies a fresh run's files there first). The table says
+what the last recorded run measured and nothing else; a study without a record says "not run".
+`--write` replaces only the lines between `START` and `END` in the README, so the prose around
+the table stays as its authors wrote it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from ablate.names import metric_info
 from ablate.spec import Study, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
+RECORDS = ROOT / "docs" / "results"
+RECORD_FILES = ("summary.csv", "report.md")  # what a row is built from
 START = "<!-- shipped-studies:start -->"
 END = "<!-- shipped-studies:end -->"
 HEADER = (
@@ -224,6 +228,23 @@ def study_row(path: Path, results: Path) -> str:
     return "| " + " | ".join([*cells, n, wall, _escape(result), _escape(line)]) + " |"
 
 
+def record(paths: Sequence[Path], source: Path, records: Path) -> list[str]:
+    """Copy each study's run files from `source/<name>/` into `records/<name>/`, replacing the
+    record of an earlier run; studies not run under `source` keep their record. Returns the
+    names recorded."""
+    recorded = []
+    for path in paths:
+        name = load_study(path).spec.name
+        files = [source / name / f for f in RECORD_FILES]
+        if not all(f.is_file() for f in files):
+            continue
+        (records / name).mkdir(parents=True, exist_ok=True)
+        for f in files:
+            (records / name / f.name).write_bytes(f.read_bytes())
+        recorded.append(name)
+    return recorded
+
+
 def table(paths: Sequence[Path], results: Path) -> str:
     """The whole table, header and one row per study file."""
     return "\n".join([HEADER, *(study_row(p, results) for p in paths)])
@@ -241,11 +262,20 @@ def replace_block(text: str, block: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("studies", nargs="*", type=Path, help="study files (default: shipped)")
-    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--results", type=Path, default=RECORDS, help="run records to read")
+    parser.add_argument(
+        "--record", type=Path, metavar="DIR", help="first copy DIR/<name>/ runs into --results"
+    )
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--write", action="store_true", help="rewrite the README's block")
     args = parser.parse_args(argv)
-    block = table(args.studies or shipped_studies(), args.results)
+    paths = args.studies or shipped_studies()
+    if args.record is not None:
+        names = record(paths, args.record, args.results)
+        print(f"recorded into {args.results}: {', '.join(names) or 'nothing (no finished run)'}")
+        if not args.write:
+            return 0
+    block = table(paths, args.results)
     if not args.write:
         print(block)
         return 0

@@ -213,3 +213,30 @@ def test_write_without_markers_fails_and_leaves_the_file(
     args = ["--write", "--readme", str(readme), "--results", str(results), str(study)]
     assert st.main(args) == 1
     assert readme.read_text(encoding="utf-8") == "# a README\n\n| study |\n"
+
+
+def test_record_keeps_a_finished_run_and_leaves_studies_without_one(
+    study: Path, results: Path, tmp_path: Path
+) -> None:
+    records = tmp_path / "records"
+    (records / "other").mkdir(parents=True)
+    (records / "other" / "summary.csv").write_text("kept", encoding="utf-8")
+    assert st.main(["--record", str(results), "--results", str(records), str(study)]) == 0
+    for name in st.RECORD_FILES:
+        copied = (records / "toy" / name).read_text(encoding="utf-8")
+        assert copied == (results / "toy" / name).read_text(encoding="utf-8")
+    assert (records / "other" / "summary.csv").read_text(encoding="utf-8") == "kept"
+    assert st.study_row(study, records) == st.study_row(study, results)
+
+
+def test_a_study_without_a_finished_run_is_not_recorded(study: Path, tmp_path: Path) -> None:
+    (tmp_path / "runs" / "toy").mkdir(parents=True)
+    (tmp_path / "runs" / "toy" / "summary.csv").write_text(SUMMARY, encoding="utf-8")  # no report
+    assert st.record([study], tmp_path / "runs", tmp_path / "records") == []
+    assert not (tmp_path / "records").exists()
+
+
+def test_the_readme_table_is_the_one_the_committed_records_give() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split(st.START + "\n", 1)[1].split("\n" + st.END, 1)[0]
+    assert block == st.table(st.shipped_studies(), st.RECORDS)
