@@ -8,6 +8,12 @@ puts a head at every coarser decoder scale: "d8" (1/8, on the bottleneck), "d4" 
 them — upsampled logits (`full`), nearest-neighbour labels, or class shares (CPP, SeeThroughNet
 2022) — matters more here than for one head at 1/8: this model exists for that ablation.
 
+By default the heads are training signals only and are dropped at inference. With `fuse=True`
+their logits, upsampled bilinearly, are added to the main logits, so the coarse predictions are
+part of the output, as in SeeThroughNet's decoder, which couples its multi-scale predictions
+into the final one: there what a coarse head was trained to predict (an object's share of a
+cell, or only the label that nearest pooling kept) reaches the prediction itself.
+
 To cost about what `pspnet_tiny` costs on a CPU, no 3×3 conv runs at full resolution (there,
 every channel costs four times what it costs at 1/2): the encoder starts with a stride-2 conv,
 and the main classifier is a 2×2 up-convolution from the last decoder scale (1/2) to the input
@@ -18,6 +24,7 @@ channels at 1/2, doubling at each coarser scale. Inputs must be multiples of 2^d
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.models._blocks import conv_bn_relu, head
@@ -42,11 +49,14 @@ class UpBlock(nn.Module):
 
 
 class UNetDS(nn.Module):
-    def __init__(self, num_classes: int, width: int = 16, depth: int = 3) -> None:
+    def __init__(
+        self, num_classes: int, width: int = 16, depth: int = 3, fuse: bool = False
+    ) -> None:
         super().__init__()
         if depth < 1 or width < 1:
             raise ValueError(f"unet_ds needs depth and width >= 1, got {depth}, {width}")
         self.depth = depth
+        self.fuse = fuse
         c = [width * 2**k for k in range(depth)]  # c[k]: channels at scale 1/2^(k+1)
         self.stem = _double_conv(3, c[0], stride=2)  # (B, c0, H/2, W/2)
         self.down = nn.ModuleList(_double_conv(c[k - 1], c[k]) for k in range(1, depth))
@@ -78,14 +88,21 @@ class UNetDS(nn.Module):
             if i > 0:
                 x = self.up[i - 1](x, skips.pop())  # (B, c, 2h, 2w): one scale finer
             aux[name] = self.heads[name](x)  # (B, C, h, w) at this decoder scale
+        out = self.classifier(x)  # (B, C, H, W)
+        if self.fuse:  # each head's prediction, upsampled, is part of the output
+            size = out.shape[-2:]
+            for logits in aux.values():
+                out = out + F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
         return {
-            "out": self.classifier(x),  # (B, C, H, W)
+            "out": out,
             "aux": aux,
             "embed": x,  # the last decoder features, (B, width, H/2, W/2)
         }
 
 
-def unet_ds(num_classes: int, width: int = 16, depth: int = 3) -> nn.Module:
+def unet_ds(num_classes: int, width: int = 16, depth: int = 3, fuse: bool = False) -> nn.Module:
     """U-Net with deep supervision: `width` channels at 1/2 (×2 per coarser scale), `depth`
-    downsamplings, heads f"d{2**k}" for k = depth … 1, main logits at full resolution."""
-    return UNetDS(num_classes, width=width, depth=depth)
+    downsamplings, heads f"d{2**k}" for k = depth … 1, main logits at full resolution;
+    `fuse=True` adds every head's upsampled logits to the main ones (SeeThroughNet's use: the
+    coarse predictions are part of the output, so their training targets reach inference)."""
+    return UNetDS(num_classes, width=width, depth=depth, fuse=fuse)

@@ -101,3 +101,28 @@ def test_every_model_trains_one_epoch_with_its_aux_heads_in_the_loss(name: str) 
         assert epoch.metrics["train/loss/aux"] > 0.0
     else:
         assert "train/loss/aux" not in epoch.metrics
+
+
+def test_a_fused_unet_adds_each_heads_upsampled_logits_to_its_output() -> None:
+    """`fuse=True` (SeeThroughNet's use): the coarse predictions are part of the output, so a
+    head's gradient reaches it from the main loss too; the same weights unfused give the plain
+    output."""
+    torch.manual_seed(0)
+    fused = build_model("unet_ds", 4, {"depth": 2, "fuse": True}).eval()
+    plain = build_model("unet_ds", 4, {"depth": 2}).eval()
+    plain.load_state_dict(fused.state_dict())
+    x = torch.randn(2, 3, 16, 24)
+    with torch.no_grad():
+        got, base = fused(x), plain(x)
+    upsampled = [
+        torch.nn.functional.interpolate(v, size=(16, 24), mode="bilinear", align_corners=False)
+        for v in base["aux"].values()
+    ]
+    assert set(base["aux"]) == {"d4", "d2"}
+    torch.testing.assert_close(got["out"], base["out"] + sum(upsampled))
+    torch.testing.assert_close(got["aux"]["d4"], base["aux"]["d4"])
+
+    fused.train()
+    fused(x)["out"].sum().backward()  # the main loss alone
+    head = fused.heads["d4"]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
