@@ -129,6 +129,14 @@ class ShapesSpec(_Frozen):
         "classes rarest).",
     )
 
+    texture: bool = Field(
+        False,
+        description="Classes that differ only in texture: every object's shape is drawn at "
+        "random from all kinds and its colour ignores its class; the class is told only by a "
+        "stripe pattern inside the object, at a class-specific orientation (evenly spaced over "
+        "180°, 4-pixel period). false: one shape per class and class-tinted colours.",
+    )
+
     @field_validator("size_range")
     @classmethod
     def _sane_range(cls, v: tuple[float, float]) -> tuple[float, float]:

@@ -7,7 +7,8 @@ large near ones), later objects occlude earlier ones, rarer classes are drawn le
 imbalance), and colours only loosely follow the class, so the network has to learn shape.
 
 `ShapeKnobs` moves what a mechanism needs — the size range, the thickness of thin parts, the
-class frequencies — and its defaults render exactly the scenes these knobs did not exist for.
+class frequencies, classes told apart by texture alone — and its defaults render exactly the
+scenes these knobs did not exist for.
 
 Parameters are drawn per scene on the CPU (a few numbers each); the pixels are rasterised for the
 whole batch at once with tensor operations on the target device.
@@ -26,6 +27,7 @@ from torch import Tensor
 KINDS = ("disc", "box", "triangle", "ring", "bar", "ellipse", "cross")
 CLASS_NAMES = ("background", *KINDS)
 MAX_OBJECTS = 8
+STRIPE_PERIOD = 4.0  # pixels, of the texture knob's stripes
 # Base colours per class (RGB in [0, 1]); objects mix them half-and-half with a random colour.
 _PALETTE = np.array(
     [
@@ -48,6 +50,7 @@ class ShapeKnobs:
     size_range: tuple[float, float] = (0.025, 0.45)  # object half-extent / shorter image side
     thin: float = 0.08  # half-width of a bar (a cross's arm: twice it) / the object's half-length
     class_weights: Sequence[float] | None = None  # of classes 1 … C − 1; None: ∝ 1/√k
+    texture: bool = False  # classes told apart only by the orientation of stripes inside them
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,8 @@ class Scenes:
 
 
 def _scene_params(seed: int, index: int, num_classes: int, knobs: ShapeKnobs) -> np.ndarray:
-    """Object parameters of one scene, (MAX_OBJECTS, 10): present, class, cx, cy, size, aspect,
-    angle, r, g, b — all in relative units."""
+    """Object parameters of one scene, (MAX_OBJECTS, 11): present, class, cx, cy, size, aspect,
+    angle, r, g, b, kind — all in relative units."""
     rng = np.random.default_rng([seed, index])
     n = rng.integers(2, MAX_OBJECTS + 1)
     if knobs.class_weights is None:  # class k ∝ 1/√k: the last classes are the rare ones
@@ -73,6 +76,7 @@ def _scene_params(seed: int, index: int, num_classes: int, knobs: ShapeKnobs) ->
     low, high = knobs.size_range
     size = np.exp(rng.uniform(math.log(low), math.log(high), MAX_OBJECTS))
     colour = 0.5 * _PALETTE[cls] + 0.5 * rng.uniform(0, 1, (MAX_OBJECTS, 3))
+    kind = (cls - 1) % len(KINDS)
     params = np.stack(
         [
             np.arange(MAX_OBJECTS) < n,
@@ -83,9 +87,13 @@ def _scene_params(seed: int, index: int, num_classes: int, knobs: ShapeKnobs) ->
             rng.uniform(0.5, 1.0, MAX_OBJECTS),
             rng.uniform(0, math.pi, MAX_OBJECTS),
             *colour.T,
+            kind,
         ],
         axis=1,
     )
+    if knobs.texture:  # drawn after everything else, so the other knobs' scenes stay the same
+        params[:, 10] = rng.integers(0, len(KINDS), MAX_OBJECTS)  # any shape for any class
+        params[:, 7:10] = 0.25 + 0.5 * rng.uniform(0, 1, (MAX_OBJECTS, 3))  # colour: no class
     return params.astype(np.float32)
 
 
@@ -146,7 +154,7 @@ def make_scenes(
         raise ValueError(f"class_weights needs {num_classes - 1} weights (classes 1 … C − 1)")
     draws = [_scene_params(seed, i, num_classes, knobs) for i in indices]
     params = torch.from_numpy(np.stack(draws))
-    params = params.to(device)  # (B, K, 10)
+    params = params.to(device)  # (B, K, 11)
     height, width = image_size
     batch = params.shape[0]
     side = float(min(height, width))
@@ -160,16 +168,22 @@ def make_scenes(
     instances = torch.zeros_like(labels)
 
     for k in range(MAX_OBJECTS):  # a handful of object slots, every scene at once
-        p = params[:, k].unsqueeze(-1).unsqueeze(-1)  # (B, 10, 1, 1)
+        p = params[:, k].unsqueeze(-1).unsqueeze(-1)  # (B, 11, 1, 1)
         present, cls = p[:, 0] > 0, p[:, 1].long()
         dx, dy = xs - p[:, 2] * width, ys - p[:, 3] * height
         cos, sin = torch.cos(p[:, 6]), torch.sin(p[:, 6])
         u, v = dx * cos + dy * sin, -dx * sin + dy * cos
         a = torch.clamp(p[:, 4] * side, min=1.0)
-        inside = _masks((cls - 1) % len(KINDS), u, v, a, a * p[:, 5], knobs.thin) & present
+        inside = _masks(p[:, 10].long(), u, v, a, a * p[:, 5], knobs.thin) & present
         labels = torch.where(inside, cls, labels)
         instances = torch.where(inside, k + 1, instances)
-        image = torch.where(inside.unsqueeze(1), p[:, 7:10], image)
+        colour = p[:, 7:10]  # (B, 3, 1, 1)
+        if knobs.texture:  # stripes at the class's orientation: light, then dark, 2 px each
+            theta = (cls - 1).float() * math.pi / (num_classes - 1)  # (B, 1, 1)
+            phase = (xs * torch.cos(theta) + ys * torch.sin(theta)) / STRIPE_PERIOD
+            light = phase - phase.floor() < 0.5  # (B, H, W); frac() is negative below 0
+            colour = colour * torch.where(light, 1.25, 0.6).unsqueeze(1)  # (B, 3, H, W)
+        image = torch.where(inside.unsqueeze(1), colour, image)
 
     scene_ids = torch.as_tensor(list(indices), device=device).view(-1, 1, 1, 1)
     image = image + 0.06 * _hash_noise(seed, scene_ids, image.shape)

@@ -7,6 +7,7 @@ import torch
 from pydantic import ValidationError
 
 from ablate.data import ShapeKnobs, load_splits, make_scenes
+from ablate.data.shapes import Scenes
 from ablate.spec import DataSpec
 
 BARS_ONLY = (0.0, 0.0, 0.0, 0.0, 1.0)  # num_classes 6: class 5 is the bar
@@ -163,3 +164,60 @@ def test_spec_takes_shape_knobs_and_default_knobs_on_other_datasets() -> None:
     )
     assert ShapeKnobs(**spec.shapes.model_dump()) == ShapeKnobs((0.02, 0.06), 0.03, [5, 1, 1, 1, 1])
     assert DataSpec.model_validate({"name": "digits", "num_classes": 11, "shapes": {}})
+
+
+def _object_pixels(scenes: Scenes, cls: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(mask, grey image) of each unoccluded, unclipped object of class `cls`."""
+    grey = scenes.images.float().mean(dim=1)  # (B, H, W)
+    found = []
+    for b, mask in enumerate(_top_objects(scenes.labels, scenes.instances)):
+        if int(scenes.labels[b][mask][0]) == cls:
+            found.append((mask, grey[b]))
+    return found
+
+
+def _neighbour_change(pairs: list[tuple[torch.Tensor, torch.Tensor]], dim: int) -> float:
+    """Mean |Δ brightness| between neighbours along `dim` (-1: x, -2: y), both inside."""
+    total, count = 0.0, 0
+    for mask, grey in pairs:
+        both = mask.narrow(dim, 1, mask.shape[dim] - 1) & mask.narrow(dim, 0, mask.shape[dim] - 1)
+        diff = (grey.diff(dim=dim)).abs()[both]
+        total, count = total + float(diff.sum()), count + diff.numel()
+    return total / count
+
+
+def test_texture_tells_classes_apart_only_by_the_orientation_of_their_stripes() -> None:
+    knobs = ShapeKnobs(size_range=(0.2, 0.4), texture=True)
+    scenes = make_scenes(0, list(range(300)), (64, 64), 3, knobs=knobs)
+    along_x, along_y = _object_pixels(scenes, 1), _object_pixels(scenes, 2)
+    assert len(along_x) > 10 and len(along_y) > 10
+    # class 1: stripes at 0° (brightness changes along x; along y only the ±6 % pixel noise);
+    # class 2: at 90°
+    assert _neighbour_change(along_x, -1) > 1.5 * _neighbour_change(along_x, -2)
+    assert _neighbour_change(along_y, -2) > 1.5 * _neighbour_change(along_y, -1)
+
+
+def test_texture_draws_any_shape_and_colour_for_any_class() -> None:
+    def tint(knobs: ShapeKnobs) -> float:
+        """The largest gap between two classes' mean object colour (0–255)."""
+        s = make_scenes(1, list(range(300)), (48, 48), 6, knobs=knobs)
+        means = [s.images.permute(0, 2, 3, 1)[s.labels == c].float().mean(0) for c in range(1, 6)]
+        return max(float((m - n).abs().max()) for m in means for n in means)
+
+    assert tint(ShapeKnobs()) > 60  # the default tints objects by class
+    assert tint(ShapeKnobs(texture=True)) < 20  # texture: colour says nothing of the class
+    areas = [  # shape: a class's objects fill their boxes in many ways, not one kind's way
+        float(m.float().sum()) / float(m.any(1).sum() * m.any(0).sum())
+        for m, _ in _object_pixels(
+            make_scenes(2, list(range(300)), (64, 64), 2, knobs=ShapeKnobs(texture=True)), 1
+        )
+    ]
+    assert max(areas) - min(areas) > 0.4
+
+
+def test_texture_leaves_the_scenes_of_the_other_knobs_as_they_were() -> None:
+    plain = make_scenes(4, list(range(6)), (48, 48), 6)
+    textured = make_scenes(4, list(range(6)), (48, 48), 6, knobs=ShapeKnobs(texture=True))
+    # same number of objects, places and sizes: the instance ids cover the same slots
+    assert torch.equal(plain.instances.amax(dim=(1, 2)), textured.instances.amax(dim=(1, 2)))
+    assert not torch.equal(plain.images, textured.images)
