@@ -285,6 +285,10 @@ def ui(
         "127.0.0.1",
         "--port",
         str(port),
+        # one person's browser on localhost needs one server worker; MLflow starts four by
+        # default, each importing MLflow (slower to answer on a small machine)
+        "--workers",
+        "1",
     ]
     # its own session: Ctrl-C and SIGTERM reach ablate, which then stops the server and every
     # process it started (they outlived ablate before)
