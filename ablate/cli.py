@@ -285,8 +285,8 @@ def ui(
         "127.0.0.1",
         "--port",
         str(port),
-        # one person's browser on localhost needs one server worker; MLflow starts four by
-        # default, each importing MLflow (slower to answer on a small machine)
+        # one person's browser on localhost needs one server worker; MLflow's default four
+        # each import MLflow, which delays the UI's start on a small machine
         "--workers",
         "1",
     ]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -240,7 +241,7 @@ def record(paths: Sequence[Path], source: Path, records: Path) -> list[str]:
             continue
         (records / name).mkdir(parents=True, exist_ok=True)
         for f in files:
-            (records / name / f.name).write_bytes(f.read_bytes())
+            shutil.copyfile(f, records / name / f.name)
         recorded.append(name)
     return recorded
 

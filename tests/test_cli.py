@@ -17,20 +17,20 @@ from ablate.cli import app
 ROOT = Path(__file__).parents[1]
 
 
+GRID = """
+name: grid
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 8, val_size: 4}
+  model: {name: pspnet_tiny, args: {width: 4}}
+  train: {epochs: 1, batch_size: 8}
+sweep: {grid: {loss.aux.weight: [0.0, 0.4, 1.0], loss.lovasz: [0.0, 0.5]}, seeds: [0, 1, 2]}
+baseline: {loss.aux.weight: 0.0, loss.lovasz: 0.0}
+"""
+
+
 def test_validate_lists_cells(tmp_path: Path) -> None:
     study = tmp_path / "grid.yaml"
-    study.write_text(
-        (ROOT / "studies" / "aux_weight.yaml")
-        .read_text(encoding="utf-8")
-        .replace(
-            "loss.aux.weight: [0.0, 0.4, 1.0]",
-            "loss.aux.weight: [0.0, 0.4, 1.0]\n    loss.lovasz: [0.0, 0.5]",
-        )
-        .replace(
-            "baseline: {loss.aux.weight: 0.0}", "baseline: {loss.aux.weight: 0.0, loss.lovasz: 0.0}"
-        ),
-        encoding="utf-8",
-    )
+    study.write_text(GRID, encoding="utf-8")
     result = CliRunner().invoke(app, ["validate", str(study)])
     assert result.exit_code == 0, result.output
     assert "6 cells × 3 seeds = 18 trials" in result.output

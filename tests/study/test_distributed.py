@@ -32,8 +32,9 @@ T = TypeVar("T")
 FAST = "base.train.epochs=1"
 SLOW = "base.train.epochs=40"  # a trial lasts a second or two: long enough to stop it midway
 SHORT_HEARTBEAT = {"ABLATE_HEARTBEAT_S": "1", "ABLATE_GRACE_S": "3"}  # dead after 3 s, not 60
-# Where no test is about the grace period itself: long enough that a live worker on a loaded
-# 2-core machine is never declared dead (at 3 s one was, once, and its pair ran out of retries)
+# Where the grace period itself is not under test: long enough that a live worker whose
+# heartbeat is delayed on a loaded 2-core machine is not declared dead (its pair would use up
+# its retries and the run would end with a failed trial)
 KILL_HEARTBEAT = {"ABLATE_HEARTBEAT_S": "1", "ABLATE_GRACE_S": "8"}
 
 
