@@ -5,7 +5,7 @@ from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, Wor
 from ablate.study._pool import WorkerConfig, plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import Reconciled, reconcile, reconcile_and_say
-from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
+from ablate.study._record import MAX_LOST, MAX_RETRIES, Outcome, TrialRecord, TrialResult
 from ablate.study._run import (
     Locations,
     RunOutcome,
@@ -25,6 +25,7 @@ from ablate.study._storage import (
 )
 
 __all__ = [
+    "MAX_LOST",
     "MAX_RETRIES",
     "EpochDone",
     "Event",

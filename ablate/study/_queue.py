@@ -22,7 +22,7 @@ from ablate.design import Pair, Range, SamplerPlan
 from ablate.errors import store_error
 from ablate.study import _record
 from ablate.study._optuna import Store
-from ablate.study._record import MAX_RETRIES, Outcome, TrialRecord, TrialResult
+from ablate.study._record import Outcome, TrialRecord, TrialResult
 from ablate.track import end_if_running
 
 
@@ -84,8 +84,8 @@ class Queue:
 
     # -- enqueuing
 
-    def enqueue(self, pair: Pair, attempt: int = 1) -> None:
-        attrs = _record.enqueued(pair.cell, pair.seed, pair.overrides, attempt, pair.sampled)
+    def enqueue(self, pair: Pair, attempt: int = 1, lost: int = 0) -> None:
+        attrs = _record.enqueued(pair.cell, pair.seed, pair.overrides, attempt, pair.sampled, lost)
         self.store.enqueue(pair.params, attrs)
 
     def sync(self, pairs: Sequence[Pair]) -> QueueState:
@@ -153,12 +153,13 @@ class Queue:
         return self.store.finish(trial_id, state, value, attrs)
 
     def retry(self, record: TrialRecord) -> bool:
-        """After a failed or killed try: enqueue the next try unless the retries are used up.
-        A sampled trial is retried with the values it was given."""
-        if record.attempt > MAX_RETRIES:
+        """After a failed or lost try: enqueue the next try unless the pair has none left
+        (`TrialRecord.next_try`). A sampled trial is retried with the values it was given."""
+        following = record.next_try()
+        if following is None:
             return False
         pair = Pair(record.cell, record.seed, record.overrides, record.sampled, record.params)
-        self.enqueue(pair, record.attempt + 1)
+        self.enqueue(pair, *following)
         return True
 
     def kill_run(self, record: TrialRecord) -> None:

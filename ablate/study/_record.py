@@ -22,9 +22,14 @@ from optuna.trial import FrozenTrial, TrialState
 from ablate.study._optuna import trial_id_of
 
 MAX_RETRIES = 2  # a crashing trial is tried at most 1 + MAX_RETRIES times per `ablate run`
+# A try lost with its worker (kill -9, preemption, a machine gone) is not the trial's fault and
+# uses none of those retries; a pair whose worker is lost more than MAX_LOST times gives up, so
+# a trial that takes its machine down each time cannot loop for ever.
+MAX_LOST = 5
 
 # attribute keys; the names predate this module and stay, so older studies read the same
 _CELL, _SEED, _OVERRIDES, _ATTEMPT, _SAMPLED = "cell", "seed", "overrides", "attempt", "search"
+_LOST = "lost"
 _RUN, _DEVICE, _OUTCOME, _ERROR, _TRACEBACK = (
     "mlflow_run_id",
     "device",
@@ -92,7 +97,7 @@ class TrialRecord:
     number: int
     cell: str
     seed: int
-    attempt: int
+    attempt: int  # the try number: 1, then 2 for its first retry, …
     overrides: Mapping[str, Any]  # applied to the base recipe
     sampled: bool  # its values come from the design at claim time (a search trial)
     params: Mapping[str, Any]  # the values Optuna holds for it (a search trial's)
@@ -105,6 +110,7 @@ class TrialRecord:
     device: str = ""
     started: datetime | None = None
     ended: datetime | None = None
+    lost: int = 0  # earlier tries of this (cell, seed) lost with their worker
 
     @property
     def key(self) -> tuple[str, int]:
@@ -125,10 +131,19 @@ class TrialRecord:
     def done(self) -> bool:
         return self.outcome is not None and self.outcome.done
 
+    def next_try(self) -> tuple[int, int] | None:
+        """The (attempt, lost) to enqueue this ended try's retry with; None when it has no
+        try left: a crash uses one of MAX_RETRIES, a lost worker one of MAX_LOST."""
+        if self.outcome is Outcome.KILLED:
+            lost = self.lost + 1
+            return (self.attempt + 1, lost) if lost <= MAX_LOST else None
+        crashes = self.attempt - self.lost  # the earlier tries not lost failed
+        return (self.attempt + 1, self.lost) if crashes <= MAX_RETRIES else None
+
     @property
     def gave_up(self) -> bool:
         """Ended without a result and without a try left."""
-        return self.outcome is not None and not self.done and self.attempt > MAX_RETRIES
+        return self.outcome is not None and not self.done and self.next_try() is None
 
 
 def from_trial(trial: FrozenTrial) -> TrialRecord | None:
@@ -142,6 +157,7 @@ def from_trial(trial: FrozenTrial) -> TrialRecord | None:
         cell=str(attrs[_CELL]),
         seed=int(attrs[_SEED]),
         attempt=int(attrs.get(_ATTEMPT, 1)),
+        lost=int(attrs.get(_LOST, 0)),
         overrides=dict(attrs.get(_OVERRIDES, {})),
         sampled=bool(attrs.get(_SAMPLED, False)),
         params=dict(trial.params),
@@ -185,10 +201,17 @@ def records(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
 
 
 def enqueued(
-    cell: str, seed: int, overrides: Mapping[str, Any], attempt: int, sampled: bool
+    cell: str,
+    seed: int,
+    overrides: Mapping[str, Any],
+    attempt: int,
+    sampled: bool,
+    lost: int = 0,
 ) -> dict[str, Any]:
     """The attributes a trial is enqueued with."""
     attrs = {_CELL: cell, _SEED: seed, _OVERRIDES: dict(overrides), _ATTEMPT: attempt}
+    if lost:
+        attrs[_LOST] = lost
     if sampled:
         attrs[_SAMPLED] = True
     return attrs

@@ -55,3 +55,28 @@ def test_waiting_and_running_trials_have_no_outcome_and_foreign_trials_no_record
     study.add_trial(create_trial(value=1.0))  # not enqueued by ablate
     (waiting,) = _record.records(study.get_trials())
     assert waiting.outcome is None and waiting.state == "WAITING" and waiting.sampled
+
+
+def _ended(outcome: Outcome, attempt: int, lost: int) -> _record.TrialRecord:
+    attrs = _record.enqueued("a", 0, {}, attempt, sampled=False, lost=lost)
+    state, ended = _record.ended(outcome, error="why")
+    study = optuna.create_study()
+    study.add_trial(create_trial(state=state, user_attrs=attrs | ended))
+    (record,) = _record.records(study.get_trials())
+    return record
+
+
+def test_a_try_lost_with_its_worker_uses_no_retry_until_max_lost() -> None:
+    """kill -9 of a whole study three times while one pair trains (CI saw this): the pair must
+    still be tried, whatever its crash budget."""
+    lost_thrice = _ended(Outcome.KILLED, attempt=3, lost=2)
+    assert lost_thrice.next_try() == (4, 3) and not lost_thrice.gave_up
+    assert _ended(Outcome.FAILED, attempt=4, lost=3).next_try() == (5, 3)  # 1st crash
+    last_crash = _ended(Outcome.FAILED, attempt=_record.MAX_RETRIES + 4, lost=3)
+    assert last_crash.next_try() is None and last_crash.gave_up
+    too_often = _ended(Outcome.KILLED, attempt=9, lost=_record.MAX_LOST)
+    assert too_often.next_try() is None and too_often.gave_up
+    assert _ended(Outcome.KILLED, attempt=9, lost=_record.MAX_LOST - 1).next_try() == (
+        10,
+        _record.MAX_LOST,
+    )
