@@ -64,6 +64,8 @@ MAX_COUNT = 2**31 - 1  # any other count (pixels, steps, workers, trials): a 32-
 MAX_NAME = 100  # characters of a study name: it names a folder and an MLflow experiment
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+TricksDesignName = Literal["one_at_a_time", "leave_one_out", "cumulative", "factorial"]
+MAX_FACTORIAL_TRICKS = 6
 
 
 def _holds_numbers(annotation: Any) -> bool:
@@ -683,6 +685,21 @@ class SweepSpec(_Frozen):
     search: SearchSpec | None = Field(
         None, description="A search instead of cells; not together with `grid` or `variants`."
     )
+    tricks: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Name → overrides: named tricks (`aux: {loss.aux.weight: 0.4}`), each a set "
+        "of keys (dotted paths inside `base`) it changes; `design` says which combinations are "
+        "trained. Not together with `grid`, `variants` or `search`. Names: [a-z0-9_]+.",
+    )
+    design: TricksDesignName | None = Field(
+        None,
+        description="How `tricks` are combined: `one_at_a_time` (the base, and each trick alone "
+        "on it, compared with the base), `leave_one_out` (all tricks, and all but each one, "
+        "compared with all), `cumulative` (the base, then one more trick per row in file "
+        "order, each compared with the row above: a bag of tricks), `factorial` (every "
+        f"subset, 2^k cells, at most {MAX_FACTORIAL_TRICKS} tricks: main effects and two-way "
+        "interactions). null: `one_at_a_time` when `tricks` is given.",
+    )
     seeds: list[Seed] = Field(
         default_factory=lambda: [0, 1, 2],
         min_length=1,
@@ -707,12 +724,37 @@ class SweepSpec(_Frozen):
                 raise ValueError(f"grid key {key!r} repeats a value")
         return v
 
+    @field_validator("tricks")
+    @classmethod
+    def _named_tricks(cls, v: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for name, patch in v.items():
+            if not re.fullmatch(r"[a-z0-9_]+", name):
+                raise ValueError(
+                    f"trick name {name!r}: lowercase letters, digits and '_' only ([a-z0-9_]+; "
+                    "it names cells such as '+aux')"
+                )
+            if not patch:
+                raise ValueError(f"trick {name!r} changes no key")
+        return v
+
     @model_validator(mode="after")
     def _something_to_sweep(self) -> SweepSpec:
-        if not (self.grid or self.variants or self.search):
-            raise ValueError("give at least one of 'grid', 'variants' or 'search'")
+        if not (self.grid or self.variants or self.search or self.tricks):
+            raise ValueError("give at least one of 'grid', 'variants', 'tricks' or 'search'")
         if self.search and (self.grid or self.variants):
             raise ValueError("'search' cannot be combined with 'grid' or 'variants'")
+        if self.tricks and (self.grid or self.variants or self.search):
+            raise ValueError("'tricks' cannot be combined with 'grid', 'variants' or 'search'")
+        if self.design is not None and not self.tricks:
+            raise ValueError(f"'design: {self.design}' needs 'tricks' to combine")
+        if self.tricks and self.design is None:  # one name for one design everywhere after
+            object.__setattr__(self, "design", "one_at_a_time")
+        if self.design == "factorial" and len(self.tricks) > MAX_FACTORIAL_TRICKS:
+            raise ValueError(
+                f"a factorial design of {len(self.tricks)} tricks is "
+                f"{2 ** len(self.tricks)} cells; at most {MAX_FACTORIAL_TRICKS} tricks "
+                f"({2**MAX_FACTORIAL_TRICKS} cells)"
+            )
         return self
 
 

@@ -1,7 +1,8 @@
 """Designs: what a study trains and what it compares, behind one `Design` protocol.
 
 `build_design` turns a validated study file into its design: a grid or named variants
-(`GridDesign`) or a search (`SearchDesign`). A new design is a module here and one line in
+(`GridDesign`), named tricks combined one at a time, leaving one out, cumulatively or in full
+(`TricksDesign`), or a search (`SearchDesign`). A new design is a module here and one line in
 `build_design`; nothing else asks which design a study has.
 """
 
@@ -20,6 +21,7 @@ from ablate.design._search import (
     confirmed_cells,
     search_kind,
 )
+from ablate.design._tricks import TricksDesign, build_tricks
 from ablate.spec import StudySpec
 
 
@@ -27,6 +29,8 @@ def build_design(spec: StudySpec, file: Path) -> Design:
     """The design a study file describes; raises SpecError naming the file and key."""
     if spec.sweep.search is not None:
         return build_search(spec, spec.sweep.search, file)
+    if spec.sweep.tricks:
+        return build_tricks(spec, file)
     return build_grid(spec, file)
 
 
@@ -41,6 +45,7 @@ __all__ = [
     "Range",
     "SamplerPlan",
     "SearchDesign",
+    "TricksDesign",
     "build_design",
     "confirmed_cells",
     "expand_cells",

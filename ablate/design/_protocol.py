@@ -50,6 +50,9 @@ class Comparison:
     baseline: str
     compared: list[str]
     baseline_verdict: str = ""  # replaces the baseline row's verdict, when it is no baseline
+    # cell -> the cell it is compared with, where that is not `baseline` (a cumulative
+    # design compares each row with the row above)
+    references: Mapping[str, str] = field(default_factory=dict)
 
 
 class QueueView(Protocol):
@@ -70,7 +73,7 @@ class QueueView(Protocol):
 
 
 class Design(Protocol):
-    """Grid, variants and search implement this; the next designs plug in here."""
+    """Grid, variants, tricks and search implement this; the next designs plug in here."""
 
     @property
     def kind(self) -> str: ...  # names the design's own part of the report, if it has one

@@ -20,6 +20,7 @@ from ablate.report._health import LATE_GAIN_POINTS, never_learned, trial_health
 from ablate.report._part import Part, markdown_rows
 from ablate.report._provenance import Provenance, provenance
 from ablate.report._search import search_part
+from ablate.report._tricks import tricks_part
 from ablate.report.latex import ablation_table, markdown_table
 from ablate.report.plots import (
     plot_aux_weight,
@@ -44,6 +45,7 @@ from ablate.study import Queue, TrialRecord, planned_seeds
 # a design's own part of the report, by `Design.kind` (designs without one have none)
 PARTS: dict[str, Callable[[Study, Comparison, pd.DataFrame, pd.DataFrame, Path], Part]] = {
     "search": search_part,
+    "tricks": tricks_part,
 }
 
 
@@ -152,6 +154,7 @@ def _plots(
             baseline=comparison.baseline,
             out_dir=out,
             stem="diff_vs_baseline",
+            against="the row above" if comparison.references else None,
         )
     if len(complete) and complete[metric].notna().any():
         if len(factors) == 2:
@@ -229,6 +232,7 @@ def _summary(
         cells=comparison.cells,
         history=history,
         effect=study.spec.metric.effect,
+        references=comparison.references,
     )
     if comparison.baseline_verdict:  # ranked against it, not tested
         at = summary["cell"] == comparison.baseline
@@ -357,7 +361,9 @@ def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFram
     ]
 
 
-def _test_section(compared: pd.DataFrame, metric: str, baseline: str) -> list[str]:
+def _test_section(
+    compared: pd.DataFrame, metric: str, baseline: str, against: str | None = None
+) -> list[str]:
     """The compared cells on the held-out test split, where the trials measured one."""
     if "test_mean" not in compared.columns or compared["test_mean"].isna().all():
         return []
@@ -373,10 +379,11 @@ def _test_section(compared: pd.DataFrame, metric: str, baseline: str) -> list[st
         "## Held-out test split",
         "",
         f"Mean {test} over seeds ({info.unit or 'as measured'}), measured once on each trial's "
-        "final model, and its mean paired difference from the baseline. The verdicts above "
+        f"final model, and its mean paired difference from {against or 'the baseline'}. "
+        "The verdicts above "
         "use validation; this is where they are checked on images no choice was made on.",
         "",
-        f"| cell | n | {test} | Δ vs {baseline} |",
+        f"| cell | n | {test} | Δ vs {against or baseline} |",
         "| --- | --- | --- | --- |",
     ]
     for _, row in compared.iterrows():
@@ -499,12 +506,13 @@ def _report_markdown(
         lines += _health_section(summary, trials, comparison, metric)
     forest = [f for f in files if f.name == "diff_vs_baseline.png"]
     if forest:
+        against = "the row above" if comparison.references else "the baseline"
         lines += [
-            "## Difference from the baseline",
+            f"## Difference from {against}",
             "",
             f"![diff_vs_baseline]({forest[0].relative_to(folder).as_posix()})",
             "",
-            "Each dot is a cell's mean paired difference from the baseline, its bar the paired "
+            f"Each dot is a cell's mean paired difference from {against}, its bar the paired "
             "95% t-interval; the grey band is ± the MDE: true differences inside it this study "
             "would usually miss.",
             "",
@@ -531,7 +539,9 @@ def _report_markdown(
             ),
             "",
         ]
-    lines += _test_section(compared, metric, comparison.baseline)
+    lines += _test_section(
+        compared, metric, comparison.baseline, "the row above" if comparison.references else None
+    )
     lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
         f"![{f.stem}]({f.relative_to(folder).as_posix()})"

@@ -28,23 +28,36 @@ def plot_diff_vs_baseline(
     out_dir: Path | str,
     stem: str,
     confidence: float = 0.95,
+    against: str | None = None,
 ) -> list[Path]:
     """One row per compared cell: the mean paired difference from the baseline (a dot), its
     paired Student-t interval (a bar) and ±MDE around zero (a shaded band: true differences
-    inside it the study would usually have missed). Colours follow the verdict."""
+    inside it the study would usually have missed). Colours follow the verdict. `against`
+    names what the differences are from where it is not the baseline ("the row above")."""
     cells = summary[summary["cell"] != baseline]
     height = 2.2 + 0.5 * max(1, len(cells))
     labels = [*cells["cell"].astype(str), *(_short(str(v)) for v in cells["verdict"])]
     names = 0.075 * max((len(t) for t in labels), default=4)
     fig = Figure(figsize=(max(7.2, 4.4 + names), height), layout="constrained")
     _draw_diff_vs_baseline(
-        fig.subplots(), summary, metric=metric, baseline=baseline, confidence=confidence
+        fig.subplots(),
+        summary,
+        metric=metric,
+        baseline=baseline,
+        confidence=confidence,
+        against=against,
     )
     return save(fig, out_dir, stem)
 
 
 def _draw_diff_vs_baseline(
-    ax: Axes, summary: pd.DataFrame, *, metric: str, baseline: str, confidence: float = 0.95
+    ax: Axes,
+    summary: pd.DataFrame,
+    *,
+    metric: str,
+    baseline: str,
+    confidence: float = 0.95,
+    against: str | None = None,
 ) -> None:
     """Draw onto `ax`; artists carry gids ("diff", "ci", "mde", "zero") for the tests."""
     require(summary, ["cell", "diff", "diff_ci_low", "diff_ci_high", "verdict"], "summary")
@@ -85,7 +98,7 @@ def _draw_diff_vs_baseline(
     ax.set_ylim(-0.7, len(cells) - 0.3)
     unit = "points" if info.scale != 1.0 else (info.unit or "units")
     name = metric.split("/")[-1]
-    ax.set_xlabel(f"{name} − baseline ({baseline}), {unit}")
+    ax.set_xlabel(f"{name} − {against or f'baseline ({baseline})'}, {unit}")
     ax.grid(axis="x", alpha=0.3)
     level = f"{confidence * 100:g}%"
     handles = [
@@ -93,7 +106,7 @@ def _draw_diff_vs_baseline(
         Patch(color="0.85", label="± MDE: undetectable at 80% power (Holm-corrected α)"),
     ]
     ax.figure.legend(handles=handles, fontsize="small", loc="outside lower center", frameon=False)
-    ax.set_title("Paired difference from the baseline", fontsize="medium")
+    ax.set_title(f"Paired difference from {against or 'the baseline'}", fontsize="medium")
 
 
 def _color(verdict: str) -> str:

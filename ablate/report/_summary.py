@@ -5,7 +5,7 @@ IoU differences from the baseline."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -68,11 +68,15 @@ def summarize(
     cells: Sequence[str] | None = None,
     history: pd.DataFrame | None = None,
     effect: float | None = None,
+    references: Mapping[str, str] | None = None,
     confidence: float = 0.95,
     n_boot: int = 10_000,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
     """One row per cell: the metric over its COMPLETE seeds and its paired comparison with baseline.
+
+    `references` maps a cell to the cell it is compared with instead of the baseline (a
+    cumulative design: the row above); then a `reference` column names each row's.
 
     Cells follow `cells` when given (a listed cell with no completed trial still gets a row, with
     n = 0 and NaNs, so a report can show it as missing), else their first appearance in `trials`.
@@ -93,7 +97,7 @@ def summarize(
     values = seed_values(trials, metric)
     if baseline not in order and baseline not in set(trials["cell"]):
         raise ValueError(f"baseline cell {baseline!r} is not among the cells {order}")
-    base = values.get(baseline, empty_series())
+    against = {cell: baseline for cell in order if cell != baseline} | dict(references or {})
     key_values = _key_values(trials, keys)
     outcomes = _outcome_counts(trials)
     health = cell_health(
@@ -114,6 +118,7 @@ def summarize(
         if cell == baseline:
             row.update(no_comparison(len(own)))
         else:
+            base = values.get(against[cell], empty_series())
             diffs = paired_differences(own, base)
             row.update(paired_stats(diffs, confidence, n_boot, rng_seed))
             paired = pd.concat({"c": own, "b": base}, axis=1, join="inner")
@@ -141,37 +146,45 @@ def summarize(
         for sd, c in zip(sds, compared, strict=True)
     ]
     summary = summary.drop(columns="_sd")
-    base_row = summary[summary["cell"] == baseline].to_dict("records")
+    by_cell = {row["cell"]: row for row in summary.to_dict("records")}
     summary["verdict"] = [
         verdict_of(
             row,
-            base_row[0] if base_row else None,
+            by_cell.get(against.get(row["cell"], baseline)),
             baseline=baseline,
             goal=goal,
             alpha=alpha,
             metric=metric,
+            reference=against.get(row["cell"]),
         )
         for row in summary.to_dict("records")
     ]
-    _add_test(summary, trials, metric, baseline)
+    if references:
+        summary["reference"] = [against.get(cell, "") for cell in summary["cell"]]
+    _add_test(summary, trials, metric, against)
     return summary
 
 
-def _add_test(summary: pd.DataFrame, trials: pd.DataFrame, metric: str, baseline: str) -> None:
-    """`test_mean` and `test_diff` (mean paired difference from the baseline) of the metric
-    on the held-out test split, where the trials measured one. Verdicts stay on `metric`: the
-    test split is where a choice made on validation is checked, not made."""
+def _add_test(
+    summary: pd.DataFrame, trials: pd.DataFrame, metric: str, against: Mapping[str, str]
+) -> None:
+    """`test_mean` and `test_diff` (mean paired difference from the cell's reference, the
+    baseline unless `against` says otherwise) of the metric on the held-out test split, where
+    the trials measured one. Verdicts stay on `metric`: the test split is where a choice made
+    on validation is checked, not made."""
     test = "test/" + metric.removeprefix("val/")
     if not metric.startswith("val/") or test not in trials.columns:
         return
     values = seed_values(trials, test)
-    base = values.get(baseline, empty_series())
     means, diffs = [], []
     for cell in summary["cell"]:
         own = values.get(cell, empty_series())
         means.append(float(own.mean()) if len(own) else np.nan)
-        paired = paired_differences(own, base)
-        diffs.append(float(np.mean(paired)) if cell != baseline and len(paired) else np.nan)
+        if cell not in against:
+            diffs.append(np.nan)
+            continue
+        paired = paired_differences(own, values.get(against[cell], empty_series()))
+        diffs.append(float(np.mean(paired)) if len(paired) else np.nan)
     summary["test_mean"] = means
     summary["test_diff"] = diffs
 

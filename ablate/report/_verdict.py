@@ -18,8 +18,10 @@ def verdict_of(
     goal: str,
     alpha: float,
     metric: str,
+    reference: str | None = None,
 ) -> str:
-    """The verdict on a summary row, given the baseline's row (None when it has none).
+    """The verdict on a summary row, given the row of the cell it is compared with (the
+    baseline's unless `reference` names another; None when it has none).
 
     A comparison that cannot be trusted says so before any test is read: models of the cell
     that collapsed to one class, or diverged seeds on either side, make it "inconclusive: <why>"
@@ -32,21 +34,22 @@ def verdict_of(
     """
     if row["cell"] == baseline:
         return "baseline"
+    who = "baseline" if reference in (None, baseline) else str(reference)
     k = int(row["n_pairs"])
     if k == 0:
         if int(row.get("diverged") or 0) and not int(row["n"]):
             return f"diverged ({int(row['diverged'])} of {int(row['diverged'])} seeds)"
         if base is not None and int(base.get("diverged") or 0) and not int(base["n"]):
-            return "inconclusive: the baseline diverged on every seed"
+            return f"inconclusive: {'the ' * (who == 'baseline')}{who} diverged on every seed"
         return "missing"
     own = [*_collapsed(row, ""), *_diverged(row, "")]
-    base_collapsed = _collapsed(base, "baseline: ")
-    base_diverged = _diverged(base, "baseline: ")
+    base_collapsed = _collapsed(base, f"{who}: ")
+    base_diverged = _diverged(base, f"{who}: ")
     # A baseline that collapsed while this cell learned is a finding (the trick rescued
     # training: deep supervision on a plain net), not a failure: its paired values are real.
     if own or base_diverged:
         return "inconclusive: " + "; ".join(own + base_collapsed + base_diverged)
-    verdict = _tested(row, base, k, goal=goal, alpha=alpha, metric=metric)
+    verdict = _tested(row, base, k, goal=goal, alpha=alpha, metric=metric, who=who)
     return f"{verdict} ({base_collapsed[0]})" if base_collapsed else verdict
 
 
@@ -58,14 +61,15 @@ def _tested(
     goal: str,
     alpha: float,
     metric: str,
+    who: str = "baseline",
 ) -> str:
     """The verdict of a comparison whose models learned: the test, the convergence caveat and
     what it could detect."""
     if k == 1:
         return "n/a (one seed)"
     unconverged = [
-        f"{who}not converged"
-        for who, r in (("", row), ("baseline ", base))
+        f"{name}not converged"
+        for name, r in (("", row), (f"{who} ", base))
         if r is not None and r.get("converged") is False
     ]
     if row["p_holm"] < alpha:
@@ -121,8 +125,10 @@ def verdict_sentence(row: Mapping[str, Any], metric: str, *, confidence: float =
         mean = amount(row["mean"], metric, points="%")
         return f"{cell}: baseline, {name} = {mean} (n = {row['n']})."
     if int(row["n_pairs"]) == 0:
-        return f"{cell}: no completed seed paired with the baseline — {verdict}."
-    diff = f"{name} {amount(row['diff'], metric, signed=True)} vs baseline"
+        against = row.get("reference") or "the baseline"
+        return f"{cell}: no completed seed paired with {against} — {verdict}."
+    against = row.get("reference") or "baseline"
+    diff = f"{name} {amount(row['diff'], metric, signed=True)} vs {against}"
     if row["n_pairs"] < 2:
         return f"{cell}: {diff} (one paired seed, no test possible) — {verdict}."
     low = amount(row["diff_ci_low"], metric, signed=True, unit=False)

@@ -27,7 +27,12 @@ def default_storage_url(results: Path, name: str) -> str:
 def recipe_fingerprint(study: Study) -> dict[str, Any]:
     """What must not change between two runs of one study: the base recipe, the metric and
     the sweep's cells (its grid, variants or search space). Seeds may be added."""
+    # keys at their default are left out, so adding a sweep key to ablate changes no stored
+    # study's fingerprint (grid, variants and search were always written)
     sweep = study.spec.sweep.model_dump(mode="json", exclude={"seeds"})
+    for key in _LATER_SWEEP_KEYS:
+        if not sweep.get(key):
+            sweep.pop(key, None)
     return {
         "base": flatten(study.spec.base.model_dump(mode="json")),
         "metric": study.spec.metric.model_dump(mode="json"),
@@ -35,6 +40,7 @@ def recipe_fingerprint(study: Study) -> dict[str, Any]:
     }
 
 
+_LATER_SWEEP_KEYS = ("tricks", "design")
 _UNSET = "\0unset"
 
 
