@@ -32,6 +32,10 @@ CHANGED = {
         {"variants": {"none": {"loss.aux.weight": 0.0}}, "seeds": [0, 1]},
         "sweep.variants.none.loss.aux.weight: unset -> 0.0",
     ),
+    "tricks instead": (
+        {"tricks": {"lovasz": {"loss.lovasz": 0.5}}, "seeds": [0, 1]},
+        "sweep.tricks.lovasz.loss.lovasz: unset -> 0.5",
+    ),
     "a search instead": (
         {"search": {"n_trials": 4, "space": {"train.lr": {"low": 0.001, "high": 0.1}}}},
         "sweep.grid.loss.aux.weight: [0.0, 0.4] -> unset",
@@ -126,3 +130,21 @@ def test_a_recipe_key_added_by_a_later_release_at_its_default_is_the_same_recipe
     )
     with pytest.raises(SpecError, match=r"base\.train\.threads: unset -> 2"):
         create_or_load(changed, url)
+
+
+def test_a_grid_study_stored_before_tricks_existed_has_the_same_fingerprint(
+    tmp_path: Path,
+) -> None:
+    """Fingerprints written before `sweep.tricks` and `sweep.design` existed lack them: a
+    study that uses neither must compare equal, not as changed."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(_study(tmp_path, GRID), url)
+    assert not {"tricks", "design"} & set(queue.attrs[_FINGERPRINT]["sweep"])
+
+
+def test_another_design_of_the_same_tricks_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    tricks = {"tricks": {"lovasz": {"loss.lovasz": 0.5}}, "seeds": [0, 1]}
+    create_or_load(_study(tmp_path, tricks), url)
+    with pytest.raises(SpecError, match="sweep.design: 'one_at_a_time' -> 'factorial'"):
+        create_or_load(_study(tmp_path, {**tricks, "design": "factorial"}), url)
