@@ -669,6 +669,28 @@ class SearchSpec(_Frozen):
         return v
 
 
+class AdaptiveSeeds(_Frozen):
+    """Seeds added in rounds while some comparison is undecided."""
+
+    start: int = Field(
+        ge=2, le=1000, description="Seeds every cell trains first (0 … start − 1); at least 2."
+    )
+    max: int = Field(le=1000, description="The most seeds any cell trains; at least `start`.")
+    step: int = Field(
+        2,
+        ge=1,
+        le=1000,
+        description="Seeds added per round to each undecided comparison (its cell and the "
+        "cell it is compared with); each round is one look of the sequential test.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AdaptiveSeeds:
+        if self.max < self.start:
+            raise ValueError(f"max ({self.max}) must be at least start ({self.start})")
+        return self
+
+
 class SweepSpec(_Frozen):
     """The cells a study trains (from `grid` and `variants`, or a `search`) and the seeds."""
 
@@ -700,19 +722,31 @@ class SweepSpec(_Frozen):
         f"subset, 2^k cells, at most {MAX_FACTORIAL_TRICKS} tricks: main effects and two-way "
         "interactions). null: `one_at_a_time` when `tricks` is given.",
     )
-    seeds: list[Seed] = Field(
+    seeds: list[Seed] | AdaptiveSeeds = Field(
         default_factory=lambda: [0, 1, 2],
-        min_length=1,
         description="Trial seeds, distinct: every cell is trained once per seed. A seed sets "
-        "the model's initialisation and the batch order, so cells are paired by seed.",
+        "the model's initialisation and the batch order, so cells are paired by seed. Or "
+        "adaptive seeds, `{start: 3, max: 10}`: seeds 0, 1, … added in rounds only where a "
+        "comparison is still undecided (a group-sequential test; see the README).",
     )
 
     @field_validator("seeds")
     @classmethod
-    def _unique_seeds(cls, v: list[int]) -> list[int]:
+    def _unique_seeds(cls, v: list[int] | AdaptiveSeeds) -> list[int] | AdaptiveSeeds:
+        if isinstance(v, AdaptiveSeeds):
+            return v
+        if not v:
+            raise ValueError("give at least one seed")
         if len(set(v)) != len(v):
             raise ValueError("seeds must be distinct")
         return v
+
+    @property
+    def seed_list(self) -> list[int]:
+        """Every seed a trial may get: the list, or 0 … max − 1 of adaptive seeds."""
+        if isinstance(self.seeds, AdaptiveSeeds):
+            return list(range(self.seeds.max))
+        return list(self.seeds)
 
     @field_validator("grid")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ablate.design._adaptive import AdaptiveDesign, adaptive
 from ablate.design._grid import GridDesign, build_grid, expand_cells
 from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView
 from ablate.design._search import (
@@ -22,20 +23,30 @@ from ablate.design._search import (
     search_kind,
 )
 from ablate.design._tricks import TricksDesign, build_tricks
-from ablate.spec import StudySpec
+from ablate.errors import SpecError
+from ablate.spec import AdaptiveSeeds, StudySpec
 
 
 def build_design(spec: StudySpec, file: Path) -> Design:
     """The design a study file describes; raises SpecError naming the file and key."""
+    seeds = spec.sweep.seeds
     if spec.sweep.search is not None:
+        if isinstance(seeds, AdaptiveSeeds):
+            raise SpecError(
+                f"{file}: sweep.seeds = {seeds.model_dump()}: adaptive seeds need cells "
+                "compared with a reference (grid, variants or tricks), not a search; give a "
+                "list of seeds"
+            )
         return build_search(spec, spec.sweep.search, file)
-    if spec.sweep.tricks:
-        return build_tricks(spec, file)
-    return build_grid(spec, file)
+    design: Design = build_tricks(spec, file) if spec.sweep.tricks else build_grid(spec, file)
+    if isinstance(seeds, AdaptiveSeeds):
+        return adaptive(design, seeds, spec.metric)
+    return design
 
 
 __all__ = [
     "BASELINE",
+    "AdaptiveDesign",
     "Cell",
     "Comparison",
     "Design",

@@ -72,6 +72,9 @@ class GridDesign:
     def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
         return dict(record.overrides)
 
+    def later(self, queue: QueueView) -> int:
+        return 0
+
     def advance(self, queue: QueueView) -> bool:
         return False  # everything was enqueued up front
 
@@ -113,5 +116,5 @@ def build_grid(spec: StudySpec, file: Path) -> GridDesign:
         factors=tuple(factors),
         crossed=tuple(c.name for c in cells if c.name not in sweep.variants),
         axis=factors[0] if len(factors) == 1 and not sweep.variants else None,
-        seeds=tuple(sweep.seeds),
+        seeds=tuple(sweep.seed_list),
     )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ablate.design._search import Range, SamplerPlan
+    from ablate.design._sequential import Decision
     from ablate.spec import Recipe
     from ablate.study._record import TrialRecord
 
@@ -53,6 +54,8 @@ class Comparison:
     # cell -> the cell it is compared with, where that is not `baseline` (a cumulative
     # design compares each row with the row above)
     references: Mapping[str, str] = field(default_factory=dict)
+    # adaptive seeds: cell -> where its sequential test stopped and why
+    sequential: Mapping[str, Decision] = field(default_factory=dict)
 
 
 class QueueView(Protocol):
@@ -117,6 +120,11 @@ class Design(Protocol):
 
     def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
         """The overrides a claimed trial trains with."""
+        ...
+
+    def later(self, queue: QueueView) -> int:
+        """At most how many trials the design may still add beyond `pairs(queue)` (a search's
+        confirmation, the next rounds of adaptive seeds)."""
         ...
 
     def advance(self, queue: QueueView) -> bool:

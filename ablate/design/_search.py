@@ -189,6 +189,9 @@ class SearchDesign:
             return False  # another process chose first: its choice stands
         return queue.enqueue_missing(self._confirmation(queue)) > 0
 
+    def later(self, queue: QueueView) -> int:
+        return max(0, self.n_trials() - len(self.pairs(queue)))
+
     def advance(self, queue: QueueView) -> bool:
         """True when a confirmation was just enqueued (by this process) or is being enqueued
         by another, so an idle worker should look again."""
@@ -280,7 +283,7 @@ def build_search(spec: StudySpec, search: SearchSpec, file: Path) -> SearchDesig
     if search.confirm_top:  # no baseline cell otherwise: its overrides are only checked
         cells.insert(0, Cell(BASELINE, baseline_overrides))
         recipes[BASELINE] = baseline_recipe
-    seeds = spec.sweep.seeds
+    seeds = spec.sweep.seed_list
     return SearchDesign(
         cells=tuple(cells),
         recipes=recipes,

@@ -88,6 +88,9 @@ class TricksDesign:
     def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
         return dict(record.overrides)
 
+    def later(self, queue: QueueView) -> int:
+        return 0
+
     def advance(self, queue: QueueView) -> bool:
         return False  # everything was enqueued up front
 
@@ -188,5 +191,5 @@ def build_tricks(spec: StudySpec, file: Path) -> TricksDesign:
         baseline=order[0],
         references=references,
         keys=keys,
-        seeds=tuple(sweep.seeds),
+        seeds=tuple(sweep.seed_list),
     )

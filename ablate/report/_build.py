@@ -237,7 +237,37 @@ def _summary(
     if comparison.baseline_verdict:  # ranked against it, not tested
         at = summary["cell"] == comparison.baseline
         summary.loc[at, "verdict"] = comparison.baseline_verdict
+    if comparison.sequential:
+        _sequential_verdicts(summary, comparison)
     return summary
+
+
+# verdicts of the fixed-n test that a sequential decision must not replace: the comparison
+# itself cannot be trusted (or has no data), whatever the test says
+_KEPT = ("inconclusive", "diverged", "missing", "n/a", "baseline")
+
+
+def _sequential_verdicts(summary: pd.DataFrame, comparison: Comparison) -> None:
+    """Adaptive seeds: a comparison's verdict is its sequential test's (the fixed-n p-value
+    of the table is not valid after optional stopping); `seeds_used` and `stopped` say where
+    and why it stopped."""
+    used, stopped = [], []
+    for i, row in summary.iterrows():
+        decision = comparison.sequential.get(str(row["cell"]))
+        used.append(decision.n if decision else math.nan)
+        stopped.append(decision.reason if decision else "")
+        verdict = str(row["verdict"])
+        if decision is None or verdict.startswith(_KEPT):
+            continue
+        summary.loc[i, "verdict"] = {
+            "better": "better",
+            "worse": "worse",
+            "equivalent": "no difference that matters",
+            "max": f"undecided at the most seeds (n = {decision.n})",
+            "undecided": "undecided: more seeds are queued",
+        }[decision.status]
+    summary["seeds_used"] = used
+    summary["stopped"] = stopped
 
 
 def write_report(
@@ -439,6 +469,29 @@ def _health_section(
     return [*lines, ""]
 
 
+def _sequential_section(compared: pd.DataFrame, comparison: Comparison, study: Study) -> list[str]:
+    """Adaptive seeds: per comparison, the seeds it took and why it stopped."""
+    if not comparison.sequential or "stopped" not in compared.columns:
+        return []
+    lines = [
+        "## Adaptive seeds",
+        "",
+        "Seeds were added in rounds while a comparison was undecided. Each comparison is a "
+        "group-sequential paired t-test whose error budget (α = 0.05 split over the "
+        "comparisons) is spent over its looks by an O'Brien–Fleming-type function (Lan & "
+        "DeMets 1983); with `metric.effect` it also stops when an equivalence test (TOST) "
+        "shows no difference that large. The verdicts come from this test; the p-values and "
+        "intervals of the table below are fixed-n values, not adjusted for the stopping.",
+        "",
+        "| cell | seeds used | why it stopped |",
+        "| --- | --- | --- |",
+    ]
+    for _, row in compared.iterrows():
+        if row["cell"] != comparison.baseline and row["stopped"]:
+            lines.append(f"| {row['cell']} | {int(row['seeds_used'])} | {row['stopped']} |")
+    return [*lines, ""]
+
+
 def _seeds_advice(summary: pd.DataFrame, study: Study) -> list[str]:
     """With `metric.effect`: how many seeds each comparison needs to detect it."""
     effect = study.spec.metric.effect
@@ -518,6 +571,7 @@ def _report_markdown(
             "",
         ]
     lines += part.sections
+    lines += _sequential_section(compared, comparison, study)
     if len(compared):
         lines += ["## Verdicts", ""]
         for _, row in compared.iterrows():

@@ -51,7 +51,7 @@ def publish(report: Report, study: Study, tree: RunTree) -> None:
     finished = []
     for _, row in report.summary.iterrows():
         aggregates[str(row["cell"])] = cell_aggregates(row, metric)
-        planned = report.planned.get(str(row["cell"]), len(study.spec.sweep.seeds))
+        planned = report.planned.get(str(row["cell"]), len(study.spec.sweep.seed_list))
         if int(row["n"]) + int(row.get("diverged", 0)) >= planned:
             finished.append(str(row["cell"]))
     log_cell_aggregates(tree, aggregates, finished)

@@ -78,7 +78,7 @@ def factorial_effects(
 def tricks_part(
     study: Study, comparison: Comparison, trials: pd.DataFrame, summary: pd.DataFrame, out: Path
 ) -> Part:
-    design = study.design
+    design = getattr(study.design, "inner", study.design)  # adaptive seeds wrap it
     assert isinstance(design, TricksDesign)
     metric = study.spec.metric.name
     tricks = list(design.patches)

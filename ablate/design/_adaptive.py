@@ -1,0 +1,198 @@
+"""Adaptive seeds (`sweep.seeds: {start, max, step}`): any grid, variants or tricks design,
+trained on `start` seeds first, then `step` more per round for the comparisons still
+undecided, until each is decided by the sequential test (`_sequential`) or has `max` seeds.
+
+A round is enqueued by whichever worker finds nothing left to claim (`advance`), once: the
+round's pairs are claimed in the study's attributes before they are enqueued, so two idle
+workers never queue one seed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView
+from ablate.design._sequential import Decision, SeedPlan, decide
+from ablate.names import metric_info
+from ablate.spec import AdaptiveSeeds, MetricSpec
+
+if TYPE_CHECKING:
+    from ablate.spec import Recipe
+    from ablate.study._record import TrialRecord
+
+_ROUND = "adaptive_round:"  # + a digest of the round's pairs: who enqueues it
+SETTLE_S = 30.0  # a round claimed longer ago and still not queued: its process died
+
+
+@dataclass(frozen=True)
+class AdaptiveDesign:
+    inner: Design
+    plan: SeedPlan
+    metric: MetricSpec
+    alpha: float = 0.05
+
+    # -- what the inner design says
+
+    @property
+    def kind(self) -> str:
+        return self.inner.kind
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        return self.inner.cells
+
+    @property
+    def recipes(self) -> Mapping[str, Recipe]:
+        return self.inner.recipes
+
+    @property
+    def baseline(self) -> str:
+        return self.inner.baseline
+
+    @property
+    def keys(self) -> list[str]:
+        return self.inner.keys
+
+    @property
+    def factors(self) -> Sequence[str]:
+        return self.inner.factors
+
+    @property
+    def crossed(self) -> Sequence[str]:
+        return self.inner.crossed
+
+    @property
+    def axis(self) -> str | None:
+        return self.inner.axis
+
+    def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
+        return self.inner.values(queue, record)
+
+    def summary_rows(self, comparison: Comparison) -> list[str]:
+        return self.inner.summary_rows(comparison)
+
+    # -- seeds
+
+    def n_trials(self) -> int:
+        return len(self.cells) * self.plan.max  # at most
+
+    def describe(self) -> str:
+        inner = self.inner.describe().rsplit(" × ", 1)[0]
+        p = self.plan
+        return f"{inner} × {p.start} to {p.max} seeds (adaptive, +{p.step} a round)"
+
+    def outline(self) -> list[str]:
+        looks = ", ".join(str(n) for n in self.plan.looks)
+        m = len(self._pairs_compared(self.inner.comparison([], {})))
+        return [
+            *self.inner.outline(),
+            f"seeds: looks at {looks} seeds; each of the {m} comparison(s) spends "
+            f"α = {self.alpha / max(1, m):.3g} over its looks (O'Brien–Fleming-type)",
+        ]
+
+    def _pairs_compared(self, comparison: Comparison) -> list[tuple[str, str]]:
+        return [
+            (cell, comparison.references.get(cell, comparison.baseline))
+            for cell in comparison.compared
+            if cell != comparison.baseline
+        ]
+
+    def decisions(self, records: Sequence[TrialRecord]) -> dict[str, Decision]:
+        """Each compared cell's sequential decision from the trials so far."""
+        comparison = self.inner.comparison(records, {})
+        compared = self._pairs_compared(comparison)
+        values: dict[str, dict[int, float]] = defaultdict(dict)
+        settled: dict[str, set[int]] = defaultdict(set)
+        pending = {r.key for r in records if r.pending}
+        for r in records:
+            if r.done or (r.gave_up and r.key not in pending):
+                settled[r.cell].add(r.seed)
+            if r.done and r.value is not None and math.isfinite(r.value):
+                values[r.cell][r.seed] = float(r.value)
+        info = metric_info(self.metric.name)
+        effect = self.metric.effect / info.scale if self.metric.effect else None
+        points = " points" if info.scale != 1.0 else ""
+        level = self.alpha / max(1, len(compared))
+        out = {}
+        for cell, ref in compared:
+            lead = 0
+            while lead < self.plan.max and lead in settled[cell] and lead in settled[ref]:
+                lead += 1
+            diffs = {
+                s: values[cell][s] - values[ref][s]
+                for s in range(lead)
+                if s in values[cell] and s in values[ref]
+            }
+            out[cell] = decide(
+                diffs, lead, self.plan, level, effect, self.metric.goal, info.scale, points
+            )
+        return out
+
+    def _needed(self, records: Sequence[TrialRecord]) -> dict[str, int]:
+        """How many seeds each cell trains as far as known now."""
+        comparison = self.inner.comparison(records, {})
+        need = {c.name: self.plan.start for c in self.cells}
+        decisions = self.decisions(records)
+        for cell, ref in self._pairs_compared(comparison):
+            decision = decisions[cell]
+            wanted = decision.waiting_for or decision.n
+            need[cell] = max(need[cell], wanted)
+            need[ref] = max(need[ref], wanted)
+        return need
+
+    def pairs(self, queue: QueueView | None) -> list[Pair]:
+        need = self._needed(queue.records()) if queue is not None else {}
+        return [
+            Pair(c.name, s, c.overrides)
+            for c in self.cells
+            for s in range(need.get(c.name, self.plan.start))
+        ]
+
+    def later(self, queue: QueueView) -> int:
+        """The seeds up to `max` of every cell in a comparison still undecided."""
+        records = queue.records()
+        comparison = self.inner.comparison(records, {})
+        decisions = self.decisions(records)
+        open_cells = {
+            name
+            for cell, ref in self._pairs_compared(comparison)
+            if decisions[cell].status == "undecided"
+            for name in (cell, ref)
+        }
+        need = self._needed(records)
+        return sum(self.plan.max - need[c] for c in open_cells)
+
+    def advance(self, queue: QueueView) -> bool:
+        """Enqueue the next round where a comparison is undecided; True when a round was
+        enqueued here or is being enqueued by another process."""
+        records = queue.records()
+        known = {r.key for r in records}
+        missing = [p for p in self.pairs(queue) if (p.cell, p.seed) not in known]
+        if not missing:
+            return False
+        digest = hashlib.sha1(
+            "|".join(sorted(f"{p.cell}:{p.seed}" for p in missing)).encode()
+        ).hexdigest()[:16]
+        key = _ROUND + digest
+        if queue.add_study_attr_once(key, time.time()):
+            queue.enqueue_missing(missing)
+            return True
+        claimed = float(queue.attrs.get(key, 0.0))
+        if time.time() - claimed > SETTLE_S:
+            return False  # its process died before enqueuing: the next `ablate run` does
+        time.sleep(1.0)
+        return True
+
+    def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
+        inner = self.inner.comparison(records, attrs)
+        return replace(inner, sequential=self.decisions(records))
+
+
+def adaptive(inner: Design, seeds: AdaptiveSeeds, metric: MetricSpec) -> AdaptiveDesign:
+    return AdaptiveDesign(inner, SeedPlan(seeds.start, seeds.max, seeds.step), metric)
