@@ -107,5 +107,5 @@ def test_adaptive_seeds_are_refused_for_a_search_and_checked(tmp_path: Path) -> 
     }
     with pytest.raises(SpecError, match="adaptive seeds need cells compared"):
         build_study(raw, tmp_path / "s.yaml")
-    with pytest.raises(SpecError, match="max .3. must be at least start .4."):
+    with pytest.raises(SpecError, match=r"max \(3\) must be at least start \(4\)"):
         _study(tmp_path, {"start": 4, "max": 3})
