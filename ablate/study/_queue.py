@@ -176,10 +176,14 @@ class Queue:
             )
 
     def abandon(self, trial_id: int, reason: str) -> None:
-        """A worker stops mid-trial (Ctrl-C): the trial, if still running, ends KILLED with
-        `reason` and so does its MLflow run; `ablate run` again gives the pair a fresh try."""
+        """A worker stops mid-trial (Ctrl-C, SIGTERM: a preempted or cancelled job): the trial,
+        if still running, ends KILLED with `reason`, so does its MLflow run, and the pair is
+        re-queued as a lost try, so the workers still running (on other machines, or a
+        requeued job) train it, from its checkpoint, without a new `ablate run`."""
         if self.end(trial_id, Outcome.KILLED, error=reason):
-            self.kill_run(self.record(trial_id))
+            record = self.record(trial_id)
+            self.retry(record)
+            self.kill_run(record)
 
     def sweep_stale(self) -> None:
         """Kill and re-queue the trials of dead workers (no heartbeat for the grace period).
