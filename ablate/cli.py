@@ -138,6 +138,53 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
 
 @app.command()
 @_user_errors
+def plan(
+    study: StudyArg,
+    set_: SetOpt = None,
+    probe: Annotated[
+        bool, typer.Option("--probe", help="Time a few iterations of each distinct model.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="CPU worker processes.", min=1)] = None,
+    devices: Annotated[str | None, typer.Option(help="e.g. cuda:0,cuda:1 or cpu.")] = None,
+) -> None:
+    """What a study will train: its trials by model, and with --probe the estimated wall
+    time, from timing a few iterations and one evaluation of each distinct model."""
+    from ablate.plan import make_plan
+    from ablate.study._pool import _duration, plan_devices
+
+    s = load_study(study, set_ or ())
+    placed = plan_devices(devices, workers)
+    timer = None
+    if probe:
+        from ablate.train import preflight
+        from ablate.train.probe import probe as time_recipe
+
+        preflight(s)
+        device = placed[0][0]
+
+        def timer(recipe: Any) -> float:
+            console.print(f"probing {recipe.model.name} on {device} …", highlight=False)
+            return time_recipe(recipe, device).trial_s
+
+    made = make_plan(s, len(placed), timer)
+    console.print(f"{s.path}: {s.describe()} = {made.trials} trials", highlight=False)
+    for line in made.lines:
+        each = f", {_duration(line.trial_s)} per trial" if line.trial_s is not None else ""
+        cells = ", ".join(line.cells[:4]) + (
+            f" and {len(line.cells) - 4} more" * (len(line.cells) > 4)
+        )
+        console.print(f"  {line.model}: {line.trials} trials ({cells}){each}", highlight=False)
+    if made.wall_s is not None:
+        console.print(
+            f"estimated wall time: {_duration(made.wall_s)} on {len(placed)} worker(s) "
+            f"({', '.join(d for d, _ in placed)}), from {len(made.lines)} probe(s); data "
+            "loading from disk and the report are not counted",
+            highlight=False,
+        )
+
+
+@app.command()
+@_user_errors
 def run(
     ctx: typer.Context,
     study: StudyArg,
