@@ -9,11 +9,13 @@ from ablate.study._record import MAX_LOST, MAX_RETRIES, Outcome, TrialRecord, Tr
 from ablate.study._run import (
     Locations,
     RunOutcome,
+    Started,
     default_checkpoints,
     join_study,
     planned_seeds,
     prepare,
     run_study,
+    start_study,
 )
 from ablate.study._storage import (
     create_or_load,
@@ -35,6 +37,7 @@ __all__ = [
     "QueueState",
     "Reconciled",
     "RunOutcome",
+    "Started",
     "TrialEnded",
     "TrialRecord",
     "TrialResult",
@@ -55,5 +58,6 @@ __all__ = [
     "run_study",
     "run_tree_of",
     "run_workers",
+    "start_study",
     "stored_study",
 ]

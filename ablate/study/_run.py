@@ -12,7 +12,7 @@ from rich.console import Console
 from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._pool import plan_devices, run_workers
-from ablate.study._queue import Queue
+from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import reconcile_and_say
 from ablate.study._storage import create_or_load, default_storage_url, record_run_tree
 from ablate.track import (
@@ -89,7 +89,7 @@ def _run_tree(study: Study, where: Locations, seeds: dict[str, int]) -> RunTree:
         where.tracking_uri,
         study.spec.name,
         [c.name for c in study.cells],
-        where.results / "mlartifacts" if where.tracking_uri.startswith("sqlite") else None,
+        _artifact_root(where),
         {
             **flatten(study.spec.base.model_dump(mode="json")),
             "study_file": str(study.path),
@@ -99,6 +99,17 @@ def _run_tree(study: Study, where: Locations, seeds: dict[str, int]) -> RunTree:
         },
         {c.name: CellInfo(c.overrides, seeds.get(c.name, 0)) for c in study.cells},
     )
+
+
+_DATABASES = ("sqlite", "postgresql", "mysql", "mssql")  # SQLAlchemy's MLflow stores
+
+
+def _artifact_root(where: Locations) -> Path | None:
+    """Where a new experiment keeps its artifacts: results/mlartifacts when the tracking store is
+    a database, which keeps none itself (MLflow's default there is ./mlruns of the working
+    directory, outside the results); an MLflow server's own place otherwise."""
+    scheme = where.tracking_uri.split(":", 1)[0].split("+", 1)[0]
+    return where.results / "mlartifacts" if scheme in _DATABASES else None
 
 
 def _train(
@@ -120,6 +131,26 @@ def _train(
         raise
 
 
+@dataclass(frozen=True)
+class Started:
+    """A study ready for workers: its queue filled, its MLflow runs made."""
+
+    queue: Queue
+    tree: RunTree
+    queued: QueueState
+
+
+def start_study(study: Study, where: Locations, console: Console) -> Started:
+    """Everything before training, for `run` and `submit`: create or resume the Optuna study,
+    enqueue every (cell, seed) not done or pending, make the MLflow study and cell runs."""
+    with study_lock(where.storage_url, study.spec.name):  # another `ablate run` may be starting
+        queue = create_or_load(study, where.storage_url, where.tracking_uri)
+        study.design.advance(queue)  # e.g. a search that ended in an earlier run
+        queued = queue.sync(study.design.pairs(queue))
+        tree = prepare(study, where, queue, console)  # one study and cell run each
+    return Started(queue, tree, queued)
+
+
 def run_study(
     study: Study,
     where: Locations,
@@ -127,11 +158,8 @@ def run_study(
     workers: int | None,
     console: Console,
 ) -> RunOutcome:
-    with study_lock(where.storage_url, study.spec.name):  # another `ablate run` may be starting
-        queue = create_or_load(study, where.storage_url, where.tracking_uri)
-        study.design.advance(queue)  # e.g. a search that ended in an earlier run
-        queued = queue.sync(study.design.pairs(queue))
-        tree = prepare(study, where, queue, console)  # one study and cell run each
+    started = start_study(study, where, console)
+    queue, tree, queued = started.queue, started.tree, started.queued
     later = max(0, study.n_trials - queued.total)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later
