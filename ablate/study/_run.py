@@ -93,7 +93,9 @@ def _run_tree(study: Study, where: Locations, seeds: dict[str, int]) -> RunTree:
         {
             **flatten(study.spec.base.model_dump(mode="json")),
             "study_file": str(study.path),
-            "seeds": study.spec.sweep.seeds,
+            "seeds": study.spec.sweep.seeds
+            if isinstance(study.spec.sweep.seeds, list)
+            else study.spec.sweep.seeds.model_dump(),
             "cells": len(study.cells),
             "metric": study.spec.metric.name,
         },
@@ -160,7 +162,7 @@ def run_study(
 ) -> RunOutcome:
     started = start_study(study, where, console)
     queue, tree, queued = started.queue, started.tree, started.queued
-    later = max(0, study.n_trials - queued.total)  # e.g. a search's confirmation
+    later = study.design.later(queue)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later
     total = queued.total + later
     if to_train == 0:
