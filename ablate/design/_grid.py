@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ablate.design._protocol import Cell, Comparison, Pair, QueueView
+from ablate.design._protocol import Cell, Comparison, UpFront
 from ablate.spec import (
     Recipe,
     StudySpec,
@@ -44,7 +44,7 @@ def expand_cells(sweep: SweepSpec) -> list[Cell]:
 
 
 @dataclass(frozen=True)
-class GridDesign:
+class GridDesign(UpFront):
     kind = "grid"
     cells: tuple[Cell, ...]
     recipes: Mapping[str, Recipe]
@@ -66,24 +66,9 @@ class GridDesign:
             f"  {c.name}" + (" (baseline)" if c.name == self.baseline else "") for c in self.cells
         ]
 
-    def pairs(self, queue: QueueView | None) -> list[Pair]:
-        return [Pair(c.name, s, c.overrides) for c in self.cells for s in self.seeds]
-
-    def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
-        return dict(record.overrides)
-
-    def later(self, queue: QueueView) -> int:
-        return 0
-
-    def advance(self, queue: QueueView) -> bool:
-        return False  # everything was enqueued up front
-
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
         names = [c.name for c in self.cells]
         return Comparison(names, self.baseline, names)
-
-    def summary_rows(self, comparison: Comparison) -> list[str]:
-        return comparison.cells
 
 
 def build_grid(spec: StudySpec, file: Path) -> GridDesign:

@@ -75,6 +75,30 @@ class QueueView(Protocol):
     ) -> dict[str, Any]: ...
 
 
+class UpFront:
+    """What a design whose every (cell, seed) is known before training shares (a grid,
+    named variants, tricks): all enqueued at the start, nothing added later, every cell in
+    the console's summary."""
+
+    cells: tuple[Cell, ...]
+    seeds: tuple[int, ...]
+
+    def pairs(self, queue: QueueView | None) -> list[Pair]:
+        return [Pair(c.name, s, c.overrides) for c in self.cells for s in self.seeds]
+
+    def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
+        return dict(record.overrides)
+
+    def later(self, queue: QueueView) -> int:
+        return 0
+
+    def advance(self, queue: QueueView) -> bool:
+        return False  # everything was enqueued up front
+
+    def summary_rows(self, comparison: Comparison) -> list[str]:
+        return comparison.cells
+
+
 class Design(Protocol):
     """Grid, variants, tricks and search implement this; the next designs plug in here."""
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from ablate.design._protocol import Cell, Comparison, Pair, QueueView
+from ablate.design._protocol import Cell, Comparison, UpFront
 from ablate.errors import SpecError
 from ablate.spec import Recipe, StudySpec, apply_overrides, check_key, raise_validation
 
@@ -45,7 +45,7 @@ def _plus(tricks: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
-class TricksDesign:
+class TricksDesign(UpFront):
     kind = "tricks"
     design: str  # one_at_a_time | leave_one_out | cumulative | factorial
     patches: Mapping[str, Mapping[str, Any]]  # trick -> its overrides, in file order
@@ -82,24 +82,9 @@ class TricksDesign:
             lines.append(f"  {trick}: " + ", ".join(f"{k} = {v!r}" for k, v in patch.items()))
         return lines
 
-    def pairs(self, queue: QueueView | None) -> list[Pair]:
-        return [Pair(c.name, s, c.overrides) for c in self.cells for s in self.seeds]
-
-    def values(self, queue: QueueView, record: TrialRecord) -> dict[str, Any]:
-        return dict(record.overrides)
-
-    def later(self, queue: QueueView) -> int:
-        return 0
-
-    def advance(self, queue: QueueView) -> bool:
-        return False  # everything was enqueued up front
-
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
         names = [c.name for c in self.cells]
         return Comparison(names, self.baseline, names, references=dict(self.references))
-
-    def summary_rows(self, comparison: Comparison) -> list[str]:
-        return comparison.cells
 
     @property
     def against(self) -> str:

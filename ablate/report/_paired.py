@@ -90,6 +90,20 @@ def paired_stats(d: np.ndarray, confidence: float, n_boot: int, rng_seed: int) -
     return out
 
 
+def mean_difference(d: np.ndarray, confidence: float) -> dict[str, Any]:
+    """The mean of per-seed differences with its Student-t interval and the one-sample
+    t-test's p: one row of a per-class or effects table."""
+    level = level_stats(d, confidence)
+    test = paired_stats(d, confidence, n_boot=0, rng_seed=0)
+    return {
+        "estimate": level["mean"],
+        "ci_low": level["ci_low"],
+        "ci_high": level["ci_high"],
+        "n": len(d),
+        "p_value": test["p_value"],
+    }
+
+
 def wilcoxon_min_n(alpha: float) -> int:
     """The fewest pairs with which the exact two-sided Wilcoxon test can reach p < alpha: its
     smallest p-value, every difference of one sign, is 2 / 2^n."""

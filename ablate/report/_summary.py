@@ -17,6 +17,7 @@ from ablate.report._paired import (
     cohens_d_av,
     holm,
     level_stats,
+    mean_difference,
     no_comparison,
     paired_differences,
     paired_stats,
@@ -217,17 +218,16 @@ def per_class_diff(
         name = column.removeprefix(_IOU_PREFIX)
         for cell in order:
             diffs = paired_differences(values.get(cell, empty_series()), base)
-            level = level_stats(diffs, confidence)
-            test = paired_stats(diffs, confidence, n_boot=0, rng_seed=0)
+            row = mean_difference(diffs, confidence)
             rows.append(
                 {
                     "cell": cell,
                     "class": name,
-                    "diff": level["mean"],
-                    "ci_low": level["ci_low"],
-                    "ci_high": level["ci_high"],
-                    "n_pairs": len(diffs),
-                    "p_value": test["p_value"] if name not in unlearned else math.nan,
+                    "diff": row["estimate"],
+                    "ci_low": row["ci_low"],
+                    "ci_high": row["ci_high"],
+                    "n_pairs": row["n"],
+                    "p_value": row["p_value"] if name not in unlearned else math.nan,
                     "never_learned": name in unlearned,
                 }
             )

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ablate.design import Comparison, TricksDesign
 from ablate.names import metric_info
-from ablate.report._paired import holm, level_stats, paired_differences, paired_stats
+from ablate.report._paired import holm, level_stats, mean_difference, paired_differences
 from ablate.report._part import Part
 from ablate.report._seeds import empty_series, seed_values
 from ablate.report._verdict import amount
@@ -57,19 +57,7 @@ def factorial_effects(
         # ±1 weights over 2^k cells: the mean of the + cells minus that of the − cells; for
         # the product of two tricks' signs that is the interaction as defined above
         per_seed = y @ weights / half
-        level = level_stats(per_seed, confidence)
-        test = paired_stats(per_seed, confidence, n_boot=0, rng_seed=0)
-        rows.append(
-            {
-                "effect": name,
-                "kind": kind,
-                "estimate": level["mean"],
-                "ci_low": level["ci_low"],
-                "ci_high": level["ci_high"],
-                "n": len(per_seed),
-                "p_value": test["p_value"],
-            }
-        )
+        rows.append({"effect": name, "kind": kind, **mean_difference(per_seed, confidence)})
     frame = pd.DataFrame(rows, columns=[c for c in EFFECT_COLUMNS if c != "p_holm"])
     frame["p_holm"] = holm(frame["p_value"].to_numpy(dtype=float)) if len(frame) else []
     return frame
