@@ -146,5 +146,5 @@ def test_another_design_of_the_same_tricks_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     tricks = {"tricks": {"lovasz": {"loss.lovasz": 0.5}}, "seeds": [0, 1]}
     create_or_load(_study(tmp_path, tricks), url)
-    with pytest.raises(SpecError, match="sweep.design: 'one_at_a_time' -> 'factorial'"):
+    with pytest.raises(SpecError, match=r"sweep\.design: 'one_at_a_time' -> 'factorial'"):
         create_or_load(_study(tmp_path, {**tricks, "design": "factorial"}), url)
