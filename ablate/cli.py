@@ -1,5 +1,5 @@
-"""The `ablate` command: validate, run, worker, status, report, ui, diagnose, fetch-weights,
-schema."""
+"""The `ablate` command: validate, run, worker, submit, status, report, ui, diagnose,
+fetch-weights, schema."""
 
 from __future__ import annotations
 
@@ -248,6 +248,98 @@ def worker(
 
 @app.command()
 @_user_errors
+def submit(
+    study: StudyArg,
+    storage: Annotated[
+        str,
+        _url_option("--storage", "ABLATE_STORAGE", "The shared Optuna storage (PostgreSQL) URL."),
+    ],
+    tracking_uri: Annotated[
+        str,
+        _url_option(
+            "--tracking-uri",
+            "ABLATE_TRACKING_URI",
+            "An MLflow server or tracking database every job reaches.",
+        ),
+    ],
+    time_limit: Annotated[
+        str,
+        typer.Option("--time", help="Each job's time limit: 4:00:00, 1-12:00:00 or minutes."),
+    ],
+    executor: Annotated[
+        str, typer.Option(help="slurm, or local (jobs on this machine, to try it out).")
+    ] = "slurm",
+    jobs: Annotated[int, typer.Option(help="Jobs to start.", min=1)] = 1,
+    gpus_per_job: Annotated[
+        int, typer.Option(help="GPUs per job; one worker on each (0: CPU workers).", min=0)
+    ] = 1,
+    workers: Annotated[
+        int | None, typer.Option(help="CPU worker processes per job without GPUs.", min=1)
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="The Slurm partition.")] = None,
+    slurm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slurm",
+            help="Another Slurm parameter, as submitit names it: cpus_per_task=8, mem=64G, "
+            "account=lab, setup=[source venv/bin/activate].",
+        ),
+    ] = None,
+    set_: SetOpt = None,
+    results: ResultsOpt = Path("results"),
+    checkpoint_dir: CheckpointOpt = None,
+) -> None:
+    """Start workers as Slurm jobs (submitit): create or resume the study as `run` does, then
+    submit N jobs that each run `ablate worker` on their GPUs until the queue is empty. A
+    preempted or timed-out job ends its trial KILLED, re-queues it and is requeued itself."""
+    from ablate.submit import (
+        WorkerCommand,
+        check_scheduler,
+        check_shared_stores,
+        job_plan,
+        submit_jobs,
+    )
+
+    plan = job_plan(executor, jobs, gpus_per_job, time_limit, partition, slurm or [])
+    check_shared_stores(storage, tracking_uri, executor)
+    check_scheduler(executor)
+    s = _study(study, set_, results, storage)
+    from ablate.study import Locations, start_study
+    from ablate.train import preflight
+
+    preflight(s)
+    where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
+    started = start_study(s, where, console)
+    queued = started.queued
+    to_train = queued.enqueued + queued.pending + s.design.later(started.queue)
+    if to_train == 0:
+        console.print(f"All {queued.total} trials of {s.spec.name!r} are complete; no job sent.")
+        return
+    devices, cpu_workers = plan.devices(workers)
+    command = WorkerCommand(
+        s.spec.name,
+        storage,
+        tracking_uri,
+        where.checkpoints.resolve(),
+        Path.cwd(),
+        devices,
+        cpu_workers,
+    )
+    sent = submit_jobs(plan, command, results, s.spec.name)
+    console.print(
+        f"{s.spec.name}: {to_train} trials to train ({queued.done} done); "
+        f"{len(sent)} {plan.executor} job(s) submitted: {', '.join(j.job_id for j in sent)}",
+        highlight=False,
+    )
+    console.print(
+        f"logs: {sent[0].folder}/<job id>_0_log.out|err; `ablate status {s.spec.name} "
+        "--storage ...` shows the trials and the jobs; `ablate report` once they are done",
+        highlight=False,
+    )
+
+
+@app.command()
+@_user_errors
 def status(
     study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
 ) -> None:
@@ -274,6 +366,20 @@ def status(
             f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}",
             *(str(n[c, state]) for state in ("RUNNING", "WAITING", "FAIL", "KILLED", "DIVERGED")),
         )
+    console.print(table)
+    _print_jobs(results, s.spec.name)
+
+
+def _print_jobs(results: Path, name: str) -> None:
+    """The jobs `ablate submit` started for the study, with their scheduler's state."""
+    from ablate.submit import job_state, jobs_file, read_jobs
+
+    jobs = read_jobs(jobs_file(results, name))
+    if not jobs:
+        return
+    table = Table("job", "executor", "state", "submitted", "logs", title="jobs (ablate submit)")
+    for job in jobs:
+        table.add_row(job.job_id, job.executor, job_state(job), job.submitted, job.folder)
     console.print(table)
 
 
