@@ -39,8 +39,10 @@ def new_database() -> Iterator[str]:
     try:
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
-        yield url.set(database=name).render_as_string(hide_password=False)
-        with admin.cursor() as cur:  # FORCE: a killed worker's connection may linger
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:  # a failing test too: it reaches here as an exception
+            with admin.cursor() as cur:  # FORCE: a killed worker's connection may linger
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.close()
