@@ -64,6 +64,8 @@ def _models_in(annotation: Any) -> list[tuple[type[BaseModel], str]]:
     """The models a field holds: itself, inside `X | None`, or as a mapping's values."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [(annotation, "")]
+    if get_origin(annotation) is Annotated:  # a tagged union member (`sweep.seeds`)
+        return _models_in(get_args(annotation)[0])
     if get_origin(annotation) is dict:
         return [(m, ".<key>" + s) for m, s in _models_in(get_args(annotation)[1])]
     return [found for arg in _union_args(annotation) for found in _models_in(arg)]

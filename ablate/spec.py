@@ -29,7 +29,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -68,6 +70,12 @@ TricksDesignName = Literal["one_at_a_time", "leave_one_out", "cumulative", "fact
 MAX_FACTORIAL_TRICKS = 6
 
 
+def _is_model(annotation: Any) -> bool:
+    if get_origin(annotation) is Annotated:
+        return _is_model(get_args(annotation)[0])
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 def _holds_numbers(annotation: Any) -> bool:
     """Whether a field is a number, an optional number, or a tuple or list of numbers."""
     if annotation in (int, float):
@@ -76,6 +84,8 @@ def _holds_numbers(annotation: Any) -> bool:
     origin = get_origin(annotation)
     if origin is Annotated:  # e.g. Seed
         return _holds_numbers(args[0])
+    if origin in (Union, types.UnionType):  # a model beside numbers is checked by itself
+        args = [a for a in args if not _is_model(a)]
     if origin in (Union, types.UnionType, tuple, list):
         return bool(args) and all(_holds_numbers(a) for a in args)
     return False
@@ -691,6 +701,19 @@ class AdaptiveSeeds(_Frozen):
         return self
 
 
+def _seeds_kind(value: Any) -> str:
+    return "~adaptive" if isinstance(value, dict | AdaptiveSeeds) else "~list"
+
+
+# a list of seeds, or adaptive seeds: told apart by the value's form, so a bad list is
+# reported as a bad list, not also as a bad mapping ("~" tags are left out of key paths)
+SeedsField = Annotated[
+    Annotated[list[Seed], Field(min_length=1), Tag("~list")]
+    | Annotated[AdaptiveSeeds, Tag("~adaptive")],
+    Discriminator(_seeds_kind),
+]
+
+
 class SweepSpec(_Frozen):
     """The cells a study trains (from `grid` and `variants`, or a `search`) and the seeds."""
 
@@ -722,12 +745,13 @@ class SweepSpec(_Frozen):
         f"subset, 2^k cells, at most {MAX_FACTORIAL_TRICKS} tricks: main effects and two-way "
         "interactions). null: `one_at_a_time` when `tricks` is given.",
     )
-    seeds: list[Seed] | AdaptiveSeeds = Field(
+    seeds: SeedsField = Field(
         default_factory=lambda: [0, 1, 2],
         description="Trial seeds, distinct: every cell is trained once per seed. A seed sets "
         "the model's initialisation and the batch order, so cells are paired by seed. Or "
-        "adaptive seeds, `{start: 3, max: 10}`: seeds 0, 1, … added in rounds only where a "
-        "comparison is still undecided (a group-sequential test; see the README).",
+        "adaptive seeds, `{start: 3, max: 10, step: 2}`: every cell trains seeds 0 … start − 1 "
+        "(start ≥ 2), then `step` more (default 2) per round only where a comparison is still "
+        "undecided, up to `max` (a group-sequential test; see the README).",
     )
 
     @field_validator("seeds")
@@ -1117,7 +1141,7 @@ def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | 
 
 
 def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
-    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+    loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "~")))]
     path = ".".join(map(str, loc)) or "(top level)"
     if err["type"] == "extra_forbidden":
         fields = _fields_at(root, loc[:-1]) or []

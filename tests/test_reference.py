@@ -73,7 +73,10 @@ def test_every_key_and_every_model_is_described() -> None:
 def test_a_row_gives_the_type_default_and_bounds_of_its_constraints(reference: str) -> None:
     assert "| `base.loss.aux.until` | number | `0.5` | > 0; ≤ 1 |" in reference
     assert "| `base.train.momentum` | number | `0.9` | ≥ 0; < 1 |" in reference
-    assert "| `sweep.seeds` | list of int | `[0, 1, 2]` | at least 1 entry; each ≥ 0;" in reference
+    assert (
+        "| `sweep.seeds` | list of int or [mapping](#key-sweep-seeds) | `[0, 1, 2]` | "
+        "at least 1 entry; each ≥ 0;" in reference
+    )
     assert "| `name` | str | required |" in reference
 
 
