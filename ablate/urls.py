@@ -9,6 +9,7 @@ variables (`PGPASSWORD`, `~/.pgpass`, `MLFLOW_TRACKING_PASSWORD`).
 from __future__ import annotations
 
 import re
+from urllib.parse import urlsplit
 
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^/@:]*):(?P<password>[^@/]*)@")
 
@@ -21,3 +22,15 @@ def mask_password(url: str) -> str:
 def without_password(url: str) -> str:
     """`postgresql://ablate@host/db` for `postgresql://ablate:secret@host/db`: what is stored."""
     return _USERINFO.sub(r"\g<head>@", url)
+
+
+def scheme(url: str) -> str:
+    """The store kind a URL names, without its driver: `postgresql` for
+    `postgresql+psycopg2://…`, `sqlite`, `http`, `file`; "" for a plain path."""
+    head, sep, _ = url.partition("://")
+    return head.split("+", 1)[0].lower() if sep else ""
+
+
+def host(url: str) -> str | None:
+    """The host a URL points at (brackets of an IPv6 address removed); None when it has none."""
+    return urlsplit(url).hostname

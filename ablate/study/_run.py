@@ -23,6 +23,7 @@ from ablate.track import (
     flatten,
     set_tree_status,
 )
+from ablate.urls import scheme
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,7 @@ def _artifact_root(where: Locations) -> Path | None:
     """Where a new experiment keeps its artifacts: results/mlartifacts when the tracking store is
     a database, which keeps none itself (MLflow's default there is ./mlruns of the working
     directory, outside the results); an MLflow server's own place otherwise."""
-    scheme = where.tracking_uri.split(":", 1)[0].split("+", 1)[0]
-    return where.results / "mlartifacts" if scheme in _DATABASES else None
+    return where.results / "mlartifacts" if scheme(where.tracking_uri) in _DATABASES else None
 
 
 def _train(

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from ablate.errors import UserError, did_you_mean
-from ablate.urls import mask_password
+from ablate.urls import host, mask_password, scheme
 
 EXECUTORS = ("slurm", "local")
 # options of their own: `--slurm time=...` would silently fight `--time`
@@ -92,13 +92,12 @@ def parse_slurm_pairs(pairs: Sequence[str]) -> dict[str, Any]:
 def check_shared_stores(storage: str, tracking_uri: str, executor: str) -> None:
     """Refuse what the jobs' machines cannot reach: an SQLite study, an SQLite or file tracking
     store, and (for Slurm) a database on `localhost`, which on a compute node is the node."""
-    if storage.split(":", 1)[0].startswith("sqlite"):
+    if scheme(storage) == "sqlite":
         raise UserError(
             f"--storage {mask_password(storage)}: jobs on other machines cannot share an SQLite "
             "study; give a PostgreSQL URL every node reaches (postgresql://USER@HOST/DB)"
         )
-    scheme = tracking_uri.split("://", 1)[0] if "://" in tracking_uri else ""
-    if not scheme or scheme.startswith("sqlite") or scheme == "file":
+    if scheme(tracking_uri) in ("", "sqlite", "file"):
         raise UserError(
             f"--tracking-uri {mask_password(tracking_uri)}: an SQLite or file tracking store is "
             "on one machine's disk, out of the jobs' reach; give an MLflow server "
@@ -106,10 +105,10 @@ def check_shared_stores(storage: str, tracking_uri: str, executor: str) -> None:
         )
     if executor == "slurm":
         for option, url in (("--storage", storage), ("--tracking-uri", tracking_uri)):
-            host = re.match(r"[^:]+://(?:[^@/]*@)?(\[[^\]]*\]|[^:/?]*)", url)
-            if host is not None and host.group(1).strip("[]") in _LOCAL_HOSTS:
+            name = host(url)
+            if name in _LOCAL_HOSTS:
                 raise UserError(
-                    f"{option} {mask_password(url)}: on a compute node {host.group(1)} is the "
+                    f"{option} {mask_password(url)}: on a compute node {name} is the "
                     "node itself; give the database or server's host name"
                 )
 
