@@ -35,6 +35,7 @@ class AdaptiveDesign:
     inner: Design
     plan: SeedPlan
     metric: MetricSpec
+    compared: tuple[tuple[str, str], ...]  # (cell, the cell it is compared with)
     alpha: float = 0.05
 
     # -- what the inner design says
@@ -89,24 +90,15 @@ class AdaptiveDesign:
 
     def outline(self) -> list[str]:
         looks = ", ".join(str(n) for n in self.plan.looks)
-        m = len(self._pairs_compared(self.inner.comparison([], {})))
+        m = len(self.compared)
         return [
             *self.inner.outline(),
             f"seeds: looks at {looks} seeds; each of the {m} comparison(s) spends "
             f"α = {self.alpha / max(1, m):.3g} over its looks (O'Brien–Fleming-type)",
         ]
 
-    def _pairs_compared(self, comparison: Comparison) -> list[tuple[str, str]]:
-        return [
-            (cell, comparison.references.get(cell, comparison.baseline))
-            for cell in comparison.compared
-            if cell != comparison.baseline
-        ]
-
     def decisions(self, records: Sequence[TrialRecord]) -> dict[str, Decision]:
         """Each compared cell's sequential decision from the trials so far."""
-        comparison = self.inner.comparison(records, {})
-        compared = self._pairs_compared(comparison)
         values: dict[str, dict[int, float]] = defaultdict(dict)
         settled: dict[str, set[int]] = defaultdict(set)
         pending = {r.key for r in records if r.pending}
@@ -118,9 +110,9 @@ class AdaptiveDesign:
         info = metric_info(self.metric.name)
         effect = self.metric.effect / info.scale if self.metric.effect else None
         points = " points" if info.scale != 1.0 else ""
-        level = self.alpha / max(1, len(compared))
+        level = self.alpha / max(1, len(self.compared))
         out = {}
-        for cell, ref in compared:
+        for cell, ref in self.compared:
             lead = 0
             while lead < self.plan.max and lead in settled[cell] and lead in settled[ref]:
                 lead += 1
@@ -134,38 +126,34 @@ class AdaptiveDesign:
             )
         return out
 
-    def _needed(self, records: Sequence[TrialRecord]) -> dict[str, int]:
-        """How many seeds each cell trains as far as known now."""
-        comparison = self.inner.comparison(records, {})
+    def _needed(self, decisions: Mapping[str, Decision]) -> dict[str, int]:
+        """How many seeds each cell trains as far as known now: what each of its comparisons
+        (as the cell or as the reference) has used or waits for."""
         need = {c.name: self.plan.start for c in self.cells}
-        decisions = self.decisions(records)
-        for cell, ref in self._pairs_compared(comparison):
+        for cell, ref in self.compared:
             decision = decisions[cell]
             wanted = decision.waiting_for or decision.n
             need[cell] = max(need[cell], wanted)
             need[ref] = max(need[ref], wanted)
         return need
 
+    def _pairs(self, records: Sequence[TrialRecord]) -> list[Pair]:
+        need = self._needed(self.decisions(records))
+        return [Pair(c.name, s, c.overrides) for c in self.cells for s in range(need[c.name])]
+
     def pairs(self, queue: QueueView | None) -> list[Pair]:
-        need = self._needed(queue.records()) if queue is not None else {}
-        return [
-            Pair(c.name, s, c.overrides)
-            for c in self.cells
-            for s in range(need.get(c.name, self.plan.start))
-        ]
+        return self._pairs(queue.records() if queue is not None else [])
 
     def later(self, queue: QueueView) -> int:
         """The seeds up to `max` of every cell in a comparison still undecided."""
-        records = queue.records()
-        comparison = self.inner.comparison(records, {})
-        decisions = self.decisions(records)
+        decisions = self.decisions(queue.records())
+        need = self._needed(decisions)
         open_cells = {
             name
-            for cell, ref in self._pairs_compared(comparison)
+            for cell, ref in self.compared
             if decisions[cell].status == "undecided"
             for name in (cell, ref)
         }
-        need = self._needed(records)
         return sum(self.plan.max - need[c] for c in open_cells)
 
     def advance(self, queue: QueueView) -> bool:
@@ -173,7 +161,7 @@ class AdaptiveDesign:
         enqueued here or is being enqueued by another process."""
         records = queue.records()
         known = {r.key for r in records}
-        missing = [p for p in self.pairs(queue) if (p.cell, p.seed) not in known]
+        missing = [p for p in self._pairs(records) if (p.cell, p.seed) not in known]
         if not missing:
             return False
         digest = hashlib.sha1(
@@ -195,4 +183,12 @@ class AdaptiveDesign:
 
 
 def adaptive(inner: Design, seeds: AdaptiveSeeds, metric: MetricSpec) -> AdaptiveDesign:
-    return AdaptiveDesign(inner, SeedPlan(seeds.start, seeds.max, seeds.step), metric)
+    """Adaptive seeds around a design whose comparisons are known before training (a grid,
+    variants, tricks)."""
+    fixed = inner.comparison([], {})
+    compared = tuple(
+        (cell, fixed.references.get(cell, fixed.baseline))
+        for cell in fixed.compared
+        if cell != fixed.baseline
+    )
+    return AdaptiveDesign(inner, SeedPlan(seeds.start, seeds.max, seeds.step), metric, compared)
