@@ -54,6 +54,7 @@ class Comparison:
     # cell -> the cell it is compared with, where that is not `baseline` (a cumulative
     # design compares each row with the row above)
     references: Mapping[str, str] = field(default_factory=dict)
+    against: str = ""  # what the cells are compared with, in words, when not "the baseline"
     # adaptive seeds: cell -> where its sequential test stopped and why
     sequential: Mapping[str, Decision] = field(default_factory=dict)
 

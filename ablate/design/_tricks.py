@@ -84,7 +84,10 @@ class TricksDesign(UpFront):
 
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
         names = [c.name for c in self.cells]
-        return Comparison(names, self.baseline, names, references=dict(self.references))
+        against = "" if self.against == "the baseline" else self.against
+        return Comparison(
+            names, self.baseline, names, references=dict(self.references), against=against
+        )
 
     @property
     def against(self) -> str:

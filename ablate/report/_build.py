@@ -154,7 +154,7 @@ def _plots(
             baseline=comparison.baseline,
             out_dir=out,
             stem="diff_vs_baseline",
-            against="the row above" if comparison.references else None,
+            against=comparison.against or None,
         )
     if len(complete) and complete[metric].notna().any():
         if len(factors) == 2:
@@ -559,7 +559,7 @@ def _report_markdown(
         lines += _health_section(summary, trials, comparison, metric)
     forest = [f for f in files if f.name == "diff_vs_baseline.png"]
     if forest:
-        against = "the row above" if comparison.references else "the baseline"
+        against = comparison.against or "the baseline"
         lines += [
             f"## Difference from {against}",
             "",
@@ -593,9 +593,7 @@ def _report_markdown(
             ),
             "",
         ]
-    lines += _test_section(
-        compared, metric, comparison.baseline, "the row above" if comparison.references else None
-    )
+    lines += _test_section(compared, metric, comparison.baseline, comparison.against or None)
     lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
         f"![{f.stem}]({f.relative_to(folder).as_posix()})"
