@@ -15,23 +15,22 @@ from typer.testing import CliRunner
 from ablate.cli import app
 
 ROOT = Path(__file__).parents[1]
-
-
-GRID = """
-name: grid
+TINY = """
+name: tiny
 base:
   data: {num_classes: 3, image_size: [32, 32], train_size: 8, val_size: 4}
   model: {name: pspnet_tiny, args: {width: 4}}
   train: {epochs: 1, batch_size: 8}
-sweep: {grid: {loss.aux.weight: [0.0, 0.4, 1.0], loss.lovasz: [0.0, 0.5]}, seeds: [0, 1, 2]}
-baseline: {loss.aux.weight: 0.0, loss.lovasz: 0.0}
+sweep: {grid: {loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]}
 """
 
 
 def test_validate_lists_cells(tmp_path: Path) -> None:
-    study = tmp_path / "grid.yaml"
-    study.write_text(GRID, encoding="utf-8")
-    result = CliRunner().invoke(app, ["validate", str(study)])
+    study = tmp_path / "tiny.yaml"
+    study.write_text(TINY, encoding="utf-8")
+    grid = "sweep.grid={loss.aux.weight: [0.0, 0.4, 1.0], loss.lovasz: [0.0, 0.5]}"
+    seeds = "sweep.seeds=[0, 1, 2]"
+    result = CliRunner().invoke(app, ["validate", str(study), "--set", grid, "--set", seeds])
     assert result.exit_code == 0, result.output
     assert "6 cells × 3 seeds = 18 trials" in result.output
     assert "aux.weight=0.4,loss.lovasz=0.5" in result.output
@@ -54,16 +53,6 @@ def test_status_of_an_unknown_study_exits_2(tmp_path: Path) -> None:
 def test_ui_without_a_store_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["ui", "--results", str(tmp_path)])
     assert result.exit_code == 2
-
-
-TINY = """
-name: tiny
-base:
-  data: {num_classes: 3, image_size: [32, 32], train_size: 8, val_size: 4}
-  model: {name: pspnet_tiny, args: {width: 4}}
-  train: {epochs: 1, batch_size: 8}
-sweep: {grid: {loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]}
-"""
 
 
 def _free_port() -> int:
