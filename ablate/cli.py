@@ -338,12 +338,21 @@ def submit(
     )
 
 
+_STATUS_ROWS = 30  # beyond this many cells, the table lists only those not finished
+
+
 @app.command()
 @_user_errors
 def status(
-    study: StudyArg, results: ResultsOpt = Path("results"), storage: StorageOpt = None
+    study: StudyArg,
+    results: ResultsOpt = Path("results"),
+    storage: StorageOpt = None,
+    all_cells: Annotated[
+        bool, typer.Option("--all", help="List every cell, finished ones too.")
+    ] = False,
 ) -> None:
-    """Counts of trials by state, and each cell's progress, read from storage."""
+    """Counts of trials by state, and each cell's progress, read from storage. A study of
+    many cells lists only the cells not finished (`--all` lists every one)."""
     from collections import Counter
 
     from ablate.study import default_storage_url, load_existing, planned_seeds
@@ -357,16 +366,26 @@ def status(
         f"{s.spec.name}: {s.describe()}; "
         + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing run yet")
     )
-    table = Table("cell", "done", "running", "waiting", "failed tries", "killed", "diverged")
     n = Counter((r.cell, r.state) for r in records)  # one pass, however many cells
-    for cell in s.cells:
-        c = cell.name
-        table.add_row(
-            c,
-            f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}",
-            *(str(n[c, state]) for state in ("RUNNING", "WAITING", "FAIL", "KILLED", "DIVERGED")),
-        )
-    console.print(table)
+    states = ("RUNNING", "WAITING", "FAIL", "KILLED", "DIVERGED")
+
+    def finished(c: str) -> bool:
+        return n[c, "COMPLETE"] >= planned.get(c, 0) and not any(n[c, x] for x in states[:2])
+
+    cells = [c.name for c in s.cells]
+    many = len(cells) > _STATUS_ROWS and not all_cells
+    shown = [c for c in cells if not finished(c)] if many else cells
+    folded = len(cells) - len(shown)
+    table = Table(
+        "cell", "done", "running", "waiting", "failed tries", "killed", "diverged",
+        caption=f"{folded} more cell(s) finished (--all lists them)" if folded else None,
+    )  # fmt: skip
+    for c in shown:
+        table.add_row(c, f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}", *(str(n[c, x]) for x in states))
+    if shown:
+        console.print(table)
+    else:
+        console.print(f"all {len(cells)} cells finished (--all lists them)")
     _print_jobs(results, s.spec.name)
 
 

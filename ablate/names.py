@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+# Wang et al. (2015) call a layer's learning stalled below this mean |gradient|; the gradient
+# diagnostics and the report's gradient-flow plot draw the same line.
+VANISHING_GRADIENT = 1e-7
+
 Schedule = Literal["constant", "linear", "step", "cosine", "exp"]
 SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)  # loss.aux.schedule
 

@@ -362,21 +362,42 @@ def log_cell_aggregates(
 ) -> None:
     """Each cell run gets its aggregates over seeds as metrics (named and scaled by the
     caller: `ablate.report.publish`), so the UI compares cells; the cells whose every seed is
-    done end FINISHED."""
+    done end FINISHED. What a cell run already shows is not sent again: a report of hundreds of
+    cells re-run on an unchanged study makes one search, not two calls per cell."""
     from mlflow.entities import Metric
 
     client = _client(tree.tracking_uri)
     now = _now_ms()
     done = set(finished)
+    shown = _cell_runs_shown(client, tree)
     for cell, values in aggregates.items():
         run_id = tree.cell_run_ids.get(cell)
         if run_id is None:
             continue
-        batch = [Metric(k, float(v), now, 0) for k, v in values.items() if not math.isnan(v)]
+        status, logged = shown.get(run_id, ("", {}))
+        batch = [
+            Metric(k, float(v), now, 0)
+            for k, v in values.items()
+            if not math.isnan(v) and logged.get(k) != float(v)
+        ]
         if batch:
             client.log_batch(run_id, metrics=batch)
-        if cell in done:
+        if cell in done and status != "FINISHED":
             client.set_terminated(run_id, status="FINISHED")
+
+
+def _cell_runs_shown(client: Any, tree: RunTree) -> dict[str, tuple[str, dict[str, float]]]:
+    """Each cell run's status and latest metrics: run id -> (status, metrics)."""
+    query = f"tags.mlflow.parentRunId = '{tree.study_run_id}' and tags.`{_LEVEL}` = 'cell'"
+    shown: dict[str, tuple[str, dict[str, float]]] = {}
+    token = None
+    while True:
+        page = client.search_runs([tree.experiment_id], query, max_results=1000, page_token=token)
+        for run in page:
+            shown[run.info.run_id] = (run.info.status, dict(run.data.metrics))
+        token = page.token
+        if not token:
+            return shown
 
 
 def log_study_artifacts(

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -218,3 +219,32 @@ def test_runs_url_opens_the_runs_table_in_the_machine_learning_view() -> None:
     assert track.runs_url("http://127.0.0.1:5000/", "7") == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
+
+
+def test_publishing_unchanged_aggregates_again_sends_nothing_and_a_change_only_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tree = _tree(tmp_path)
+    values = {"val/mIoU/mean_pct": 43.2, "val/mIoU/n": 3.0, "val/mIoU/p_value": 0.1 + 0.2}
+    track.log_cell_aggregates(tree, {"a": values}, finished=["a"])
+    sent: list[tuple[str, list[str]]] = []
+    ended: list[str] = []
+    log_batch, set_terminated = MlflowClient.log_batch, MlflowClient.set_terminated
+
+    def spy_batch(self: MlflowClient, run_id: str, metrics: Any = (), **kw: Any) -> Any:
+        sent.append((run_id, sorted(m.key for m in metrics)))
+        return log_batch(self, run_id, metrics=metrics, **kw)
+
+    def spy_end(self: MlflowClient, run_id: str, *args: Any, **kw: Any) -> Any:
+        ended.append(run_id)
+        return set_terminated(self, run_id, *args, **kw)
+
+    monkeypatch.setattr(MlflowClient, "log_batch", spy_batch)
+    monkeypatch.setattr(MlflowClient, "set_terminated", spy_end)
+    track.log_cell_aggregates(tree, {"a": values}, finished=["a"])
+    assert sent == [] and ended == []  # a float reads back exactly as it was sent
+
+    track.log_cell_aggregates(tree, {"a": {**values, "val/mIoU/n": 4.0}}, finished=["a"])
+    assert sent == [(tree.cell_run_ids["a"], ["val/mIoU/n"])] and ended == []
+    stored = MlflowClient(tree.tracking_uri).get_run(tree.cell_run_ids["a"])
+    assert stored.data.metrics["val/mIoU/n"] == 4.0 and stored.info.status == "FINISHED"

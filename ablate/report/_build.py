@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 
 from ablate.design import Comparison
-from ablate.losses.aux import aux_weight_at
 from ablate.names import metric_info
 from ablate.report import _provenance
 from ablate.report._health import LATE_GAIN_POINTS, never_learned, trial_health
@@ -112,6 +111,11 @@ def aux_weight_series(study: Study, cells: Sequence[str], points: int = 101) -> 
     """α_t against training progress for each of `cells` whose recipe is known up front,
     computed from the recipes (exactly what `fit` uses), long: cell, progress, weight. Empty
     when no cell's schedule moves the weight."""
+    known = [study.recipes[c].loss.aux for c in cells if c in study.recipes]
+    if all(aux.schedule == "constant" for aux in known):  # nothing moves: no torch to import
+        return pd.DataFrame(columns=["cell", "progress", "weight"])
+    from ablate.losses.aux import aux_weight_at
+
     rows = []
     for cell in cells:
         if cell not in study.recipes:
@@ -308,6 +312,9 @@ def write_report(
     make_part = PARTS.get(study.design.kind)
     part = make_part(study, comparison, trials, summary, folder) if make_part else Part([], [])
     files = part.files + _plots(study, comparison, trials, summary, records, per_class, plots)
+    for stale in set(plots.iterdir()) - set(files):  # an earlier report's, not this one's
+        if stale.is_file():
+            stale.unlink()
 
     written = [folder / "trials.csv", folder / "summary.csv", folder / "provenance.json"]
     trials.to_csv(written[0], index=False)

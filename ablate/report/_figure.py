@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib import colormaps
+from matplotlib import colormaps, rc_context
 from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
@@ -19,6 +19,7 @@ from matplotlib.image import AxesImage
 from ablate.names import is_fraction_metric
 
 DPI = 150
+PAGE_HEIGHT_IN = 24.0  # taller figures are written as PNG only
 _MAX_FLAT_LABEL = 8  # longer category labels are rotated so neighbours cannot overlap
 
 
@@ -73,11 +74,17 @@ def axis_label(metric: str) -> str:
 
 
 def save(fig: Figure, out_dir: Path | str, stem: str) -> list[Path]:
-    """Write `stem`.png (150 dpi) and `stem`.svg into out_dir and release the figure's artists."""
+    """Write `stem`.png (150 dpi) and, for a figure no taller than a page, `stem`.svg into
+    out_dir, and release the figure's artists. A taller one (a row per cell of a study of
+    hundreds) is read on screen, not printed, and drawing it again as SVG cost seconds."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
+    paths = [out / f"{stem}.png"]
     fig.savefig(paths[0], dpi=DPI)
-    fig.savefig(paths[1], metadata={"Date": None})  # no timestamp: re-runs give identical files
+    if fig.get_figheight() <= PAGE_HEIGHT_IN:
+        paths.append(out / f"{stem}.svg")
+        # text stays text (searchable, and smaller); no timestamp: re-runs give identical files
+        with rc_context({"svg.fonttype": "none"}):
+            fig.savefig(paths[1], metadata={"Date": None})
     fig.clear()
     return paths

@@ -119,9 +119,10 @@ def cell_health(
     done = trials[trials["state"] == "COMPLETE"]
     flags = collapsed(done)
     out: dict[str, dict[str, Any]] = {}
+    gains = _cell_late_gains(history, metric, goal)
     for cell in cells:
         mine = flags[done["cell"] == cell]
-        gain = _cell_late_gain(history, cell, metric, goal)
+        gain = gains.get(cell, math.nan)
         final = float(pd.to_numeric(done.loc[done["cell"] == cell, metric]).mean())
         limit = threshold(metric, final)
         converged = None if math.isnan(gain) or math.isnan(limit) else bool(gain <= limit)
@@ -141,15 +142,17 @@ def cell_health(
     return out
 
 
-def _cell_late_gain(
-    history: pd.DataFrame, cell: str, metric: str, goal: Literal["maximize", "minimize"]
-) -> float:
-    """The late gain of the cell's mean curve over its seeds (evaluations every seed has)."""
+def _cell_late_gains(
+    history: pd.DataFrame, metric: str, goal: Literal["maximize", "minimize"]
+) -> dict[str, float]:
+    """Per cell, the late gain of its mean curve over its seeds (at the evaluations every one
+    of its seeds has): one grouping of the whole history, not one pivot per cell."""
     if not len(history) or metric not in history.columns:
-        return math.nan
-    mine = history[history["cell"] == cell]
-    if not len(mine):
-        return math.nan
-    per_seed = mine.pivot_table(index="epoch", columns="seed", values=metric, aggfunc="last")
-    curve = per_seed.dropna().mean(axis=1).to_numpy(dtype=float)
-    return late_gain(curve, goal)
+        return {}
+    values = history.groupby(["cell", "epoch", "seed"], sort=True)[metric].last()
+    wide = values.unstack("seed")  # (cell, epoch) x seed
+    gains = {}
+    for cell, table in wide.groupby(level="cell", sort=False):
+        mine = table.dropna(axis=1, how="all").dropna()  # its seeds; evaluations all have
+        gains[str(cell)] = late_gain(mine.mean(axis=1).to_numpy(dtype=float), goal)
+    return gains

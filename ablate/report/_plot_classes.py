@@ -14,6 +14,7 @@ from ablate.report._figure import require, save, show_grid, text_color
 from ablate.report._plot_heatmap import STAR_ALPHA
 
 _ANNOTATED_CLASSES = 10  # per-class heatmaps print values up to this many classes, else stars only
+_ANNOTATED_SQUARES = 400  # ... and up to this many squares (beyond, the colours carry the values)
 
 
 def plot_per_class_diff(per_class: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:
@@ -23,8 +24,8 @@ def plot_per_class_diff(per_class: pd.DataFrame, *, out_dir: Path | str, stem: s
     0; a star marks a difference with p_holm < 0.05 (paired t-test, Holm-corrected over the
     classes of the cell; without p_holm: a CI excluding 0), grey a class with no paired seeds
     or one no trial learned ("n/l": IoU 0 everywhere, so its 0 difference means nothing).
-    Values are printed in the cells up to 10 classes; the figure widens with the number of
-    classes.
+    Values are printed in the squares up to 10 classes and 400 squares; the figure widens with
+    the number of classes.
     """
     return save(_per_class_figure(per_class), out_dir, stem)
 
@@ -33,7 +34,7 @@ def _per_class_figure(per_class: pd.DataFrame) -> Figure:
     require(per_class, ["cell", "class", "diff", "ci_low", "ci_high"], "per-class table")
     cells = [str(c) for c in pd.unique(per_class["cell"])]
     classes = pd.unique(per_class["class"])
-    annotate = len(classes) <= _ANNOTATED_CLASSES
+    annotate = _annotated(len(cells), len(classes))
     # Room for the cell names (~0.08 in a character), the colour bar, then fixed-width columns.
     names = 0.08 * max(len(c) for c in cells)
     width = 1.8 + names + (0.62 if annotate else 0.36) * len(classes)
@@ -41,6 +42,10 @@ def _per_class_figure(per_class: pd.DataFrame) -> Figure:
     ax = fig.subplots()
     _draw_per_class_diff(ax, per_class)
     return fig
+
+
+def _annotated(cells: int, classes: int) -> bool:
+    return classes <= _ANNOTATED_CLASSES and cells * classes <= _ANNOTATED_SQUARES
 
 
 def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
@@ -66,7 +71,7 @@ def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
         else:
             significant[i, j] = bool(row["ci_low"] > 0 or row["ci_high"] < 0)
     image, norm = show_grid(ax, grid, diverging=True)  # symmetric: white is exactly 0
-    annotate = len(classes) <= _ANNOTATED_CLASSES
+    annotate = _annotated(len(cells), len(classes))
     for (i, j), shown in np.ndenumerate(grid):
         star = "*" if significant[i, j] else ""
         note = f"{shown:+.1f}{star}" if annotate and np.isfinite(shown) else star

@@ -18,6 +18,7 @@ from ablate.report._figure import require, save
 # verdict → colour; anything else (missing, one seed, diverged) is drawn grey
 _COLORS = {"better": "#1a7f37", "worse": "#cf222e", "no detectable": "#0969da"}
 _GREY = "0.45"
+_NAMED_VERDICTS = 20
 
 
 def plot_diff_vs_baseline(
@@ -35,7 +36,9 @@ def plot_diff_vs_baseline(
     inside it the study would usually have missed). Colours follow the verdict. `against`
     names what the differences are from where it is not the baseline ("the row above")."""
     cells = summary[summary["cell"] != baseline]
-    height = 2.2 + 0.5 * max(1, len(cells))
+    # two lines of small text per row (cell, verdict); beyond _NAMED_VERDICTS rows one (the
+    # colour gives the verdict)
+    height = 2.2 + (0.5 if len(cells) <= _NAMED_VERDICTS else 0.22) * max(1, len(cells))
     labels = [*cells["cell"].astype(str), *(_short(str(v)) for v in cells["verdict"])]
     names = 0.075 * max((len(t) for t in labels), default=4)
     fig = Figure(figsize=(max(7.2, 4.4 + names), height), layout="constrained")
@@ -90,9 +93,13 @@ def _draw_diff_vs_baseline(
     reach = reach[np.isfinite(reach)]
     span = float(reach.max()) if reach.size and reach.max() > 0 else 1.0
     ax.set_xlim(-1.1 * span, 1.1 * span)  # zero in the middle: direction reads at a glance
+    named = len(cells) <= _NAMED_VERDICTS
     ax.set_yticks(
         y,
-        [f"{c}\n{_short(v)}" for c, v in zip(cells["cell"], cells["verdict"], strict=True)],
+        [
+            f"{c}\n{_short(v)}" if named else str(c)
+            for c, v in zip(cells["cell"], cells["verdict"], strict=True)
+        ],
         fontsize="small",
     )
     ax.set_ylim(-0.7, len(cells) - 0.3)
@@ -105,6 +112,11 @@ def _draw_diff_vs_baseline(
         Patch(color="0.3", label=f"paired {level} t-interval of the mean difference"),
         Patch(color="0.85", label="± MDE: undetectable at 80% power (Holm-corrected α)"),
     ]
+    if not named:  # the verdicts are not written beside the cells: their colours say them
+        handles += [
+            Patch(color=c, label=f"verdict: {v}{' difference' if v == 'no detectable' else ''}")
+            for v, c in [*_COLORS.items(), ("other", _GREY)]
+        ]
     ax.figure.legend(handles=handles, fontsize="small", loc="outside lower center", frameon=False)
     ax.set_title(f"Paired difference from {against or 'the baseline'}", fontsize="medium")
 

@@ -17,11 +17,11 @@ from matplotlib.colors import to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ablate.names import VANISHING_GRADIENT
 from ablate.report._figure import require, save
-from ablate.train.gradflow import VANISHING
 
 # Wang et al. (2015) add a companion head where the layers' mean |gradient| falls below this.
-WANG_THRESHOLD = VANISHING
+WANG_THRESHOLD = VANISHING_GRADIENT
 _PANEL_COLUMNS = 3  # gradient-flow panels per row (two rows hold the ~6 cells of a study)
 
 

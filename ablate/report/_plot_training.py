@@ -16,6 +16,8 @@ from matplotlib.ticker import MaxNLocator
 from ablate.names import metric_scale
 from ablate.report._figure import axis_label, require, save
 
+NAMED_CURVES = 12  # up to this many cells each curve has a band and a legend entry
+
 
 def plot_training_curves(
     history: pd.DataFrame, *, metrics: Sequence[str], out_dir: Path | str, stem: str
@@ -36,15 +38,21 @@ def plot_training_curves(
         _draw_training_curve(ax, history, metric=metric, cells=cells)
     for ax in axes[len(metrics) :]:
         ax.set_axis_off()
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(
-        handles,
-        labels,
-        loc="outside lower center",
-        ncols=min(len(cells), 4),
-        title="cell (mean over seeds, band ±1 std)",
-        fontsize="small",
-    )
+    if len(cells) <= NAMED_CURVES:
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=min(len(cells), 4),
+            title="cell (mean over seeds, band ±1 std)",
+            fontsize="small",
+        )
+    else:  # a legend of this many entries would leave no room for the curves
+        fig.suptitle(
+            f"{len(cells)} cells, one line each (mean over seeds); trials.csv names them",
+            fontsize="small",
+        )
     return save(fig, out_dir, stem)
 
 
@@ -59,8 +67,10 @@ def plot_aux_weight(series: pd.DataFrame, *, out_dir: Path | str, stem: str) -> 
 
 
 def _draw_training_curve(ax: Axes, history: pd.DataFrame, *, metric: str, cells: list[Any]) -> None:
-    """One line per cell (mean over seeds at each epoch) with a ±1 std band; gid = cell name."""
+    """One line per cell (mean over seeds at each epoch) with a ±1 std band, gid = cell name;
+    beyond NAMED_CURVES cells, thin lines without bands (hundreds of bands hide each other)."""
     scale = metric_scale(metric)
+    many = len(cells) > NAMED_CURVES
     for i, cell in enumerate(cells):
         rows = history[history["cell"] == cell]
         values = pd.to_numeric(rows[metric], errors="coerce") * scale
@@ -69,8 +79,9 @@ def _draw_training_curve(ax: Axes, history: pd.DataFrame, *, metric: str, cells:
         mean = by_epoch["mean"].to_numpy(dtype=float)
         std = by_epoch["std"].to_numpy(dtype=float)
         color = f"C{i % 10}"
-        ax.plot(epoch, mean, color=color, label=str(cell), gid=str(cell))
-        ax.fill_between(epoch, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+        ax.plot(epoch, mean, color=color, label=str(cell), gid=str(cell), lw=0.6 if many else 1.5)
+        if not many:
+            ax.fill_between(epoch, mean - std, mean + std, color=color, alpha=0.2, lw=0)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
     ax.set_ylabel(axis_label(metric))

@@ -31,9 +31,10 @@ def seed_values(trials: pd.DataFrame, column: str) -> dict[Hashable, pd.Series]:
     If a seed somehow completed twice, its latest trial (highest number) wins.
     """
     frame = complete_rows(trials, column)
-    return {
-        cell: group.set_index("seed")["value"].sort_index()
-        for cell, group in frame.groupby("cell", sort=False)
+    seeds, values = frame["seed"].to_numpy(), frame["value"].to_numpy(dtype=float)
+    return {  # positions per cell, not a frame per cell: studies have hundreds of cells
+        cell: pd.Series(values[at], pd.Index(seeds[at], name="seed"), name="value").sort_index()
+        for cell, at in frame.groupby("cell", sort=False).indices.items()
     }
 
 

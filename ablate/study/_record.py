@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
-from ablate.study._optuna import trial_id_of
+from ablate.study._optuna import StoredTrial
 
 MAX_RETRIES = 2  # a crashing trial is tried at most 1 + MAX_RETRIES times per `ablate run`
 # A try lost with its worker (kill -9, preemption, a machine gone) is not the trial's fault and
@@ -146,13 +146,13 @@ class TrialRecord:
         return self.outcome is not None and not self.done and self.next_try() is None
 
 
-def from_trial(trial: FrozenTrial) -> TrialRecord | None:
+def from_trial(trial: StoredTrial) -> TrialRecord | None:
     """The record of a trial ablate enqueued; None for any other trial in the study."""
     attrs = trial.user_attrs
     if _CELL not in attrs or _SEED not in attrs:
         return None
     return TrialRecord(
-        trial_id=trial_id_of(trial),
+        trial_id=trial.trial_id,
         number=trial.number,
         cell=str(attrs[_CELL]),
         seed=int(attrs[_SEED]),
@@ -180,7 +180,7 @@ def from_trial(trial: FrozenTrial) -> TrialRecord | None:
     )
 
 
-def _outcome(trial: FrozenTrial) -> Outcome | None:
+def _outcome(trial: StoredTrial) -> Outcome | None:
     if trial.state in PENDING_STATES:
         return None
     named = trial.user_attrs.get(_OUTCOME)
@@ -191,7 +191,7 @@ def _outcome(trial: FrozenTrial) -> Outcome | None:
     return Outcome.KILLED if named == Outcome.KILLED.value else Outcome.FAILED
 
 
-def records(trials: Sequence[FrozenTrial]) -> list[TrialRecord]:
+def records(trials: Sequence[StoredTrial]) -> list[TrialRecord]:
     """The records of the trials ablate enqueued, in trial order."""
     found = (from_trial(t) for t in trials)
     return [r for r in found if r is not None]

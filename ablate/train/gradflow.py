@@ -33,8 +33,9 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-# Wang et al. (2015) call a layer's learning stalled below this mean |gradient|.
-VANISHING = 1e-7
+from ablate.names import VANISHING_GRADIENT
+
+VANISHING = VANISHING_GRADIENT
 
 _STAGE_NAME = re.compile(r"stem|stage\d+|layer\d+")
 _RESNET_LAYER = re.compile(r"layer(\d+)")

@@ -215,3 +215,18 @@ def test_a_missing_result_in_a_two_way_grid_costs_only_that_result(tmp_path: Pat
     assert "unbalanced: 1 (pair, seed) result(s) missing, all others used" in text
     line = next(x for x in text.splitlines() if x.startswith("Two-way ANOVA"))
     assert "F = nan" not in line and line.count("F = ") == 3
+
+
+def test_a_second_report_removes_the_plots_the_first_wrote_and_it_did_not(
+    tmp_path: Path,
+) -> None:
+    study = _study(tmp_path)
+    values = {(c.name, s): 0.5 + 0.01 * s for c in study.cells for s in (0, 1, 2)}
+    queue = _storage(study, values)
+    first = write_report(study, queue, tmp_path / "results")
+    plots = tmp_path / "results" / "two_keys" / "plots"
+    (plots / "gradient_flow.png").write_bytes(b"from a report of another run")
+    second = write_report(study, queue, tmp_path / "results")
+    assert not (plots / "gradient_flow.png").exists()
+    assert {p.name for p in second.files} == {p.name for p in first.files}
+    assert all(p.exists() for p in second.files)

@@ -462,3 +462,34 @@ def test_per_class_plot_marks_never_learned_classes(tmp_path: Path):
     grid = _draw_per_class_diff(ax, table)
     assert np.isnan(grid[0, 1])  # not a "+0.0"
     assert sorted(t.get_text() for t in ax.texts) == ["+2.0*", "n/l"]
+
+
+def test_a_figure_taller_than_a_page_is_written_as_png_only(tmp_path: Path):
+    from ablate.report._figure import PAGE_HEIGHT_IN, save
+
+    short = save(Figure(figsize=(6.0, PAGE_HEIGHT_IN)), tmp_path, "short")
+    tall = save(Figure(figsize=(6.0, PAGE_HEIGHT_IN + 1)), tmp_path, "tall")
+    assert [p.name for p in short] == ["short.png", "short.svg"]
+    assert [p.name for p in tall] == ["tall.png"] and not (tmp_path / "tall.svg").exists()
+
+
+def test_a_forest_plot_of_many_cells_names_the_verdicts_by_colour(tmp_path: Path):
+    from ablate.report.plots import _draw_diff_vs_baseline
+
+    n = 30
+    summary = pd.DataFrame(
+        {
+            "cell": ["base", *(f"c{i}" for i in range(n))],
+            "diff": [np.nan, *np.linspace(-0.02, 0.02, n)],
+            "diff_ci_low": [np.nan, *np.linspace(-0.03, 0.01, n)],
+            "diff_ci_high": [np.nan, *np.linspace(-0.01, 0.03, n)],
+            "mde": [np.nan, *[0.01] * n],
+            "verdict": ["baseline", *(["worse", "no detectable difference", "better"] * 10)],
+        }
+    )
+    fig = Figure()
+    ax = fig.subplots()
+    _draw_diff_vs_baseline(ax, summary, metric=METRIC, baseline="base")
+    assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["c0", "c1"]  # no verdict lines
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert {"verdict: better", "verdict: worse", "verdict: no detectable difference"} <= set(legend)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from ablate.errors import StorageError
-from ablate.study._optuna import OPTUNA_TESTED, check_optuna_version, open_storage
+from ablate.study._optuna import OPTUNA_TESTED, Store, check_optuna_version, open_storage
 
 
 @pytest.mark.parametrize("version", ["4.5.0", "6.0.0", "3.6.1"])
@@ -165,3 +166,42 @@ def test_a_damaged_sqlite_database_is_refused_with_what_to_do_and_left_as_it_is(
         assert str(db) in done.stderr.replace("\n", "") and "to start the study over" in done.stderr
     assert db.read_bytes() == before  # not re-created, not repaired behind the user's back
     assert {p.name for p in db.parent.iterdir()} <= {"optuna.db", "optuna.db.lock"}
+
+
+def _study_with_every_kind_of_trial(url: str) -> optuna.Study:
+    """Trials with values, none, a sampled float and int, user attributes and each state."""
+    study = optuna.create_study(study_name="read", storage=open_storage(url))
+    for i, state in enumerate([TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED] * 3):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-4, 1e-1, log=True)
+        trial.suggest_int("blocks", 1, 4)
+        trial.set_user_attr("cell", f"c{i % 4}")
+        trial.set_user_attr("history", [{"val/mIoU": 0.1 * i}, {"val/mIoU": None}])
+        study.tell(trial, 0.5 + i if state == TrialState.COMPLETE else None, state=state)
+    study.enqueue_trial({"lr": 0.01}, user_attrs={"cell": "waiting", "seed": 3})
+    study.ask()  # RUNNING: the enqueued one
+    study.enqueue_trial({}, user_attrs={"cell": "last"})
+    return study
+
+
+def _kept(trial: object) -> tuple:
+    names = ("number", "state", "value", "params", "user_attrs")
+    names += ("datetime_start", "datetime_complete")
+    return tuple(getattr(trial, n) for n in names)
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+@pytest.mark.parametrize("states", [None, (TrialState.WAITING, TrialState.RUNNING)])
+def test_the_set_based_read_gives_what_optuna_s_own_read_gives(
+    tmp_path: Path, states: tuple[TrialState, ...] | None
+) -> None:
+    """Store.trials reads Optuna's tables in four queries instead of Optuna's ORM (ten times
+    faster at thousands of trials); every field ablate keeps must read back the same."""
+    study = _study_with_every_kind_of_trial(f"sqlite:///{tmp_path / 'o.db'}")
+    theirs = study.get_trials(deepcopy=False, states=states)
+    ours = Store(study).trials(states)
+    assert [t.trial_id for t in ours] == [t._trial_id for t in theirs]
+    assert [_kept(t) for t in ours] == [_kept(t) for t in theirs]
+    assert len(ours) == (2 if states else 11)
+    one = theirs[-1]
+    assert _kept(Store(study).trial(one._trial_id)) == _kept(one)

@@ -5,6 +5,7 @@ import pytest
 from optuna.trial import TrialState, create_trial
 
 from ablate.study import Outcome, TrialResult, _record
+from ablate.study._optuna import Store
 
 
 def _stored(outcome: Outcome, **kwargs) -> _record.TrialRecord:
@@ -13,7 +14,7 @@ def _stored(outcome: Outcome, **kwargs) -> _record.TrialRecord:
     value = 0.5 if outcome == Outcome.COMPLETE else None
     study = optuna.create_study()
     study.add_trial(create_trial(state=state, value=value, user_attrs=attrs | ended))
-    (record,) = _record.records(study.get_trials())
+    (record,) = _record.records(Store(study).trials())
     return record
 
 
@@ -37,7 +38,7 @@ def test_a_failed_try_with_no_retry_left_has_given_up() -> None:
     state, ended = _record.ended(Outcome.FAILED, error="boom")
     study = optuna.create_study()
     study.add_trial(create_trial(state=state, user_attrs=attrs | ended))
-    (record,) = _record.records(study.get_trials())
+    (record,) = _record.records(Store(study).trials())
     assert record.gave_up and not record.done
 
 
@@ -45,7 +46,7 @@ def test_an_older_study_s_trial_without_a_value_reads_as_failed() -> None:
     attrs = _record.enqueued("a", 0, {}, 1, sampled=False) | {"outcome": "no-value"}
     study = optuna.create_study()
     study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
-    (record,) = _record.records(study.get_trials())
+    (record,) = _record.records(Store(study).trials())
     assert record.outcome == Outcome.FAILED
 
 
@@ -53,7 +54,7 @@ def test_waiting_and_running_trials_have_no_outcome_and_foreign_trials_no_record
     study = optuna.create_study()
     study.enqueue_trial({}, user_attrs=_record.enqueued("a", 0, {}, 1, sampled=True))
     study.add_trial(create_trial(value=1.0))  # not enqueued by ablate
-    (waiting,) = _record.records(study.get_trials())
+    (waiting,) = _record.records(Store(study).trials())
     assert waiting.outcome is None and waiting.state == "WAITING" and waiting.sampled
 
 
@@ -62,7 +63,7 @@ def _ended(outcome: Outcome, attempt: int, lost: int) -> _record.TrialRecord:
     state, ended = _record.ended(outcome, error="why")
     study = optuna.create_study()
     study.add_trial(create_trial(state=state, user_attrs=attrs | ended))
-    (record,) = _record.records(study.get_trials())
+    (record,) = _record.records(Store(study).trials())
     return record
 
 
