@@ -25,11 +25,13 @@ Rows, per size:
   every claim; with W processes on a machine of fewer cores this includes waiting for a core.
 - duplicates: trial ids claimed by more than one worker, plus (cell, seed) pairs started more
   than once, plus pairs with other than exactly one COMPLETE trial in storage. Must be 0.
-- status s / report s: `ablate status` and `ablate report` (with --tracking-uri: it reconciles
-  the MLflow runs and publishes the cell aggregates and plots), each a fresh interpreter run to
-  its exit (`python -m ablate ...`), median of --repeat runs. Goals at 2,000 trials: status
-  under 2 s, report under 30 s; and report(2,000) / report(200) at most 12 (no worse than
-  linear in the trials, with a little room for fixed costs that do not shrink).
+- status s / report s / again s: `ablate status` and `ablate report` (with --tracking-uri: it
+  reconciles the MLflow runs and publishes the cell aggregates and plots), each a fresh
+  interpreter run to its exit (`python -m ablate ...`). status: median of --repeat runs;
+  report s: the first report (every cell's aggregates sent to MLflow); again s: the median of
+  --repeat more (what MLflow already shows is not sent again). Goals at 2,000 trials: status
+  under 2 s, both report times under 30 s; and the first report's time at 2,000 over 200 at
+  most 12 (no worse than linear in the trials, with a little room).
 """
 
 from __future__ import annotations
@@ -204,8 +206,8 @@ def stored_duplicates(study: Any, url: str) -> int:
 # ---------------------------------------------------------------- the commands
 
 
-def command_s(argv: list[str], cwd: Path, repeat: int) -> float:
-    """Median wall time (s) of `python -m ablate ARGV`, a fresh interpreter each time."""
+def command_s(argv: list[str], cwd: Path, repeat: int) -> list[float]:
+    """Wall times (s) of `python -m ablate ARGV` run `repeat` times, a fresh interpreter each."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
@@ -215,7 +217,7 @@ def command_s(argv: list[str], cwd: Path, repeat: int) -> float:
         times.append(time.perf_counter() - t0)
         if done.returncode != 0:
             raise SystemExit(f"ablate {' '.join(argv[:1])} failed:\n{done.stdout}{done.stderr}")
-    return statistics.median(times)
+    return times
 
 
 # ---------------------------------------------------------------- one size
@@ -229,8 +231,9 @@ class Row:
     tree_s: float
     drain: Drain
     stored_duplicates: int
-    status_s: float
-    report_s: float
+    status_s: float  # median
+    report_first_s: float  # the first report publishes every cell's aggregates to MLflow
+    report_s: float  # median of the later ones, which send only what changed (nothing)
 
 
 def measure(folder: Path, trials: int, workers: int, repeat: int) -> Row:
@@ -290,7 +293,7 @@ def main() -> None:
     header = (
         f"{'trials':>6} {'cells':>5} {'enqueue s':>9} {'ms/trial':>8} {'run tree s':>10} "
         f"{'drain s':>7} {'trials/s':>8} {'claim med ms':>12} {'claim p99 ms':>12} "
-        f"{'duplicates':>10} {'status s':>8} {'report s':>8}"
+        f"{'duplicates':>10} {'status s':>8} {'report s':>8} {'again s':>7}"
     )
     print(header)
     rows = []
@@ -307,7 +310,7 @@ def main() -> None:
                 f"{trials / d.seconds:8.1f} {1000 * statistics.median(d.claims):12.1f} "
                 f"{1000 * percentile(d.claims, 0.99):12.1f} "
                 f"{d.duplicates + row.stored_duplicates:10d} {row.status_s:8.2f} "
-                f"{row.report_s:8.2f}",
+                f"{row.report_first_s:8.2f} {row.report_s:7.2f}",
                 flush=True,
             )
     big = max(rows, key=lambda r: r.trials)
@@ -316,10 +319,11 @@ def main() -> None:
     none_twice = all(r.drain.duplicates + r.stored_duplicates == 0 for r in rows)
     print(f"  duplicates 0: {'ok' if none_twice else 'FAILED'}")
     print(f"  status < 2 s: {big.status_s:.2f} s, {'ok' if big.status_s < 2 else 'over'}")
-    print(f"  report < 30 s: {big.report_s:.2f} s, {'ok' if big.report_s < 30 else 'over'}")
+    slowest = max(big.report_first_s, big.report_s)
+    print(f"  report < 30 s: {slowest:.2f} s, {'ok' if slowest < 30 else 'over'}")
     if len(rows) > 1:
         small = min(rows, key=lambda r: r.trials)
-        ratio = big.report_s / small.report_s
+        ratio = big.report_first_s / small.report_first_s
         allowed = 1.2 * big.trials / small.trials
         print(
             f"  report {big.trials} / {small.trials} <= {allowed:g}: {ratio:.2f}, "

@@ -14,6 +14,7 @@ from ablate.report._figure import require, save, show_grid, text_color
 from ablate.report._plot_heatmap import STAR_ALPHA
 
 _ANNOTATED_CLASSES = 10  # per-class heatmaps print values up to this many classes, else stars only
+_ROOMY_ROWS = 40  # beyond this many cells, rows are narrower
 _ANNOTATED_SQUARES = 400  # ... and up to this many squares (beyond, the colours carry the values)
 
 
@@ -38,7 +39,8 @@ def _per_class_figure(per_class: pd.DataFrame) -> Figure:
     # Room for the cell names (~0.08 in a character), the colour bar, then fixed-width columns.
     names = 0.08 * max(len(c) for c in cells)
     width = 1.8 + names + (0.62 if annotate else 0.36) * len(classes)
-    fig = Figure(figsize=(max(4.8, width), 1.9 + 0.32 * len(cells)), layout="constrained")
+    row = 0.32 if len(cells) <= _ROOMY_ROWS else 0.2  # the names' font: small, then x-small
+    fig = Figure(figsize=(max(4.8, width), 1.9 + row * len(cells)), layout="constrained")
     ax = fig.subplots()
     _draw_per_class_diff(ax, per_class)
     return fig
@@ -83,7 +85,11 @@ def _draw_per_class_diff(ax: Axes, per_class: pd.DataFrame) -> np.ndarray:
     # Class names ("traffic light") are wider than a column: always slanted.
     ticks = np.arange(len(classes))
     ax.set_xticks(ticks, [str(c) for c in classes], rotation=45, ha="right", rotation_mode="anchor")
-    ax.set_yticks(np.arange(len(cells)), [str(c) for c in cells])
+    ax.set_yticks(
+        np.arange(len(cells)),
+        [str(c) for c in cells],
+        fontsize="medium" if len(cells) <= _ROOMY_ROWS else "x-small",
+    )
     ax.set_xlabel("class")
     ax.set_ylabel("cell")
     colorbar = ax.figure.colorbar(image, ax=ax)

@@ -17,6 +17,8 @@ from ablate.names import metric_scale
 from ablate.report._figure import axis_label, save, set_category_ticks, value_label
 
 _CATEGORY_JITTER = 0.12  # seed points spread ± this around a category (categories are 1 apart)
+_NAMED_CATEGORIES = 40  # beyond this many, categories are numbered, not named ...
+_NUMBERED_TICKS = 12  # ... at about this many ticks
 _NUMERIC_JITTER = 0.015  # seed points spread ± this share of the key's range
 
 
@@ -86,7 +88,11 @@ def _draw_metric_vs_key(
             x, mean, yerr=yerr, fmt="o", color="C0", capsize=4, label=f"mean, {level}"
         )
         bars.lines[0].set_gid("mean")
-        set_category_ticks(ax, x, _category_labels(placed, key))
+        if len(x) <= _NAMED_CATEGORIES:
+            set_category_ticks(ax, x, _category_labels(placed, key))
+        else:  # hundreds of names cannot share one axis: numbers, in summary.csv's order
+            step = math.ceil(len(x) / _NUMBERED_TICKS)
+            ax.set_xticks(x[::step], [str(i + 1) for i in range(0, len(x), step)])
 
     positions = dict(zip(placed["cell"], x, strict=True))
     _draw_seeds(ax, trials, positions, metric=metric, scale=scale, jitter=jitter)
@@ -94,6 +100,8 @@ def _draw_metric_vs_key(
     _mark_missing(ax, x[~np.isfinite(mean)])
 
     xlabel = key or "cell"
+    if numeric_key is None and len(x) > _NAMED_CATEGORIES:
+        xlabel = f"cell: row of summary.csv ({len(x)} cells)"
     if unplaced:
         xlabel += f"\n(no completed trial: {', '.join(map(str, unplaced))})"
     ax.set_xlabel(xlabel)

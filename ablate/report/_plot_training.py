@@ -71,10 +71,12 @@ def _draw_training_curve(ax: Axes, history: pd.DataFrame, *, metric: str, cells:
     beyond NAMED_CURVES cells, thin lines without bands (hundreds of bands hide each other)."""
     scale = metric_scale(metric)
     many = len(cells) > NAMED_CURVES
+    values = pd.to_numeric(history[metric], errors="coerce") * scale
+    grouped = values.groupby([history["cell"], history["epoch"]]).agg(["mean", "std"])
+    empty = grouped.iloc[0:0].droplevel(0)
+    per_cell = {c: table.droplevel(0) for c, table in grouped.groupby(level=0, sort=False)}
     for i, cell in enumerate(cells):
-        rows = history[history["cell"] == cell]
-        values = pd.to_numeric(rows[metric], errors="coerce") * scale
-        by_epoch = values.groupby(rows["epoch"]).agg(["mean", "std"]).dropna(subset=["mean"])
+        by_epoch = per_cell.get(cell, empty).dropna(subset=["mean"])
         epoch = by_epoch.index.to_numpy(dtype=float)
         mean = by_epoch["mean"].to_numpy(dtype=float)
         std = by_epoch["std"].to_numpy(dtype=float)

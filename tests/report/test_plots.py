@@ -493,3 +493,20 @@ def test_a_forest_plot_of_many_cells_names_the_verdicts_by_colour(tmp_path: Path
     assert [t.get_text() for t in ax.get_yticklabels()][:2] == ["c0", "c1"]  # no verdict lines
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert {"verdict: better", "verdict: worse", "verdict: no detectable difference"} <= set(legend)
+
+
+def test_hundreds_of_categories_are_numbered_in_the_summary_s_order():
+    from ablate.report.plots import _draw_metric_vs_key
+
+    n = 120
+    cells = [f"aux.weight={i / 100},loss.lovasz={i % 7 / 10}" for i in range(n)]
+    summary = pd.DataFrame({"cell": cells, "n": 2, "mean": 0.5, "ci_low": 0.45, "ci_high": 0.55})
+    trials = pd.DataFrame(
+        {"cell": cells * 2, "seed": [0] * n + [1] * n, "state": "COMPLETE", METRIC: 0.5}
+    )
+    ax = Figure().subplots()
+    _draw_metric_vs_key(ax, trials, summary, key=None, metric=METRIC, baseline=cells[0])
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels[:3] == ["1", "11", "21"] and len(labels) == 12
+    assert ax.get_xticks()[1] == 10.0  # row 11 of summary.csv sits at position 10
+    assert "row of summary.csv (120 cells)" in ax.get_xlabel()
