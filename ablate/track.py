@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ablate.urls import POOL_EXTRA, POOL_KEPT
+
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
 _SEEDS = "ablate.seeds"  # a cell run's planned seed count
 _PARENT = "mlflow.parentRunId"
@@ -56,6 +58,9 @@ def _client(tracking_uri: str) -> Any:
 def _import_mlflow() -> Any:
     """MLflow's client class, imported on first use: `import mlflow` costs ~1.3 s of CPU."""
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    # a SQL tracking store: see urls.POOL_KEPT
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(POOL_KEPT))
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(POOL_EXTRA))
     from mlflow import MlflowClient
 
     # after the import, which sets MLflow's loggers to INFO: MLflow announces every database

@@ -11,6 +11,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+# Database connections one process keeps open to a store's server, and opens beyond that only
+# while busy. Every worker is a process and the server's limit (PostgreSQL's default 100) is
+# shared by all of them: with the drivers' default of 5 kept each, 32 workers were refused.
+POOL_KEPT, POOL_EXTRA = 1, 4
+
 _USERINFO = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^/@:]*):(?P<password>[^@/]*)@")
 
 

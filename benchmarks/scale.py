@@ -113,12 +113,11 @@ def _device(cfg: Any, ready: Any, go: Any, events: Any) -> None:
     claim (its latency and trial id) and each trial's start and end."""
     import optuna
 
-    from ablate.study import Event, TrialEnded, TrialStarted, _worker, create_or_load
+    from ablate.study import Event, TrialEnded, TrialStarted, _worker
     from ablate.study._queue import Queue
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _worker.fit = made_up_fit  # type: ignore[assignment]
-    create_or_load(cfg.study, cfg.storage_url)  # connections and tables, before the clock
     pop = Queue.pop
 
     def timed_pop(self: Queue) -> int | None:

@@ -45,7 +45,7 @@ from optuna.storages._rdb.models import (
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate.errors import StorageError
-from ablate.urls import mask_password
+from ablate.urls import POOL_EXTRA, POOL_KEPT, mask_password
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
 
@@ -160,7 +160,8 @@ def open_storage(url: str) -> RDBStorage:
                 url,
                 engine_kwargs={"connect_args": {"timeout": 60}}
                 if url.startswith("sqlite")
-                else None,
+                # see urls.POOL_KEPT (the heartbeat thread opens a second only while it beats)
+                else {"pool_size": POOL_KEPT, "max_overflow": POOL_EXTRA},
                 heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
                 grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
             )

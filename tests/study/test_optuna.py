@@ -205,3 +205,41 @@ def test_the_set_based_read_gives_what_optuna_s_own_read_gives(
     assert len(ours) == (2 if states else 11)
     one = theirs[-1]
     assert _kept(Store(study).trial(one._trial_id)) == _kept(one)
+
+
+def test_a_process_keeps_one_connection_open_to_postgresql_after_busy_moments() -> None:
+    """Every worker is a process and the server's connection limit is shared by all of them:
+    after several threads needed a connection at once (a trial's end beside its heartbeat),
+    a storage keeps one open, not the driver's default of five (which stopped 32 workers on
+    PostgreSQL's default limit of 100)."""
+    import threading
+
+    from tests.postgres import new_database
+
+    with new_database() as url:
+        storage = open_storage(url)
+        barrier = threading.Barrier(4)
+
+        def hold() -> None:
+            with storage.engine.connect() as conn:
+                barrier.wait(timeout=30)  # all four hold one at the same moment
+                conn.exec_driver_sql("select 1")
+
+        threads = [threading.Thread(target=hold) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert storage.engine.pool.checkedin() == 1  # the other three were closed
+        storage.engine.dispose()
+
+
+def test_mlflow_keeps_one_connection_open_to_a_sql_tracking_store() -> None:
+    from ablate import track
+    from tests.postgres import new_database
+
+    with new_database() as url:
+        client = track._client(url)
+        client.search_experiments()
+        engine = client._tracking_client.store.engine
+        assert engine.pool.size() == 1 and engine.pool._max_overflow == 4
