@@ -188,3 +188,39 @@ def test_an_uppercase_study_name_is_refused_with_the_allowed_characters_shown_li
 def test_an_error_message_holding_brackets_is_printed_as_it_is(tmp_path: Path) -> None:
     text = "name: x\nsweep: {grid: {'loss.aux.weight[/bold]': [0.0]}}\n"
     assert "loss.aux.weight[/bold]" in _validate_refuses(tmp_path, text)
+
+
+def test_status_of_many_cells_lists_those_not_finished_and_all_with_all(tmp_path: Path) -> None:
+    from optuna.trial import create_trial
+
+    from ablate.spec import load_study
+    from ablate.study import Outcome, TrialResult, _record, create_or_load
+
+    study_file = tmp_path / "tiny.yaml"
+    weights = [round(0.025 * i, 3) for i in range(40)]
+    study_file.write_text(
+        TINY.replace("[0.0, 0.4]}, seeds: [0, 1]", f"{weights}}}, seeds: [0]"), encoding="utf-8"
+    )
+    study = load_study(study_file)
+    queue = create_or_load(study, f"sqlite:///{tmp_path / 'results' / 'tiny' / 'optuna.db'}")
+    for cell in study.cells[:38]:  # finished; the last two are only queued
+        attrs = _record.enqueued(cell.name, 0, cell.overrides, 1, sampled=False)
+        state, ended = _record.ended(Outcome.COMPLETE, TrialResult([], {"val/mIoU": 0.5}))
+        queue.store.ostudy.add_trial(create_trial(state=state, value=0.5, user_attrs=attrs | ended))
+    queue.sync(study.design.pairs(queue))
+    last_two = [c.name for c in study.cells[38:]]
+
+    args = ["status", str(study_file), "--results", str(tmp_path / "results")]
+    folded = CliRunner().invoke(app, args, terminal_width=200)
+    assert folded.exit_code == 0, folded.output
+    assert "COMPLETE 38, WAITING 2" in folded.output
+
+    def rows(output: str) -> set[str]:
+        return {line.split("│")[1].strip() for line in output.splitlines() if "│" in line}
+
+    assert rows(folded.output) == set(last_two)
+    assert "38 more cell(s) finished (--all lists them)" in folded.output
+
+    every = CliRunner().invoke(app, [*args, "--all"], terminal_width=200)
+    assert rows(every.output) == {c.name for c in study.cells}
+    assert "more cell" not in every.output
