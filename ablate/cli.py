@@ -359,7 +359,7 @@ def status(
 
     s = _study(study, None, results, storage)
     queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
-    records = queue.records()
+    records = queue.records(results=False)  # where each trial stands is all this shows
     counts = Counter(r.state for r in records)
     planned = planned_seeds(s, queue)
     console.print(

@@ -31,6 +31,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batch call
 FLUSH_S = 5.0  # a trial's metrics reach MLflow at least this often
 _clock = time.monotonic  # what FLUSH_S is measured with (tests move it)
+_CONCURRENT_FROM = 8  # cells from which their runs are updated by several threads at once
 
 
 @functools.lru_cache(maxsize=16)
@@ -375,20 +377,31 @@ def log_cell_aggregates(
     now = _now_ms()
     done = set(finished)
     shown = _cell_runs_shown(client, tree)
-    for cell, values in aggregates.items():
-        run_id = tree.cell_run_ids.get(cell)
-        if run_id is None:
-            continue
+
+    def publish(cell: str) -> None:
+        run_id = tree.cell_run_ids[cell]
         status, logged = shown.get(run_id, ("", {}))
         batch = [
             Metric(k, float(v), now, 0)
-            for k, v in values.items()
+            for k, v in aggregates[cell].items()
             if not math.isnan(v) and logged.get(k) != float(v)
         ]
         if batch:
             client.log_batch(run_id, metrics=batch)
         if cell in done and status != "FINISHED":
             client.set_terminated(run_id, status="FINISHED")
+
+    cells = [cell for cell in aggregates if cell in tree.cell_run_ids]
+    if tree.tracking_uri.startswith("sqlite") or len(cells) < _CONCURRENT_FROM:
+        for cell in cells:
+            publish(cell)
+        return
+    # a server (a SQL database or MLflow's) answers several calls at once, and a study of
+    # hundreds of cells makes two calls per cell (1.5x faster with two threads on PostgreSQL);
+    # SQLite takes one writer at a time anyway. MLflow's log_batch holds two connections at
+    # once, so threads x 2 must fit in the pool, or they wait on each other until it times out
+    with ThreadPoolExecutor((POOL_KEPT + POOL_EXTRA) // 2) as pool:
+        list(pool.map(publish, cells))  # list(): a call's error is raised here
 
 
 def _cell_runs_shown(client: Any, tree: RunTree) -> dict[str, tuple[str, dict[str, float]]]:

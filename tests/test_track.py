@@ -248,3 +248,25 @@ def test_publishing_unchanged_aggregates_again_sends_nothing_and_a_change_only_i
     assert sent == [(tree.cell_run_ids["a"], ["val/mIoU/n"])] and ended == []
     stored = MlflowClient(tree.tracking_uri).get_run(tree.cell_run_ids["a"])
     assert stored.data.metrics["val/mIoU/n"] == 4.0 and stored.info.status == "FINISHED"
+
+
+def test_a_sql_tracking_store_takes_many_cells_aggregates_at_once(tmp_path: Path) -> None:
+    """Past a few cells the runs are updated by threads sharing the process's small pool of
+    connections: every cell gets its values and ends FINISHED, and none waits on another."""
+    import time
+
+    from tests.postgres import new_database
+
+    cells = [f"c{i}" for i in range(3 * track._CONCURRENT_FROM)]
+    with new_database() as uri:
+        tree = ensure_run_tree(uri, "track", cells, tmp_path / "mlartifacts", {"epochs": 1})
+        values = {c: {"val/mIoU/mean_pct": 40.0 + i} for i, c in enumerate(cells)}
+        t0 = time.monotonic()
+        track.log_cell_aggregates(tree, values, finished=cells[:-1])
+        assert time.monotonic() - t0 < 25  # a pool exhausted by nested sessions waits 30 s
+        client = MlflowClient(uri)
+        for i, cell in enumerate(cells):
+            run = client.get_run(tree.cell_run_ids[cell])
+            assert run.data.metrics["val/mIoU/mean_pct"] == 40.0 + i
+            assert run.info.status == ("FINISHED" if cell != cells[-1] else "RUNNING")
+        track._client.cache_clear()  # its engine holds a connection to the database dropped next

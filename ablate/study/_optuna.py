@@ -25,7 +25,7 @@ import random
 import sqlite3
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -232,18 +232,23 @@ def _grouped(rows: Any) -> dict[int, list[Any]]:
     return {tid: list(group) for tid, group in itertools.groupby(rows, key=lambda r: r[0])}
 
 
-def _read_trials(conn: Any, where: Any) -> list[StoredTrial]:
+def _without(trial: StoredTrial, keys: tuple[str, ...]) -> StoredTrial:
+    attrs = {k: v for k, v in trial.user_attrs.items() if k not in keys}
+    return replace(trial, user_attrs=attrs) if keys else trial
+
+
+def _read_trials(conn: Any, where: Any, skip_attrs: tuple[str, ...] = ()) -> list[StoredTrial]:
     """The trials `where` selects, in trial order, in four set-based queries (trials, their
     attributes, values and parameters): Optuna's ORM builds an object per row of each, about
     ten times slower for a study of thousands of trials."""
     trials, attrs = TrialModel.__table__, TrialUserAttributeModel.__table__
     values, params = TrialValueModel.__table__, TrialParamModel.__table__
 
-    def of(table: Any, *columns: Any) -> dict[int, list[Any]]:
+    def of(table: Any, *columns: Any, also: Any = None) -> dict[int, list[Any]]:
         query = (
             sqlalchemy.select(table.c.trial_id, *columns)
             .join(trials, trials.c.trial_id == table.c.trial_id)
-            .where(where)
+            .where(where if also is None else where & also)
             .order_by(table.c.trial_id)
         )
         return _grouped(conn.execute(query))
@@ -254,7 +259,7 @@ def _read_trials(conn: Any, where: Any) -> list[StoredTrial]:
             trials.c.datetime_start, trials.c.datetime_complete,
         ).where(where).order_by(trials.c.trial_id)
     ).all()  # fmt: skip
-    attrs_of = of(attrs, attrs.c.key, attrs.c.value_json)
+    attrs_of = of(attrs, attrs.c.key, attrs.c.value_json, also=attrs.c.key.not_in(skip_attrs))
     values_of = of(values, values.c.value, values.c.value_type, values.c.objective)
     params_of = of(params, params.c.param_name, params.c.param_value, params.c.distribution_json)
     found = []
@@ -294,17 +299,21 @@ class Store:
 
     # -- reading
 
-    def trials(self, states: tuple[TrialState, ...] | None = None) -> list[StoredTrial]:
-        """The study's trials (those in `states`), read straight from its tables."""
+    def trials(
+        self, states: tuple[TrialState, ...] | None = None, skip_attrs: tuple[str, ...] = ()
+    ) -> list[StoredTrial]:
+        """The study's trials (those in `states`), read straight from its tables, without the
+        user attributes named in `skip_attrs`."""
         backend = getattr(self._storage, "_backend", self._storage)
         if not isinstance(backend, RDBStorage):  # a study in memory
-            return [_from_frozen(t) for t in self.ostudy.get_trials(deepcopy=False, states=states)]
+            found = [_from_frozen(t) for t in self.ostudy.get_trials(deepcopy=False, states=states)]
+            return [_without(t, skip_attrs) for t in found]
         column = TrialModel.__table__.c
         where = column.study_id == self._study_id
         if states is not None:
             where = where & column.state.in_(states)
         with backend.engine.connect() as conn:
-            return _read_trials(conn, where)
+            return _read_trials(conn, where, skip_attrs)
 
     def trial(self, trial_id: int) -> StoredTrial:
         backend = getattr(self._storage, "_backend", self._storage)

@@ -65,8 +65,12 @@ class Queue:
     def attrs(self) -> Mapping[str, Any]:
         return self.store.attrs
 
-    def records(self) -> list[TrialRecord]:
-        return _record.records(self.store.trials())
+    def records(self, *, results: bool = True) -> list[TrialRecord]:
+        """Every trial's record; with `results` False without its history, final and best
+        metrics and gradients (their `result` empty), which are most of what is stored: for
+        what needs only where each trial stands (`ablate status`)."""
+        skip = () if results else _record.RESULT_KEYS
+        return _record.records(self.store.trials(skip_attrs=skip))
 
     def record(self, trial_id: int) -> TrialRecord:
         found = _record.from_trial(self.store.trial(trial_id))

@@ -45,6 +45,7 @@ _HISTORY, _FINAL, _BEST, _GRADIENTS, _STEPS, _DURATION = (
     "total_steps",
     "duration_s",
 )
+RESULT_KEYS = (_HISTORY, _FINAL, _BEST, _GRADIENTS, _TRACEBACK)  # the bulk of what a trial stores
 
 
 class Outcome(enum.Enum):

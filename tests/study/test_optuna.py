@@ -243,3 +243,14 @@ def test_mlflow_keeps_one_connection_open_to_a_sql_tracking_store() -> None:
         client.search_experiments()
         engine = client._tracking_client.store.engine
         assert engine.pool.size() == 1 and engine.pool._max_overflow == 4
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_read_without_results_leaves_out_only_the_named_attributes(tmp_path: Path) -> None:
+    study = _study_with_every_kind_of_trial(f"sqlite:///{tmp_path / 'o.db'}")
+    light = Store(study).trials(skip_attrs=("history",))
+    full = Store(study).trials()
+    assert [t.user_attrs for t in light] == [
+        {k: v for k, v in t.user_attrs.items() if k != "history"} for t in full
+    ]
+    assert any("history" in t.user_attrs for t in full)
