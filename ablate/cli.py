@@ -118,7 +118,8 @@ def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | 
         return load_study(ref, overrides or ())
     from ablate.study import default_storage_url, load_existing, stored_study
 
-    return stored_study(load_existing(ref, storage or default_storage_url(results, ref)), ref)
+    url = storage or default_storage_url(results, ref)
+    return stored_study(load_existing(ref, url, read_only=True), ref)
 
 
 @app.command()
@@ -358,7 +359,8 @@ def status(
     from ablate.study import default_storage_url, load_existing, planned_seeds
 
     s = _study(study, None, results, storage)
-    queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    url = storage or default_storage_url(results, s.spec.name)
+    queue = load_existing(s.spec.name, url, read_only=True)
     records = queue.records(results=False)  # where each trial stands is all this shows
     counts = Counter(r.state for r in records)
     planned = planned_seeds(s, queue)
@@ -416,7 +418,8 @@ def report(
     from ablate.study import default_storage_url, load_existing, reconcile_and_say, run_tree_of
 
     s = _study(study, None, results, storage)
-    queue = load_existing(s.spec.name, storage or default_storage_url(results, s.spec.name))
+    url = storage or default_storage_url(results, s.spec.name)
+    queue = load_existing(s.spec.name, url, read_only=True)
     tree = run_tree_of(queue, tracking_uri)
     if tree is not None:
         reconcile_and_say(queue, tree, console)

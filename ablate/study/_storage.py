@@ -98,8 +98,10 @@ def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = No
     return Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
 
 
-def load_existing(name: str, storage_url: str) -> Queue:
-    """A study that must already exist (for `status`, `report`, `worker`)."""
+def load_existing(name: str, storage_url: str, *, read_only: bool = False) -> Queue:
+    """A study that must already exist (for `status`, `report`, `worker`); `read_only` for a
+    command that only reads it (`status`, `report`), which skips Optuna's table creation and
+    schema-version check (see `open_storage`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if storage_url.startswith("sqlite:///") and not Path(storage_url[10:]).exists():
         raise SpecError(
@@ -107,7 +109,8 @@ def load_existing(name: str, storage_url: str) -> Queue:
             "(or pass --results/--storage where it ran)"
         )
     try:
-        ostudy = optuna.load_study(study_name=name, storage=open_storage(storage_url))
+        storage = open_storage(storage_url, read_only=read_only)
+        ostudy = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         raise SpecError(f"no study {name!r} in {storage_url}; start it with `ablate run`") from None
     return Queue(ostudy, storage_url, _tracking_of(ostudy))
