@@ -6,7 +6,9 @@ one trial (11 double claims in 300 pops with 4 processes). Its `fail_stale_trial
 read-then-write race, and `tell` reads a trial back twice and writes in several transactions. So
 the engine changes a trial's state with one conditional UPDATE on Optuna's own tables, writes a
 trial's attributes in one transaction, and records a search's confirmation with one INSERT on the
-(study, key) unique row. Everything that reaches past Optuna's public API is here, in `Store`:
+(study, key) unique row. It also reads a study's trials with four queries on those tables:
+Optuna's own read builds an ORM object per row, 2 s for a study of 2,000 trials that `ablate
+status` would wait on. Everything that reaches past Optuna's public API is here, in `Store`:
 the RDB models and their tables, the storage behind the cache (`_backend`), the study id, the
 trial cache (`_thread_local`) and the stale-trial query.
 
