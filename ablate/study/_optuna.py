@@ -26,6 +26,7 @@ import os
 import random
 import sqlite3
 import warnings
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -306,10 +307,18 @@ class Store:
         self._study_id: int = ostudy._study_id
 
     @property
+    def _rdb(self) -> RDBStorage | None:
+        """The RDB storage behind Optuna's cache; None for a study in memory (tests), which
+        is read through Optuna's own API."""
+        backend = getattr(self._storage, "_backend", self._storage)
+        return backend if isinstance(backend, RDBStorage) else None
+
+    @property
     def _engine(self) -> Any:
-        """The SQLAlchemy engine behind Optuna's cache (only an RDB storage has one; a study
-        in memory can still be read)."""
-        return getattr(self._storage, "_backend", self._storage).engine
+        """The SQLAlchemy engine of the RDB storage (the statements below need one)."""
+        rdb = self._rdb
+        assert rdb is not None, "a study in memory has no tables to write with statements"
+        return rdb.engine
 
     # -- reading
 
@@ -318,24 +327,39 @@ class Store:
     ) -> list[StoredTrial]:
         """The study's trials (those in `states`), read straight from its tables, without the
         user attributes named in `skip_attrs`."""
-        backend = getattr(self._storage, "_backend", self._storage)
-        if not isinstance(backend, RDBStorage):  # a study in memory
+        if self._rdb is None:
             found = [_from_frozen(t) for t in self.ostudy.get_trials(deepcopy=False, states=states)]
             return [_without(t, skip_attrs) for t in found]
-        column = TrialModel.__table__.c
-        where = column.study_id == self._study_id
-        if states is not None:
-            where = where & column.state.in_(states)
-        with backend.engine.connect() as conn:
-            return _read_trials(conn, where, skip_attrs)
+        with self._engine.connect() as conn:
+            return _read_trials(conn, self._of_study(states), skip_attrs)
 
     def trial(self, trial_id: int) -> StoredTrial:
-        backend = getattr(self._storage, "_backend", self._storage)
-        if not isinstance(backend, RDBStorage):
+        if self._rdb is None:
             return _from_frozen(self._storage.get_trial(trial_id))
-        with backend.engine.connect() as conn:
+        with self._engine.connect() as conn:
             (found,) = _read_trials(conn, TrialModel.__table__.c.trial_id == trial_id)
         return found
+
+    def count(self, states: tuple[TrialState, ...]) -> dict[TrialState, int]:
+        """How many of the study's trials are in each of `states` (those with none are left
+        out): one grouped count, for the idle workers' poll, not a read of every trial."""
+        if self._rdb is None:
+            found = self.ostudy.get_trials(deepcopy=False, states=states)
+            return dict(Counter(t.state for t in found))
+        column = TrialModel.__table__.c
+        query = (
+            sqlalchemy.select(column.state, sqlalchemy.func.count())
+            .where(self._of_study(states))
+            .group_by(column.state)
+        )
+        with self._engine.connect() as conn:
+            return {state: int(n) for state, n in conn.execute(query)}
+
+    def _of_study(self, states: tuple[TrialState, ...] | None) -> Any:
+        """The WHERE clause of this study's trials in `states` (all of them for None)."""
+        column = TrialModel.__table__.c
+        where = column.study_id == self._study_id
+        return where if states is None else where & column.state.in_(states)
 
     @property
     def attrs(self) -> dict[str, Any]:

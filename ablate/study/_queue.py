@@ -84,7 +84,7 @@ class Queue:
         return pairs
 
     def waiting(self) -> int:
-        return len(self.store.trials((TrialState.WAITING,)))
+        return self.store.count((TrialState.WAITING,)).get(TrialState.WAITING, 0)
 
     # -- enqueuing
 
@@ -204,7 +204,7 @@ class Queue:
         """With nothing left to pop: sweep dead workers' trials; True while any trial is
         pending."""
         self.sweep_stale()
-        states = {t.state for t in self.store.trials(_record.PENDING_STATES)}
+        states = self.store.count(_record.PENDING_STATES)
         if TrialState.WAITING in states:
             return True
         if TrialState.RUNNING in states:

@@ -19,9 +19,10 @@ import torch
 
 from ablate.errors import UserError
 from ablate.models import build_model
+from ablate.names import VANISHING_GRADIENT
 from ablate.spec import Recipe, apply_overrides
 from ablate.train.fit import fit
-from ablate.train.gradflow import VANISHING, GradientProbe
+from ablate.train.gradflow import GradientProbe
 
 SAMPLES = 50  # gradient samples over the run when no interval is given: a smooth curve, cheap
 
@@ -101,7 +102,7 @@ def diagnose(
     seed: int = 0,
     device: str = "cpu",
     keep_aux: bool = False,
-    threshold: float = VANISHING,
+    threshold: float = VANISHING_GRADIENT,
 ) -> Diagnosis:
     """Train `recipe` for `steps` iterations (one evaluation, at the end; nothing tracked),
     sampling each stage's mean |gradient| every `every` steps (default: SAMPLES samples), and

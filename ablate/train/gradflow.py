@@ -33,10 +33,6 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
-from ablate.names import VANISHING_GRADIENT
-
-VANISHING = VANISHING_GRADIENT
-
 _STAGE_NAME = re.compile(r"stem|stage\d+|layer\d+")
 _RESNET_LAYER = re.compile(r"layer(\d+)")
 

@@ -203,6 +203,8 @@ def test_the_set_based_read_gives_what_optuna_s_own_read_gives(
     assert [t.trial_id for t in ours] == [t._trial_id for t in theirs]
     assert [_kept(t) for t in ours] == [_kept(t) for t in theirs]
     assert len(ours) == (2 if states else 11)
+    counted = Store(study).count(states or tuple(TrialState))
+    assert counted == {s: sum(t.state == s for t in theirs) for s in {t.state for t in theirs}}
     one = theirs[-1]
     assert _kept(Store(study).trial(one._trial_id)) == _kept(one)
 
