@@ -112,14 +112,27 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def _is_file(ref: str) -> bool:
+    return Path(ref).suffix in (".yaml", ".yml") or Path(ref).is_file()
+
+
 def _study(ref: str, overrides: list[str] | None, results: Path, storage: str | None) -> Study:
     """A study from its file, or — given a name — from the spec saved with its Optuna study."""
-    if Path(ref).suffix in (".yaml", ".yml") or Path(ref).is_file():
+    if _is_file(ref):
         return load_study(ref, overrides or ())
+    return _existing(ref, results, storage, read_only=True)[0]
+
+
+def _existing(
+    ref: str, results: Path, storage: str | None, *, read_only: bool
+) -> tuple[Study, Any]:
+    """A study that has run (its file, or its name) and its queue, the storage opened once."""
     from ablate.study import default_storage_url, load_existing, stored_study
 
-    url = storage or default_storage_url(results, ref)
-    return stored_study(load_existing(ref, url, read_only=True), ref)
+    s = load_study(ref) if _is_file(ref) else None
+    name = s.spec.name if s is not None else ref
+    queue = load_existing(name, storage or default_storage_url(results, name), read_only=read_only)
+    return (s or stored_study(queue, ref)), queue
 
 
 @app.command()
@@ -235,11 +248,10 @@ def worker(
     checkpoint_dir: CheckpointOpt = None,
 ) -> None:
     """Join a study that `ablate run --storage URL` started and pull its trials."""
-    from ablate.study import default_checkpoints, join_study, load_existing, run_tree_of
+    from ablate.study import default_checkpoints, join_study, run_tree_of
 
     _stop_on_sigterm()
-    s = _study(study, None, Path("results"), storage)
-    queue = load_existing(s.spec.name, storage)
+    s, queue = _existing(study, Path("results"), storage, read_only=False)
     tree = run_tree_of(queue, tracking_uri)
     if tree is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
@@ -356,11 +368,9 @@ def status(
     many cells lists only the cells not finished (`--all` lists every one)."""
     from collections import Counter
 
-    from ablate.study import default_storage_url, load_existing, planned_seeds
+    from ablate.study import planned_seeds
 
-    s = _study(study, None, results, storage)
-    url = storage or default_storage_url(results, s.spec.name)
-    queue = load_existing(s.spec.name, url, read_only=True)
+    s, queue = _existing(study, results, storage, read_only=True)
     records = queue.records(results=False)  # where each trial stands is all this shows
     counts = Counter(r.state for r in records)
     planned = planned_seeds(s, queue)
@@ -372,7 +382,7 @@ def status(
     states = ("RUNNING", "WAITING", "FAIL", "KILLED", "DIVERGED")
 
     def finished(c: str) -> bool:
-        return n[c, "COMPLETE"] >= planned.get(c, 0) and not any(n[c, x] for x in states[:2])
+        return n[c, "COMPLETE"] >= planned.get(c, 0) and not n[c, "RUNNING"] + n[c, "WAITING"]
 
     cells = [c.name for c in s.cells]
     many = len(cells) > _STATUS_ROWS and not all_cells
@@ -415,11 +425,9 @@ def report(
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
     from ablate.report import write_report
-    from ablate.study import default_storage_url, load_existing, reconcile_and_say, run_tree_of
+    from ablate.study import reconcile_and_say, run_tree_of
 
-    s = _study(study, None, results, storage)
-    url = storage or default_storage_url(results, s.spec.name)
-    queue = load_existing(s.spec.name, url, read_only=True)
+    s, queue = _existing(study, results, storage, read_only=True)
     tree = run_tree_of(queue, tracking_uri)
     if tree is not None:
         reconcile_and_say(queue, tree, console)

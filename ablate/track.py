@@ -30,13 +30,13 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.urls import POOL_EXTRA, POOL_KEPT
+from ablate.urls import POOL_EXTRA, POOL_KEPT, scheme
 
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
 _SEEDS = "ablate.seeds"  # a cell run's planned seed count
@@ -307,18 +307,23 @@ def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> No
 
 def running_trial_runs(tree: RunTree) -> dict[str, int | None]:
     """The study's trial runs still RUNNING: run id -> the trial number tagged on it."""
-    client = _client(tree.tracking_uri)
     query = f"attributes.status = 'RUNNING' and tags.`{_LEVEL}` = 'trial'"
     found: dict[str, int | None] = {}
+    for run in _every_run(_client(tree.tracking_uri), tree, query):
+        number = run.data.tags.get("ablate.trial_number", "")
+        found[run.info.run_id] = int(number) if number.isdigit() else None
+    return found
+
+
+def _every_run(client: Any, tree: RunTree, query: str) -> Iterator[Any]:
+    """The study's runs `query` selects, page after page."""
     token = None
     while True:
         page = client.search_runs([tree.experiment_id], query, max_results=1000, page_token=token)
-        for run in page:
-            number = run.data.tags.get("ablate.trial_number", "")
-            found[run.info.run_id] = int(number) if number.isdigit() else None
+        yield from page
         token = page.token
         if not token:
-            return found
+            return
 
 
 def close_run(
@@ -392,7 +397,7 @@ def log_cell_aggregates(
             client.set_terminated(run_id, status="FINISHED")
 
     cells = [cell for cell in aggregates if cell in tree.cell_run_ids]
-    if tree.tracking_uri.startswith("sqlite") or len(cells) < _CONCURRENT_FROM:
+    if scheme(tree.tracking_uri) == "sqlite" or len(cells) < _CONCURRENT_FROM:
         for cell in cells:
             publish(cell)
         return
@@ -406,16 +411,11 @@ def log_cell_aggregates(
 
 def _cell_runs_shown(client: Any, tree: RunTree) -> dict[str, tuple[str, dict[str, float]]]:
     """Each cell run's status and latest metrics: run id -> (status, metrics)."""
-    query = f"tags.mlflow.parentRunId = '{tree.study_run_id}' and tags.`{_LEVEL}` = 'cell'"
-    shown: dict[str, tuple[str, dict[str, float]]] = {}
-    token = None
-    while True:
-        page = client.search_runs([tree.experiment_id], query, max_results=1000, page_token=token)
-        for run in page:
-            shown[run.info.run_id] = (run.info.status, dict(run.data.metrics))
-        token = page.token
-        if not token:
-            return shown
+    query = f"tags.`{_PARENT}` = '{tree.study_run_id}' and tags.`{_LEVEL}` = 'cell'"
+    return {
+        run.info.run_id: (run.info.status, dict(run.data.metrics))
+        for run in _every_run(client, tree, query)
+    }
 
 
 def log_study_artifacts(
