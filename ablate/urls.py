@@ -1,9 +1,10 @@
 """Storage and tracking URLs as they may be shown or stored: never with their password.
 
-A password in `--storage postgresql://user:secret@host/db` or `--tracking-uri` must not reach a
-message, a log or the study's stored attributes (which every worker and report reads). Secrets
-come from the environment instead: `ABLATE_STORAGE`, `ABLATE_TRACKING_URI`, or the driver's own
-variables (`PGPASSWORD`, `~/.pgpass`, `MLFLOW_TRACKING_PASSWORD`).
+A password in `--storage postgresql://user:secret@host/db`, in a query such as
+`?password=secret`, or in `--tracking-uri` must not reach a message, a log, a report or the
+study's stored attributes (which every worker and report reads). Secrets come from the
+environment instead: `ABLATE_STORAGE`, `ABLATE_TRACKING_URI`, or the driver's own variables
+(`PGPASSWORD`, `~/.pgpass`, `MLFLOW_TRACKING_PASSWORD`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,43 @@ from urllib.parse import urlsplit
 # shared by all of them: with the drivers' default of 5 kept each, 32 workers were refused.
 POOL_KEPT, POOL_EXTRA = 1, 4
 
-_USERINFO = re.compile(r"^(?P<head>[A-Za-z][\w+.-]*://[^/@:]*):(?P<password>[^@/]*)@")
+MASK = "***"
+
+# `scheme://user:password@` — the password is whatever lies between the first ':' after the
+# user and the last '@' before the path (a password may itself hold '@' or ':').
+_USERINFO = re.compile(
+    r"(?P<head>\b[A-Za-z][\w+.-]*://[^/@:\s]*):(?P<password>[^/\s]*)@(?=[^@/\s]*(?:[/?#\s]|$))"
+)
+# query and keyword parameters that carry a secret: `?password=…`, `&sslpassword=…`, `token=…`
+_SECRET_PARAM = re.compile(
+    r"(?P<head>(?:[?&;]|\b)(?:[\w.-]*password|passwd|pwd|[\w.-]*token|[\w.-]*secret|"
+    r"api[_-]?key|access[_-]?key)=)(?P<value>[^&;#\s'\"]*)",
+    re.IGNORECASE,
+)
 
 
 def mask_password(url: str) -> str:
-    """`postgresql://ablate:***@host/db` for `postgresql://ablate:secret@host/db`."""
-    return _USERINFO.sub(r"\g<head>:***@", url)
+    """`postgresql://ablate:***@host/db` for `postgresql://ablate:secret@host/db`; the value
+    of a secret query parameter (`?password=…`, `token=…`) is masked the same way."""
+    return mask_secrets(url)
+
+
+def mask_secrets(text: str) -> str:
+    """`text` (a URL, a command line, an error message) with every password it carries
+    replaced by `***`: in a URL's user part and in secret parameters."""
+    text = _USERINFO.sub(rf"\g<head>:{MASK}@", text)
+    return _SECRET_PARAM.sub(lambda m: m["head"] + (MASK if m["value"] else ""), text)
 
 
 def without_password(url: str) -> str:
-    """`postgresql://ablate@host/db` for `postgresql://ablate:secret@host/db`: what is stored."""
-    return _USERINFO.sub(r"\g<head>@", url)
+    """`postgresql://ablate@host/db` for `postgresql://ablate:secret@host/db`, and a secret
+    query parameter dropped: what is stored."""
+    url = _USERINFO.sub(r"\g<head>@", url)
+    head, sep, query = url.partition("?")
+    if not sep:
+        return url
+    kept = [p for p in re.split(r"[&;]", query) if p and not _SECRET_PARAM.match(p)]
+    return head + ("?" + "&".join(kept) if kept else "")
 
 
 def scheme(url: str) -> str:
