@@ -81,6 +81,8 @@ CheckpointOpt = Annotated[
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+_SIGNAL_EXIT = {"SIGTERM": 143, "SIGHUP": 129}  # 128 + the signal's number, as a shell reports
+
 
 def _user_errors(fn: F) -> F:
     """Bad input: one message, exit code 2, no traceback."""
@@ -90,26 +92,65 @@ def _user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            # the message is printed as it is: a pattern like [a-z] is not rich markup
-            err_console.print(
-                f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
-            )
+            _say_error(str(exc))
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            from ablate.errors import disk_error
+
+            if (refused := disk_error(exc)) is None:
+                raise
+            _say_error(str(refused))
+            raise typer.Exit(2) from None
+        except Exception as exc:
+            if (stopped := _store_failure(exc)) is None:
+                raise
+            _say_error(stopped)
             raise typer.Exit(2) from None
         except KeyboardInterrupt as stop:
             err_console.print("interrupted; run the same command again to resume")
-            raise typer.Exit(143 if stop.args == ("SIGTERM",) else 130) from None
+            raise typer.Exit(_SIGNAL_EXIT.get(stop.args[0] if stop.args else "", 130)) from None
 
     return wrapper  # type: ignore[return-value]
 
 
+def _say_error(message: str) -> None:
+    """One line on stderr, its passwords masked; printed as it is: a pattern like [a-z] in it
+    is not rich markup."""
+    from ablate.urls import mask_secrets
+
+    err_console.print(
+        f"[bold red]error:[/] {escape(mask_secrets(message))}", highlight=False, soft_wrap=True
+    )
+
+
+_STORE_CLIENTS = ("sqlalchemy", "psycopg2", "psycopg", "pymysql", "sqlite3", "optuna.exceptions")
+
+
+def _store_failure(exc: Exception) -> str | None:
+    """A database client's error that reached the command (a storage that went away after the
+    retries, a disk that filled under SQLite) as one line; None for any other error, which is
+    a bug and keeps its traceback."""
+    if not type(exc).__module__.startswith(_STORE_CLIENTS):
+        return None
+    from ablate.errors import store_error
+
+    return (
+        f"the study's storage failed: {store_error(exc)}; nothing trained is lost (finished "
+        "trials are recorded, running ones are re-queued): run the same command again once "
+        "it works"
+    )
+
+
 def _stop_on_sigterm() -> None:
-    """SIGTERM (Slurm preemption, `docker stop`, systemd) stops `run` and `worker` as Ctrl-C
-    does: their workers end their trials KILLED and re-queued, and the command exits 143."""
+    """SIGTERM (Slurm preemption, `docker stop`, systemd) and SIGHUP (a closed terminal, a
+    dropped ssh connection) stop `run` and `worker` as Ctrl-C does: their workers end their
+    trials KILLED and re-queued, and the command exits 143 (129 for SIGHUP)."""
 
     def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt("SIGTERM")
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
 
 
 def _is_file(ref: str) -> bool:
@@ -230,8 +271,15 @@ def run(
     if outcome.failed:
         err_console.print(
             f"[red]{len(outcome.failed)} trial(s) failed after retries:[/] "
-            + ", ".join(f"{c} seed={k}" for c, k in outcome.failed)
+            + escape(", ".join(f"{c} seed={k}" for c, k in outcome.failed))
         )
+    if outcome.unfinished:
+        err_console.print(
+            f"[yellow]{len(outcome.unfinished)} trial(s) not finished yet[/] (waiting or "
+            "running elsewhere; `ablate status` shows them, `ablate run` again trains them): "
+            + escape(", ".join(f"{c} seed={k}" for c, k in outcome.unfinished[:10]))
+        )
+    if outcome.failed or outcome.unfinished:
         raise typer.Exit(1)
 
 

@@ -5,7 +5,10 @@ or MLflow; so do the small helpers that word their messages.
 """
 
 import difflib
+import errno
 from collections.abc import Iterable
+
+from ablate.urls import mask_secrets
 
 
 class UserError(ValueError):
@@ -29,6 +32,32 @@ class StorageError(UserError):
     written for."""
 
 
+class StorageDown(StorageError):
+    """A study storage or tracking store that stayed unreachable past the retry window: the
+    study stops with one line; nothing trained is lost and the next start resumes."""
+
+
+class DiskError(UserError):
+    """A file ablate must write that the disk refuses (full, read-only, no permission): the
+    study stops with one line naming the path; what was trained is kept."""
+
+
+# the OS errors that mean "this disk will not take the file", not "this trial is broken"
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+
+
+def disk_error(exc: OSError, what: str = "") -> DiskError | None:
+    """`exc` as a `DiskError` naming its path when the disk refused a write; None otherwise."""
+    if exc.errno not in DISK_ERRNOS:
+        return None
+    where = exc.filename or what or "a file"
+    reason = exc.strerror or str(exc)
+    return DiskError(
+        f"{where}: cannot write it ({reason}); make room or fix the folder's permissions, then "
+        "run the same command again (every trial trained so far is kept)"
+    )
+
+
 class ModelArgsError(ModelContractError):
     """Model arguments that the builder's signature refuses; `arg` names the one at fault."""
 
@@ -49,7 +78,7 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
 
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """An exception as one line of a message: its type and the first line of its text."""
-    first = (str(exc).strip().splitlines() or [""])[0]
+    first = mask_secrets((str(exc).strip().splitlines() or [""])[0])
     text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 1] + "…"
 

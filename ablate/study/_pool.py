@@ -113,7 +113,7 @@ class _Display:
             self.progress.reset(
                 row,
                 description=f"  worker {event.worker}: #{event.number} "
-                f"{trial_run_name(event.cell, event.seed)}",
+                f"{escape(trial_run_name(event.cell, event.seed))}",
                 total=event.epochs,
                 completed=0,
             )
@@ -134,6 +134,12 @@ class _Display:
                     total=1,
                     completed=1,
                 )
+
+    def worker_state(self, worker: int, state: str) -> None:
+        """A worker's row after its process ended (`died`) or was started again."""
+        row = self.rows.get(worker)
+        if row is not None:
+            self.progress.reset(row, description=f"  worker {worker}: {state}", total=None)
 
     def _ended(self, event: TrialEnded) -> None:
         if event.counts:
@@ -215,6 +221,9 @@ def _child(job: WorkerConfig, events: Any, parent: int) -> None:
             events.put(WorkerExited(job.worker, str(exc)))
 
 
+MAX_REPLACED = 5  # a worker slot whose process dies this many times is not started again
+
+
 def run_workers(
     study: Study,
     storage_url: str,
@@ -223,41 +232,140 @@ def run_workers(
     total: int,
     console: Console,
     checkpoints: Path | None = None,
+    *,
+    in_process: bool = False,
 ) -> None:
     """Run one worker per (device, threads) of `plan` until the queue is drained, logging
-    under `tree`. One worker runs in this process; several run as spawned processes, each
-    importing torch and MLflow once."""
+    under `tree`. Each worker is a spawned process that imports torch and MLflow once, so a
+    trial that kills its own process (a segfault, an OOM kill, a model calling SIGKILL) takes
+    only its worker down: the death is said, its trial re-queued at once and a replacement
+    started. `in_process` runs a single worker in this process instead (a library caller
+    that injects its own training, tests)."""
     display = _Display(total, len(plan), console, study.spec.metric.name)
     jobs = [
         WorkerConfig(study, storage_url, tree, d, t, i, checkpoints)
         for i, (d, t) in enumerate(plan)
     ]
-    if len(jobs) == 1:
+    if in_process and len(jobs) == 1:
         with display.progress:
             _work(jobs[0], display.handle)
         return
-    ctx = mp.get_context("spawn")
-    events = ctx.Queue()
-    procs = [
-        ctx.Process(target=_child, args=(job, events, os.getpid()), daemon=False) for job in jobs
-    ]
-    for p in procs:
-        p.start()
-    try:
-        with display.progress:
-            exited = 0  # a worker's last event; once all have sent it, only their exits remain
-            while exited < len(procs) and (any(p.is_alive() for p in procs) or not events.empty()):
-                try:
-                    event = events.get(timeout=0.5)
-                except queue.Empty:
-                    continue
-                display.handle(event)
-                exited += isinstance(event, WorkerExited)
-    except BaseException as stop:
-        # a stop may have come to this process alone (SIGTERM from Slurm or docker, SIGINT
-        # from `kill -INT`; Ctrl-C in a terminal reaches the whole group): pass it on, so each
-        # worker ends its trial KILLED and takes no other. A worker already stopping ignores it.
-        ctrl_c = isinstance(stop, KeyboardInterrupt) and stop.args != ("SIGTERM",)
+    _Supervisor(jobs, display).run()
+
+
+class _Supervisor:
+    """The parent of the worker processes: shows their events, notices a worker that died
+    without saying goodbye (it exited non-zero before its `WorkerExited`), re-queues the trial
+    it held and starts another in its place, and passes a stop on to every worker."""
+
+    def __init__(self, jobs: Sequence[WorkerConfig], display: _Display) -> None:
+        self.jobs, self.display = list(jobs), display
+        self.ctx = mp.get_context("spawn")
+        self.events: Any = self.ctx.Queue()
+        self.procs: dict[int, Any] = {}
+        self.finished: set[int] = set()  # slots whose worker sent WorkerExited or gave up
+        self.holding: dict[int, int] = {}  # slot -> the trial number it is training
+        self.deaths: dict[int, int] = {}
+
+    def _start(self, slot: int) -> None:
+        proc = self.ctx.Process(
+            target=_child, args=(self.jobs[slot], self.events, os.getpid()), daemon=False
+        )
+        proc.start()
+        self.procs[slot] = proc
+
+    def run(self) -> None:
+        for slot in range(len(self.jobs)):
+            self._start(slot)
+        try:
+            with self.display.progress:
+                while len(self.finished) < len(self.jobs):
+                    try:
+                        event = self.events.get(timeout=0.5)
+                    except queue.Empty:
+                        self._look_after_workers()
+                        continue
+                    self._track(event)
+                    self.display.handle(event)
+        except BaseException as stop:
+            self._stop_all(stop)
+            raise
+        for proc in self.procs.values():
+            proc.join()
+        if self.display.errors:
+            raise StorageError(self.display.errors[0])
+
+    def _track(self, event: Event) -> None:
+        if isinstance(event, TrialStarted):
+            self.holding[event.worker] = event.number
+        elif isinstance(event, TrialEnded):
+            self.holding.pop(event.worker, None)
+        elif isinstance(event, WorkerExited):
+            self.finished.add(event.worker)
+            self.holding.pop(event.worker, None)
+
+    def _look_after_workers(self) -> None:
+        """With no event waiting: a worker process that has ended without its goodbye died."""
+        for slot, proc in self.procs.items():
+            if slot in self.finished or proc.exitcode is None:
+                continue
+            if proc.exitcode == 0:  # said goodbye; its last event may still be on its way
+                if self.events.empty():
+                    self.finished.add(slot)
+                continue
+            self._died(slot, proc.exitcode)
+
+    def _died(self, slot: int, exitcode: int) -> None:
+        how = (
+            f"killed by {signal.Signals(-exitcode).name}"
+            if exitcode < 0 and -exitcode in signal.valid_signals()
+            else f"exit code {exitcode}"
+        )
+        number = self.holding.pop(slot, None)
+        requeued = self._requeue(number, f"worker died ({how})") if number is not None else ""
+        self.deaths[slot] = self.deaths.get(slot, 0) + 1
+        console = self.display.console
+        if self.deaths[slot] >= MAX_REPLACED:
+            console.print(
+                f"[red]worker {slot} died ({how}){requeued}; it died {self.deaths[slot]} "
+                "times, so it is not started again",
+                highlight=False,
+            )
+            self.finished.add(slot)
+            self.display.worker_state(slot, "died")
+            return
+        console.print(
+            f"[red]worker {slot} died ({how}){requeued}; starting a replacement "
+            f"({self.deaths[slot]} of {MAX_REPLACED - 1})",
+            highlight=False,
+        )
+        self.display.worker_state(slot, "restarting")
+        self._start(slot)
+
+    def _requeue(self, number: int, reason: str) -> str:
+        """End the dead worker's trial KILLED and queue its next try now, not after the
+        heartbeat's grace period (the process is known to be gone). Best effort: the sweep
+        does it later when the storage cannot be reached now."""
+        job = self.jobs[0]
+        try:
+            from ablate.study._storage import create_or_load
+
+            q = create_or_load(job.study, job.storage_url, job.tree.tracking_uri)
+            (record,) = [r for r in q.records(results=False) if r.number == number]
+            if not record.running:
+                return ""
+            q.abandon(record.trial_id, reason)
+        except Exception as exc:  # the heartbeat sweep re-queues it after the grace period
+            return f"; trial #{number} is re-queued once its heartbeat is stale ({exc!s:.200})"
+        return f"; trial #{number} was re-queued"
+
+    def _stop_all(self, stop: BaseException) -> None:
+        # a stop may have come to this process alone (SIGTERM from Slurm or docker, SIGHUP,
+        # SIGINT from `kill -INT`; Ctrl-C in a terminal reaches the whole group): pass it on,
+        # so each worker ends its trial KILLED and takes no other. A worker already stopping
+        # ignores it.
+        ctrl_c = isinstance(stop, KeyboardInterrupt) and stop.args in ((), ("Ctrl-C",))
+        procs = list(self.procs.values())
         for p in procs:
             if p.is_alive() and p.pid is not None:
                 os.kill(p.pid, signal.SIGINT if ctrl_c else signal.SIGTERM)
@@ -267,8 +375,3 @@ def run_workers(
         for p in procs:
             if p.is_alive():
                 p.terminate()
-        raise
-    for p in procs:
-        p.join()
-    if display.errors:
-        raise StorageError(display.errors[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -61,6 +61,9 @@ class RunOutcome:
     total: int
     trained: int
     failed: list[tuple[str, int]]  # (cell, seed) pairs whose every try failed
+    # pairs with a try still waiting or running when this run's workers stopped (a worker on
+    # another machine has it, or every local worker died): not failed, not done
+    unfinished: list[tuple[str, int]] = field(default_factory=list)
 
 
 def planned_seeds(study: Study, queue: Queue) -> dict[str, int]:
@@ -121,12 +124,22 @@ def _train(
     plan: Sequence[tuple[str, int]],
     total: int,
     console: Console,
+    in_process: bool,
 ) -> None:
     """Run the workers with the study and cell runs RUNNING; a stop ends them KILLED (the
     report ends them FINISHED once their trials are done)."""
     set_tree_status(tree, "RUNNING")
     try:
-        run_workers(study, where.storage_url, tree, plan, total, console, where.checkpoints)
+        run_workers(
+            study,
+            where.storage_url,
+            tree,
+            plan,
+            total,
+            console,
+            where.checkpoints,
+            in_process=in_process,
+        )
     except BaseException:
         with contextlib.suppress(Exception):  # best effort: the tracking store may be the cause
             set_tree_status(tree, "KILLED")
@@ -159,7 +172,11 @@ def run_study(
     devices: str | None,
     workers: int | None,
     console: Console,
+    *,
+    in_process: bool = False,
 ) -> RunOutcome:
+    """Train what is missing; `in_process` trains with one worker in this process (see
+    `run_workers`)."""
     started = start_study(study, where, console)
     queue, tree, queued = started.queue, started.tree, started.queued
     later = study.design.later(queue)  # e.g. a search's confirmation
@@ -174,13 +191,34 @@ def run_study(
             f"already done, {to_train} to train on {len(plan)} worker(s): "
             f"{', '.join(d for d, _ in plan)}"
         )
-        _train(study, where, tree, plan, to_train, console)
+        _train(study, where, tree, plan, to_train, console, in_process)
+        reconcile_and_say(queue, tree, console)  # e.g. a run whose trial a dead worker held
     pairs = study.design.pairs(queue)
     tries = queue.by_pair()
-    failed = [
-        (p.cell, p.seed) for p in pairs if not any(r.done for r in tries.get((p.cell, p.seed), []))
-    ]
-    return RunOutcome(len(pairs), to_train, failed)
+    failed: list[tuple[str, int]] = []
+    unfinished: list[tuple[str, int]] = []
+    for p in pairs:
+        mine = tries.get((p.cell, p.seed), [])
+        if any(r.done for r in mine):
+            continue
+        (unfinished if any(r.pending for r in mine) else failed).append((p.cell, p.seed))
+    if failed:
+        _end_failed(tree, {cell for cell, _ in failed})
+    return RunOutcome(len(pairs), to_train, failed, unfinished)
+
+
+def _end_failed(tree: RunTree, cells: set[str]) -> None:
+    """The study run and the runs of cells with a pair that gave up end FAILED, not RUNNING
+    for good; a later run that completes them sets them RUNNING, then its report FINISHED.
+    Best effort: the tracking store may be what failed."""
+    failed = RunTree(
+        tree.tracking_uri,
+        tree.experiment_id,
+        tree.study_run_id,
+        {c: r for c, r in tree.cell_run_ids.items() if c in cells},
+    )
+    with contextlib.suppress(Exception):
+        set_tree_status(failed, "FAILED")
 
 
 def join_study(
@@ -196,3 +234,4 @@ def join_study(
     reconcile_and_say(queue, tree, console)
     plan = plan_devices(devices, workers)
     run_workers(study, queue.storage_url, tree, plan, queue.waiting(), console, checkpoints)
+    reconcile_and_say(queue, tree, console)

@@ -74,7 +74,12 @@ def _in_client(frame: FrameType | None) -> bool:
     return False
 
 
-STOP_SIGNALS: dict[int, str] = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
+# SIGHUP: a closed terminal or a dropped ssh connection reaches every worker of the group
+STOP_SIGNALS: dict[int, str] = {
+    signal.SIGINT: "Ctrl-C",
+    signal.SIGTERM: "SIGTERM",
+    signal.SIGHUP: "SIGHUP",
+}
 
 
 @contextlib.contextmanager

@@ -55,7 +55,7 @@ def test_rounds_stop_where_each_comparison_is_decided(
     assert isinstance(study.design, AdaptiveDesign)
     monkeypatch.setattr(worker_module, "fit", _fit)
     where = Locations.resolve(tmp_path / "results", "adaptive", None, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True))
+    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
     assert outcome.failed == []
 
     queue = create_or_load(study, where.storage_url)
@@ -80,7 +80,7 @@ def test_rounds_stop_where_each_comparison_is_decided(
     text = (report.folder / "report.md").read_text()
     assert "## Adaptive seeds" in text and "| big | 4 | better: paired t-test" in text
 
-    again = run_study(study, where, None, 1, Console(quiet=True))  # resume: nothing to do
+    again = run_study(study, where, None, 1, Console(quiet=True), in_process=True)  # resume: nothing to do
     assert again.trained == 0
     assert len(create_or_load(study, where.storage_url).records()) == len(queue.records())
 
@@ -91,7 +91,7 @@ def test_without_a_decision_the_seeds_stop_at_max(
     study = _study(tmp_path, {"start": 2, "max": 4, "step": 2}, effect=None)
     monkeypatch.setattr(worker_module, "fit", _fit)
     where = Locations.resolve(tmp_path / "results", "adaptive", None, None)
-    run_study(study, where, None, 1, Console(quiet=True))
+    run_study(study, where, None, 1, Console(quiet=True), in_process=True)
     decisions = study.design.decisions(create_or_load(study, where.storage_url).records())
     assert decisions["small"].status == "max" and decisions["small"].n == 4
 

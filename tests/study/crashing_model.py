@@ -1,5 +1,8 @@
 """A user model that can crash in training (not at the pre-flight forward), for retry tests."""
 
+import os
+import signal
+
 import torch
 from torch import nn
 
@@ -20,3 +23,23 @@ class Crashing(nn.Module):
 
 def build(num_classes: int, crash: bool = False) -> nn.Module:
     return Crashing(num_classes, crash)
+
+
+class KillsItself(nn.Module):
+    """SIGKILLs its own process at its first training step while `marker` does not exist (a
+    segfault, the kernel's OOM killer), then trains normally."""
+
+    def __init__(self, num_classes: int, marker: str) -> None:
+        super().__init__()
+        self.net = pspnet_tiny(num_classes, width=8)
+        self.marker = marker
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        if self.training and not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+def build_killer(num_classes: int, marker: str) -> nn.Module:
+    return KillsItself(num_classes, marker)

@@ -52,7 +52,7 @@ def _start_without_training(root: Path, url: str, *overrides: str) -> set[CellSe
     where = Locations.resolve(root / "results", study.spec.name, url, None)
     with pytest.MonkeyPatch.context() as patch:
         # the run tree is built before the workers start; start none
-        patch.setattr(study_run, "run_workers", lambda *args: None)
+        patch.setattr(study_run, "run_workers", lambda *args, **kwargs: None)
         run_study(study, where, None, 1, Console(quiet=True))
     return {(p.cell, p.seed) for p in study.design.pairs(None)}
 

@@ -26,7 +26,7 @@ def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Queue, Run
     (tmp_path / "tiny.yaml").write_text(STUDY)
     study = load_study(tmp_path / "tiny.yaml")
     where = Locations.resolve(tmp_path / "results", "tiny", None, None)
-    monkeypatch.setattr(study_run, "run_workers", lambda *args: None)
+    monkeypatch.setattr(study_run, "run_workers", lambda *args, **kwargs: None)
     study_run.run_study(study, where, None, 1, Console(quiet=True))
     queue = load_existing("tiny", where.storage_url)
     tree = run_tree_of(queue)

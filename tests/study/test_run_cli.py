@@ -191,6 +191,43 @@ def test_a_crashing_trial_is_retried_then_failed_and_the_study_goes_on(study_dir
     ]
     assert len(failed) == 3 and {r.info.status for r in failed} == {"FAILED"}
     assert "boom on purpose" in failed[0].data.tags["ablate.error"]
+    # the study run and the failed cell's run end FAILED, not RUNNING for good; the cell
+    # that completed ends FINISHED
+    status = {
+        (r.data.tags["ablate.level"], r.data.tags.get("ablate.cell", "")): r.info.status
+        for r in runs
+        if r.data.tags["ablate.level"] != "trial"
+    }
+    assert status[("study", "")] == "FAILED"
+    assert status[("cell", "args.crash=true")] == "FAILED"
+    assert status[("cell", "args.crash=false")] == "FINISHED"
+
+
+@pytest.mark.slow
+def test_a_trial_that_kills_its_own_worker_is_requeued_and_a_replacement_finishes_it(
+    study_dir: Path,
+) -> None:
+    marker = study_dir / "killed-once"
+    result = _run(
+        "sweep.seeds=[0]",
+        "sweep.grid={train.lr: [0.02]}",
+        f"base.model={{name: 'tests.study.crashing_model:build_killer', args: {{marker: "
+        f"'{marker}'}}}}",
+        "baseline={train.lr: 0.02}",
+    )
+    assert marker.exists()  # the first try did kill its process
+    assert result.exit_code == 0, result.output
+    assert "worker 0 died (killed by SIGKILL); trial #0 was re-queued" in result.output
+    assert "starting a replacement" in result.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    assert list(trials["state"]) == ["KILLED", "COMPLETE"]  # lost once, then done once
+    runs, _ = _mlflow_runs(study_dir)
+    trial_runs = sorted(
+        (r.data.tags["ablate.trial_number"], r.info.status)
+        for r in runs
+        if r.data.tags["ablate.level"] == "trial"
+    )
+    assert trial_runs == [("0", "KILLED"), ("1", "FINISHED")]
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int]]:
 
 def run(study: Study, tmp_path: Path, storage_url: str) -> Any:
     where = Locations.resolve(tmp_path / "results", study.spec.name, storage_url, None)
-    return run_study(study, where, None, 1, Console(quiet=True))
+    return run_study(study, where, None, 1, Console(quiet=True), in_process=True)
 
 
 def design_of(study: Study) -> SearchDesign:

@@ -44,7 +44,7 @@ def test_a_worker_declared_dead_mid_trial_drops_its_result_and_the_retry_stands(
 
     monkeypatch.setattr(worker_module, "fit", fit)
     where = Locations.resolve(tmp_path / "results", "stalled", url, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True))
+    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
 
     assert outcome.failed == [] and len(calls) == 2
     first, retry = create_or_load(study, url).records()
@@ -124,7 +124,7 @@ def test_a_full_disk_while_saving_model_pt_loses_the_file_not_the_trial(
     monkeypatch.setattr(track.TrialRun, "log_torch", no_space)
     seen = _events(monkeypatch)
     where = Locations.resolve(tmp_path / "results", "full_disk", None, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True))
+    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
 
     assert outcome.failed == []
     records = create_or_load(study, where.storage_url).records()
@@ -160,7 +160,7 @@ def test_mlflow_failing_mid_trial_keeps_the_metrics_and_sends_them_when_it_recov
     monkeypatch.setattr(track.TrialRun, "flush", flaky)
     seen = _events(monkeypatch)
     where = Locations.resolve(tmp_path / "results", "flaky", None, None)
-    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
+    assert run_study(study, where, None, 1, Console(quiet=True), in_process=True).failed == []
 
     warned = [e.message for e in seen if isinstance(e, worker_module.Warned)]
     assert len(warned) == 1 and "database is locked" in warned[0]
@@ -189,7 +189,7 @@ def test_a_tracking_store_that_cannot_take_a_run_stops_the_worker_and_requeues_t
     monkeypatch.setattr(track.TrialRun, "__init__", refuse)
     where = Locations.resolve(tmp_path / "results", "readonly", None, None)
     with pytest.raises(StorageError) as stopped:
-        run_study(study, where, None, 1, Console(quiet=True))
+        run_study(study, where, None, 1, Console(quiet=True), in_process=True)
 
     message = str(stopped.value)
     assert "attempt to write a readonly database" in message
@@ -223,7 +223,7 @@ def test_balanced_class_weights_are_logged_on_the_trial_run(
 
     monkeypatch.setattr(worker_module, "fit", fit_with_weights)
     where = Locations.resolve(tmp_path / "results", "weights", None, None)
-    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
+    assert run_study(study, where, None, 1, Console(quiet=True), in_process=True).failed == []
     client = _client(where.tracking_uri)
     for r in create_or_load(study, where.storage_url).records():
         params = client.get_run(r.mlflow_run_id).data.params
