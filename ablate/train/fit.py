@@ -28,7 +28,7 @@ from ablate.losses.balance import median_frequency_weights
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
 from ablate.spec import Recipe, Study
-from ablate.train.checkpoint import load_checkpoint, save_checkpoint
+from ablate.train.checkpoint import load_checkpoint, save_checkpoint, set_aside
 from ablate.train.evaluate import Stats, evaluate, inference_for, input_stats, normalise
 from ablate.train.gradflow import GradientProbe
 
@@ -68,6 +68,9 @@ class FitResult:
     test: Mapping[str, float] = field(default_factory=dict)  # test/<metric> of the final model
     # loss.ce.class_weight = balanced: {class name: weight} the cross-entropy used; else {}
     class_weights: Mapping[str, float] = field(default_factory=dict)
+    # a checkpoint that could not be used and was moved away, as one line for the run's tags:
+    # "set aside as <path>: <reason>" or "could not set aside <path> (<error>): <reason>"; else ""
+    set_aside: str = ""
 
     @property
     def final(self) -> Mapping[str, float]:
@@ -359,7 +362,8 @@ def _state(
     elapsed: float,
     identity: dict[str, Any],
 ) -> dict[str, Any]:
-    """Everything `_restore` needs to continue this run as if it had never stopped."""
+    """Everything `_restore` needs to continue this run as if it had never stopped, as tensors
+    and plain values only: what `torch.load(weights_only=True)` reads back."""
     return {
         "identity": identity,
         "step": run.step,
@@ -372,18 +376,52 @@ def _state(
         "objective": run.objective.state_dict(),
         "optimizer": run.optimizer.state_dict(),
         "scaler": run.scaler.state_dict(),
-        "history": history,
-        "best": best,
-        "elapsed_s": elapsed,
+        "history": [_plain(result) for result in history],
+        "best": dict(best),
+        "elapsed_s": float(elapsed),
     }
 
 
-def _restore(run: _Run, state: dict[str, Any]) -> None:
+def _plain(result: EpochResult) -> dict[str, Any]:
+    """An evaluation as plain values (no dataclass in a checkpoint)."""
+    return {
+        "epoch": result.epoch,
+        "metrics": dict(result.metrics),
+        "aux_weights": [(int(i), float(w)) for i, w in result.aux_weights],
+        "gradients": [(int(i), dict(g)) for i, g in result.gradients],
+    }
+
+
+def _evaluation(plain: Mapping[str, Any]) -> EpochResult:
+    """`_plain` undone; a KeyError or TypeError on a checkpoint of another shape."""
+    return EpochResult(
+        int(plain["epoch"]),
+        {str(k): float(v) for k, v in plain["metrics"].items()},
+        [(int(i), float(w)) for i, w in plain["aux_weights"]],
+        [(int(i), {str(k): float(v) for k, v in g.items()}) for i, g in plain["gradients"]],
+    )
+
+
+@dataclass(frozen=True)
+class _Progress:
+    """What a checkpoint gives back beside the run's own state."""
+
+    history: list[EpochResult]
+    best: dict[str, float]
+    elapsed_s: float
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> _Progress:
+    progress = _Progress(
+        [_evaluation(plain) for plain in state["history"]],
+        {str(k): float(v) for k, v in state["best"].items()},
+        float(state["elapsed_s"]),
+    )
     run.model.load_state_dict(state["model"])
     run.objective.load_state_dict(state["objective"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scaler.load_state_dict(state["scaler"])
-    run.step = state["step"]
+    run.step = int(state["step"])
     if state["epoch_state"] is not None:  # replay the current epoch's order up to where it was
         run.order.set_state(state["epoch_state"])
         run.batches = iter(run.train.batches(run.recipe.train.batch_size, run.order))
@@ -394,6 +432,28 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch_rng"])
     if state["cuda_rng"] is not None:
         torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return progress
+
+
+# what restoring a checkpoint of another shape raises (a missing key, a tensor of another size)
+_UNRESTORABLE = (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError)
+
+
+def _start(
+    recipe: Recipe, seed: int, dev: torch.device, checkpoint: Path | None, identity: dict[str, Any]
+) -> tuple[_Run, _Progress | None, str]:
+    """The run set up and, where this trial's checkpoint is there, continued from it; with
+    `set_aside`'s line when a checkpoint was there but could not be used (the run then starts
+    from the beginning, set up afresh if a failed restore had changed it)."""
+    run = _set_up(recipe, seed, dev)
+    loaded = load_checkpoint(checkpoint, identity)
+    if loaded.state is None or checkpoint is None:
+        return run, None, loaded.set_aside
+    try:
+        return run, _restore(run, loaded.state), ""
+    except _UNRESTORABLE as exc:
+        line = set_aside(checkpoint, "damaged", f"does not restore ({one_line(exc, 200)})")
+        return _set_up(recipe, seed, dev), None, line
 
 
 def _test(run: _Run, recipe: Recipe) -> dict[str, float]:
@@ -449,16 +509,17 @@ def fit(
     With `checkpoint`, the run is saved there every `train.checkpoint_every` evaluations and,
     when a checkpoint of this recipe and seed is there already, continued from it: its
     evaluations are passed to `on_epoch` again, and the numbers equal those of a run that was
-    never stopped (bit for bit on the CPU)."""
+    never stopped (bit for bit on the CPU). A checkpoint there that cannot be used (damaged,
+    not tensors and plain values, another trial's) is moved aside, named in a warning and in
+    `FitResult.set_aside`, and the run starts from the beginning."""
     start = time.perf_counter()
-    run = _set_up(recipe, seed, torch.device(device))
+    identity = {"recipe": recipe.model_dump(mode="json"), "seed": seed}
+    run, progress, aside = _start(recipe, seed, torch.device(device), checkpoint, identity)
     history: list[EpochResult] = []
     best: dict[str, float] = {}
-    identity = {"recipe": recipe.model_dump(mode="json"), "seed": seed}
     earlier = 0.0
-    if (state := load_checkpoint(checkpoint, identity)) is not None:
-        _restore(run, state)
-        history, best, earlier = list(state["history"]), dict(state["best"]), state["elapsed_s"]
+    if progress is not None:
+        history, best, earlier = progress.history, progress.best, progress.elapsed_s
         for result in history:
             if on_epoch is not None:
                 on_epoch(result)
@@ -484,7 +545,14 @@ def fit(
     except Diverged:
         duration = earlier + time.perf_counter() - start
         return FitResult(
-            history, True, duration, best, None, run.total_steps, resumed, {}, _by_class(run)
+            history,
+            True,
+            duration,
+            best,
+            total_steps=run.total_steps,
+            resumed_at=resumed,
+            class_weights=_by_class(run),
+            set_aside=aside,
         )
     test = _test(run, recipe)
     saved = None
@@ -492,7 +560,16 @@ def fit(
         saved = {"model": run.model.state_dict(), "objective": run.objective.state_dict()}
     duration = earlier + time.perf_counter() - start
     return FitResult(
-        history, False, duration, best, saved, run.total_steps, resumed, test, _by_class(run)
+        history,
+        False,
+        duration,
+        best,
+        checkpoint=saved,
+        total_steps=run.total_steps,
+        resumed_at=resumed,
+        test=test,
+        class_weights=_by_class(run),
+        set_aside=aside,
     )
 
 

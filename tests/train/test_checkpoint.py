@@ -9,7 +9,7 @@ import torch
 
 from ablate.spec import Recipe
 from ablate.train import EpochResult, fit
-from ablate.train.checkpoint import checkpoint_name, load_checkpoint
+from ablate.train.checkpoint import CheckpointSetAside, checkpoint_name, load_checkpoint
 
 TIMING = {"train/images_per_s"}  # wall-clock, not a result
 
@@ -64,6 +64,7 @@ def test_a_trial_continued_from_its_checkpoint_equals_one_never_stopped(
     with pytest.raises(_Stop):
         fit(recipe, seed=3, on_epoch=_stopped_after(stop_after), checkpoint=path)
     assert path.exists()
+    torch.load(path, weights_only=True)  # tensors and plain values only
     replayed: list[EpochResult] = []
     resumed = fit(recipe, seed=3, on_epoch=replayed.append, checkpoint=path)
 
@@ -90,16 +91,32 @@ def test_a_checkpoint_of_another_recipe_or_seed_is_not_continued(tmp_path: Path)
     path = tmp_path / "c.pt"
     with pytest.raises(_Stop):
         fit(_recipe(epochs=3), seed=1, on_epoch=_stopped_after(1), checkpoint=path)
+    written = path.read_bytes()
     ours = {"recipe": _recipe(epochs=3).model_dump(mode="json"), "seed": 1}
-    assert load_checkpoint(path, ours) is not None
-    assert load_checkpoint(path, {**ours, "seed": 2}) is None
+    assert load_checkpoint(path, ours).state is not None
     other = {"recipe": _recipe(epochs=3, lr=0.5).model_dump(mode="json"), "seed": 1}
-    assert load_checkpoint(path, other) is None
+    for theirs in ({**ours, "seed": 2}, other):
+        path.write_bytes(written)
+        with pytest.warns(CheckpointSetAside):
+            assert load_checkpoint(path, theirs).state is None
+        assert not path.exists()  # set aside: the next try does not meet it again
+    assert len(list(tmp_path.glob("c.pt.foreign-*"))) == 2
 
 
 def test_checkpoint_names_are_files_and_distinct_per_cell_and_seed() -> None:
     names = {checkpoint_name(c, s) for c in ("a/b", "a_b", "loss.aux.weight=0.4") for s in (0, 1)}
     assert len(names) == 6 and not any("/" in n for n in names)
+
+
+def test_a_long_non_ascii_cell_name_fits_a_file_name(tmp_path: Path) -> None:
+    cells = ["a" + "名" * 199, "a" + "名" * 198 + "字"]  # 598 bytes; the cut falls inside a 名
+    names = [checkpoint_name(cell, 12345) for cell in cells]
+    for name in names:
+        assert len(name.encode()) <= 255
+        assert name.startswith("a" + "名" * 39 + "-")  # whole characters only: 118 bytes
+        (tmp_path / name).touch()  # the file system takes it
+    assert names[0] != names[1]  # cut alike, told apart by the hash
+    assert len(list(tmp_path.iterdir())) == 2
 
 
 @pytest.mark.parametrize("deterministic", [True, False])
