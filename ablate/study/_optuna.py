@@ -25,13 +25,14 @@ import json
 import os
 import random
 import sqlite3
+import time
 import warnings
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import optuna
 import sqlalchemy
@@ -47,7 +48,7 @@ from optuna.storages._rdb.models import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate.errors import StorageError
+from ablate.errors import DiskError, StorageDown, StorageError
 from ablate.urls import POOL_EXTRA, POOL_KEPT, mask_password
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
@@ -207,6 +208,90 @@ def cause_of(exc: BaseException) -> str:
     return first[:300]
 
 
+# -- outages: a database that goes away for a while (a restart, a failover, a full
+# connection table) is waited for; past OUTAGE_S the study stops with one line.
+
+OUTAGE_S = 120  # how long one storage call is retried, with backoff, before the study stops
+_BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)  # then 15 s between tries
+
+_DISK_FULL = ("database or disk is full", "disk is full", "readonly database", "disk i/o error")
+_REFUSED = (  # errors of a reachable server that waiting does not fix
+    "authentication failed",
+    "no password supplied",
+    "does not exist",
+    "permission denied",
+    "no pg_hba.conf entry",
+)
+_TRANSIENT = (
+    sqlalchemy.exc.OperationalError,  # refused, reset, "too many clients", SQLite busy
+    sqlalchemy.exc.InterfaceError,  # the connection was closed under the driver
+    sqlalchemy.exc.DisconnectionError,
+    sqlalchemy.exc.TimeoutError,  # no connection free in the pool in time
+)
+
+T = TypeVar("T")
+
+
+def storage_fault(exc: BaseException) -> Literal["transient", "disk"] | None:
+    """What a storage call's error means: `transient` (the server or the connection went
+    away, or is busy: try again), `disk` (SQLite's file cannot grow or be written: trying
+    again does not help) or None (a bug, a constraint: not ours to hide)."""
+    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    if not isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        return None
+    text = cause_of(exc).lower()
+    if any(words in text for words in _DISK_FULL):
+        return "disk"
+    if any(words in text for words in _REFUSED):
+        return None  # the server answered: no
+    if isinstance(exc, _TRANSIENT) or getattr(exc, "connection_invalidated", False):
+        return "transient"
+    return None
+
+
+def retrying(
+    url: str,
+    call: Callable[[], T],
+    again: Callable[[], T | None] | None = None,
+    *,
+    deadline_s: float | None = None,
+) -> T:
+    """`call()`, retried with backoff while the storage at `url` is unreachable, for up to
+    `OUTAGE_S` (ABLATE_OUTAGE_S); then `StorageDown`. A full or read-only SQLite file raises
+    `DiskError` at once. `again`, for a write whose first try may have gone through before
+    its connection broke, is asked before each retry: what it returns (not None) is the
+    outcome of the earlier try, and the call is not repeated."""
+    limit = _seconds("ABLATE_OUTAGE_S", OUTAGE_S) if deadline_s is None else deadline_s
+    start, tries = time.monotonic(), 0
+    while True:
+        try:
+            if tries and again is not None and (earlier := again()) is not None:
+                return earlier
+            return call()
+        except Exception as exc:
+            fault = storage_fault(exc)
+            if fault == "disk":
+                where = sqlite_file(url) or mask_password(url)
+                raise DiskError(
+                    f"{where}: cannot write it ({cause_of(exc)}); make room or fix the folder's "
+                    "permissions, then run the same command again (every finished trial is kept)"
+                ) from None
+            waited = time.monotonic() - start
+            if fault is None:
+                raise
+            if waited >= limit:
+                raise StorageDown(
+                    f"{mask_password(url)}: the Optuna storage was unreachable for {waited:.0f} s "
+                    f"({cause_of(exc)}); finished trials are kept and running ones are re-queued "
+                    "(or swept once their heartbeat is stale): run the same command again once "
+                    "it is back"
+                ) from None
+            pause = _BACKOFF_S[min(tries, len(_BACKOFF_S) - 1)]
+            time.sleep(min(pause, max(0.0, limit - waited)))
+            tries += 1
+
+
 @dataclass(frozen=True)
 class StoredTrial:
     """What ablate reads of a trial: Optuna's `FrozenTrial` less the system attributes and
@@ -300,11 +385,16 @@ def _read_trials(conn: Any, where: Any, skip_attrs: tuple[str, ...] = ()) -> lis
 class Store:
     """An Optuna study and the few statements Optuna has no atomic or batched call for."""
 
-    def __init__(self, ostudy: optuna.Study) -> None:
+    def __init__(self, ostudy: optuna.Study, url: str = "") -> None:
         self.ostudy = ostudy
         storage: Any = ostudy._storage
         self._storage = storage  # the cache in front of the RDB storage
         self._study_id: int = ostudy._study_id
+        self.url = url  # for messages, masked
+
+    def _retry(self, call: Callable[[], T], again: Callable[[], T | None] | None = None) -> T:
+        """Every statement below goes through here: an outage is waited for (`retrying`)."""
+        return retrying(self.url, call, again)
 
     @property
     def _rdb(self) -> RDBStorage | None:
@@ -330,15 +420,23 @@ class Store:
         if self._rdb is None:
             found = [_from_frozen(t) for t in self.ostudy.get_trials(deepcopy=False, states=states)]
             return [_without(t, skip_attrs) for t in found]
-        with self._engine.connect() as conn:
-            return _read_trials(conn, self._of_study(states), skip_attrs)
+
+        def read() -> list[StoredTrial]:
+            with self._engine.connect() as conn:
+                return _read_trials(conn, self._of_study(states), skip_attrs)
+
+        return self._retry(read)
 
     def trial(self, trial_id: int) -> StoredTrial:
         if self._rdb is None:
             return _from_frozen(self._storage.get_trial(trial_id))
-        with self._engine.connect() as conn:
-            (found,) = _read_trials(conn, TrialModel.__table__.c.trial_id == trial_id)
-        return found
+
+        def read() -> StoredTrial:
+            with self._engine.connect() as conn:
+                (found,) = _read_trials(conn, TrialModel.__table__.c.trial_id == trial_id)
+            return found
+
+        return self._retry(read)
 
     def count(self, states: tuple[TrialState, ...]) -> dict[TrialState, int]:
         """How many of the study's trials are in each of `states` (those with none are left
@@ -352,8 +450,12 @@ class Store:
             .where(self._of_study(states))
             .group_by(column.state)
         )
-        with self._engine.connect() as conn:
-            return {state: int(n) for state, n in conn.execute(query)}
+
+        def read() -> dict[TrialState, int]:
+            with self._engine.connect() as conn:
+                return {state: int(n) for state, n in conn.execute(query)}
+
+        return self._retry(read)
 
     def _of_study(self, states: tuple[TrialState, ...] | None) -> Any:
         """The WHERE clause of this study's trials in `states` (all of them for None)."""
@@ -364,7 +466,10 @@ class Store:
     @property
     def attrs(self) -> dict[str, Any]:
         """The study's user attributes."""
-        return self.ostudy.user_attrs
+        return self._retry(lambda: self.ostudy.user_attrs)
+
+    def set_attr(self, key: str, value: Any) -> None:
+        self._retry(lambda: self.ostudy.set_user_attr(key, value))  # idempotent
 
     def oldest_waiting(self, limit: int) -> list[int]:
         """Ids of the `limit` oldest WAITING trials: one indexed query, where `get_trials` would
@@ -376,27 +481,49 @@ class Store:
             .order_by(trials.c.trial_id)
             .limit(limit)
         )
-        with self._engine.connect() as conn:
-            return [int(i) for i in conn.execute(query).scalars()]
+
+        def read() -> list[int]:
+            with self._engine.connect() as conn:
+                return [int(i) for i in conn.execute(query).scalars()]
+
+        return self._retry(read)
 
     def stale_trial_ids(self) -> list[int]:
         """RUNNING trials whose heartbeat is older than the grace period."""
-        return list(self._storage._get_stale_trial_ids(self._study_id))
+        return self._retry(lambda: list(self._storage._get_stale_trial_ids(self._study_id)))
 
     # -- writing
 
     def enqueue(self, params: Mapping[str, Any], attrs: Mapping[str, Any]) -> None:
-        self.ostudy.enqueue_trial(dict(params), user_attrs=dict(attrs))
+        """A WAITING trial; retried after an outage only if the first try left none with
+        these attributes (its connection may have broken after the commit)."""
+
+        def enqueued() -> bool | None:
+            waiting = self.trials((TrialState.WAITING,))
+            mine = _as_stored(attrs)
+            return True if any(dict(t.user_attrs) == mine for t in waiting) else None
+
+        def enqueue() -> bool:
+            self.ostudy.enqueue_trial(dict(params), user_attrs=dict(attrs))
+            return True
+
+        self._retry(enqueue, enqueued)
 
     def claim(self, trial_id: int) -> bool:
         """WAITING -> RUNNING for this process, with the first heartbeat in the same
         transaction, so a worker that dies right after claiming leaves a trial the heartbeat
-        sweep will find."""
-        with self._engine.begin() as conn:
-            if not _change_state(conn, trial_id, TrialState.WAITING, TrialState.RUNNING):
-                return False
-            conn.execute(sqlalchemy.insert(TrialHeartbeatModel.__table__).values(trial_id=trial_id))
-        return True
+        sweep will find. A claim whose connection broke after its commit reads as not won:
+        the trial is then swept as a lost try, never trained twice."""
+
+        def claim() -> bool:
+            with self._engine.begin() as conn:
+                if not _change_state(conn, trial_id, TrialState.WAITING, TrialState.RUNNING):
+                    return False
+                table = TrialHeartbeatModel.__table__
+                conn.execute(sqlalchemy.insert(table).values(trial_id=trial_id))
+            return True
+
+        return self._retry(claim)
 
     def pop_waiting(self, spread: int = 8) -> int | None:
         """Claim one of the oldest WAITING trials; its trial id, or None. Workers try the
@@ -410,11 +537,15 @@ class Store:
     def set_trial_attrs(self, trial_id: int, attrs: Mapping[str, Any]) -> None:
         """Several user attributes of a trial, in one transaction (Optuna writes each in its
         own)."""
-        with self._engine.begin() as conn:
-            _write_attrs(conn, trial_id, attrs)
+
+        def write() -> None:
+            with self._engine.begin() as conn:
+                _write_attrs(conn, trial_id, attrs)
+
+        self._retry(write)
 
     def heartbeat(self, trial_id: int) -> None:
-        self._storage.record_heartbeat(trial_id)
+        self._retry(lambda: self._storage.record_heartbeat(trial_id))
 
     @property
     def heartbeat_interval(self) -> int:
@@ -430,34 +561,50 @@ class Store:
         """End a RUNNING trial: its attributes, its state and (COMPLETE) its value, in one
         transaction that only goes through while the trial is still RUNNING. False, with
         nothing written, when another process ended it first: its worker, or a heartbeat
-        sweep that took the worker for dead."""
-        with self._engine.begin() as conn:
-            if not _change_state(conn, trial_id, TrialState.RUNNING, state):
-                return False
-            _write_attrs(conn, trial_id, attrs)
-            if value is not None:
-                stored, kind = TrialValueModel.value_to_stored_repr(value)
-                conn.execute(
-                    sqlalchemy.insert(TrialValueModel.__table__).values(
-                        trial_id=trial_id, objective=0, value=stored, value_type=kind
+        sweep that took the worker for dead. After an outage, a try that went through before
+        its connection broke is recognised (the trial holds this state, value and attributes)
+        rather than read as lost."""
+
+        def finish() -> bool:
+            with self._engine.begin() as conn:
+                if not _change_state(conn, trial_id, TrialState.RUNNING, state):
+                    return False
+                _write_attrs(conn, trial_id, attrs)
+                if value is not None:
+                    stored, kind = TrialValueModel.value_to_stored_repr(value)
+                    conn.execute(
+                        sqlalchemy.insert(TrialValueModel.__table__).values(
+                            trial_id=trial_id, objective=0, value=stored, value_type=kind
+                        )
                     )
-                )
-        return True
+            return True
+
+        def went_through() -> bool | None:
+            now = self.trial(trial_id)
+            mine = now.state == state and now.value == value
+            same = all(now.user_attrs.get(k) == v for k, v in _as_stored(attrs).items())
+            return True if mine and same else None
+
+        return self._retry(finish, went_through)
 
     def add_study_attr_once(self, key: str, value: Any) -> bool:
         """Record a study attribute unless one is there already: one INSERT on Optuna's
         (study, key) unique row, which exactly one of several racing processes wins."""
         table = StudyUserAttributeModel.__table__
-        try:
-            with self._engine.begin() as conn:
-                conn.execute(
-                    sqlalchemy.insert(table).values(
-                        study_id=self._study_id, key=key, value_json=json.dumps(value)
+
+        def insert() -> bool:
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        sqlalchemy.insert(table).values(
+                            study_id=self._study_id, key=key, value_json=json.dumps(value)
+                        )
                     )
-                )
-        except sqlalchemy.exc.IntegrityError:
-            return False
-        return True
+            except sqlalchemy.exc.IntegrityError:
+                return False
+            return True
+
+        return self._retry(insert)
 
     def trial_for_sampling(self, trial_id: int) -> optuna.Trial:
         """An Optuna `Trial` on a trial this process claimed, for a sampler to suggest values
@@ -467,6 +614,11 @@ class Store:
         self.ostudy._thread_local.cached_all_trials = None
         self._storage.get_all_trials(self._study_id, deepcopy=False)
         return optuna.Trial(self.ostudy, trial_id)
+
+
+def _as_stored(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes as they read back from the tables (JSON: tuples become lists)."""
+    return {k: json.loads(json.dumps(v)) for k, v in attrs.items()}
 
 
 def _change_state(conn: Any, trial_id: int, old: TrialState, new: TrialState) -> bool:

@@ -54,7 +54,7 @@ class Queue:
     def __init__(
         self, ostudy: optuna.Study, storage_url: str, tracking_uri: str | None = None
     ) -> None:
-        self.store = Store(ostudy)
+        self.store = Store(ostudy, storage_url)
         self.ostudy = ostudy
         self.storage_url = storage_url
         self.tracking_uri = tracking_uri  # where killed trials' runs are ended

@@ -13,7 +13,7 @@ from types import FrameType
 
 import yaml
 
-from ablate.errors import StorageError, store_error
+from ablate.errors import StorageError, disk_error, store_error
 from ablate.spec import Recipe, apply_overrides
 from ablate.study._events import (
     Ending,
@@ -330,6 +330,8 @@ def _end_trained(
     tags = {} if done else {"ablate.outcome": outcome.value}
     if fitted.resumed_at:
         tags["ablate.resumed_at_evaluation"] = str(fitted.resumed_at)
+    if fitted.set_aside:  # a damaged or foreign checkpoint, moved away; trained from the start
+        tags["ablate.checkpoint_set_aside"] = fitted.set_aside[:5000]
     _tracked(
         lambda: _end_run(run, "FINISHED" if done else "FAILED", tags),
         _RUN_NOT_ENDED,
@@ -362,6 +364,12 @@ def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) ->
     saved = cfg.checkpoints / checkpoint_name(record.cell, record.seed) if cfg.checkpoints else None
     try:
         fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger, checkpoint=saved)
+    except OSError as exc:
+        if (full := disk_error(exc)) is None:
+            ended = _end_crashed(cfg, queue, run, record, exc, report)
+        else:  # not the trial's fault, and every trial would meet it: stop the study
+            queue.abandon(trial_id, f"stopped: {full}"[:2000])
+            raise full from None
     except Exception as exc:  # the checkpoint stays: the retry continues from it
         ended = _end_crashed(cfg, queue, run, record, exc, report)
     else:
