@@ -9,8 +9,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ablate.errors import DiskError
 from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
+from ablate.study._optuna import cause_of, sqlite_file, storage_fault
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import reconcile_and_say
@@ -23,7 +25,7 @@ from ablate.track import (
     flatten,
     set_tree_status,
 )
-from ablate.urls import scheme
+from ablate.urls import mask_password, scheme
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,16 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
     (where.results / study.spec.name).mkdir(parents=True, exist_ok=True)  # after the storage opened
     seeds = planned_seeds(study, queue)
     with tracking_lock(where.tracking_uri):
-        tree = _run_tree(study, where, seeds)
+        try:
+            tree = _run_tree(study, where, seeds)
+        except Exception as exc:
+            if storage_fault(exc) == "disk":  # MLflow's SQLite file on a full disk
+                raise DiskError(
+                    f"{sqlite_file(where.tracking_uri) or mask_password(where.tracking_uri)}: "
+                    f"cannot write it ({cause_of(exc)}); make room, then run the same command "
+                    "again"
+                ) from None
+            raise
     record_run_tree(queue, tree)
     reconcile_and_say(queue, tree, console)
     return tree

@@ -11,6 +11,7 @@ place, it would fail or confuse every later try."""
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
 import time
@@ -43,14 +44,24 @@ class Loaded:
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """Write `state` (tensors and plain values only) to `path` atomically: a stop mid-write
     leaves the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # serialised in memory first: torch.save writing to a file that hits a full disk raises
+    # a RuntimeError about stream positions; a plain write raises ENOSPC, which names the cause
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path.parent)) from exc
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buffer.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the path in the message
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
