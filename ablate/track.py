@@ -305,6 +305,31 @@ def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> No
         client.set_terminated(run_id, status=status)
 
 
+def study_trial_runs(tracking_uri: str, study_name: str, limit: int = 1000) -> int:
+    """How many trial runs (up to `limit`) the tracking store holds for the study: 0 when it
+    has no such experiment yet."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return 0
+    query = f"tags.`{_STUDY}` = '{study_name}' and tags.`{_LEVEL}` = 'trial'"
+    return len(client.search_runs([experiment.experiment_id], query, max_results=limit))
+
+
+def delete_study_runs(tracking_uri: str, study_name: str) -> int:
+    """Delete (MLflow's soft delete: the UI's "deleted" view still has them) every run of the
+    study, so the next run tree starts empty; how many."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return 0
+    tree = RunTree(tracking_uri, str(experiment.experiment_id), "", {})
+    ids = [r.info.run_id for r in _every_run(client, tree, f"tags.`{_STUDY}` = '{study_name}'")]
+    for run_id in ids:
+        client.delete_run(run_id)
+    return len(ids)
+
+
 def running_trial_runs(tree: RunTree) -> dict[str, int | None]:
     """The study's trial runs still RUNNING: run id -> the trial number tagged on it."""
     query = f"attributes.status = 'RUNNING' and tags.`{_LEVEL}` = 'trial'"

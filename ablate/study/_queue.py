@@ -23,7 +23,7 @@ from ablate.errors import store_error
 from ablate.study import _record
 from ablate.study._optuna import Store
 from ablate.study._record import Outcome, TrialRecord, TrialResult
-from ablate.track import end_if_running
+from ablate.track import end_if_running, running_trial_runs
 
 
 @dataclass(frozen=True)
@@ -169,15 +169,27 @@ class Queue:
     def kill_run(self, record: TrialRecord) -> None:
         """End the MLflow run of a trial that did not finish as KILLED, if still running.
         Best effort: the queue must go on even when the tracking store cannot be reached."""
-        if not self.tracking_uri or not record.mlflow_run_id:
+        if not self.tracking_uri:
             return
         try:
-            end_if_running(self.tracking_uri, record.mlflow_run_id, "KILLED")
+            for run_id in [record.mlflow_run_id] if record.mlflow_run_id else self._orphans(record):
+                end_if_running(self.tracking_uri, run_id, "KILLED")
         except Exception as exc:
             warnings.warn(
-                f"could not end MLflow run {record.mlflow_run_id} as KILLED: {store_error(exc)}",
+                f"could not end the MLflow run of trial #{record.number} as KILLED: "
+                f"{store_error(exc)}",
                 stacklevel=2,
             )
+
+    def _orphans(self, record: TrialRecord) -> list[str]:
+        """The RUNNING runs tagged with this trial's number: its worker created the run but
+        stopped (the storage went away) before recording its id with the trial."""
+        from ablate.study._storage import run_tree_of  # which imports this module
+
+        tree = run_tree_of(self, self.tracking_uri)
+        if tree is None:
+            return []
+        return [run for run, n in running_trial_runs(tree).items() if n == record.number]
 
     def abandon(self, trial_id: int, reason: str) -> None:
         """A worker stops mid-trial (Ctrl-C, SIGTERM: a preempted or cancelled job): the trial,

@@ -9,21 +9,28 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ablate.errors import DiskError
+from ablate.errors import DiskError, SpecError
 from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._optuna import cause_of, sqlite_file, storage_fault
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import reconcile_and_say
-from ablate.study._storage import create_or_load, default_storage_url, record_run_tree
+from ablate.study._storage import (
+    create_or_load,
+    default_storage_url,
+    holds_trials,
+    record_run_tree,
+)
 from ablate.track import (
     CellInfo,
     RunTree,
     default_tracking_uri,
+    delete_study_runs,
     ensure_run_tree,
     flatten,
     set_tree_status,
+    study_trial_runs,
 )
 from ablate.urls import mask_password, scheme
 
@@ -166,15 +173,45 @@ class Started:
     queued: QueueState
 
 
-def start_study(study: Study, where: Locations, console: Console) -> Started:
+def start_study(
+    study: Study, where: Locations, console: Console, *, start_over: bool = False
+) -> Started:
     """Everything before training, for `run` and `submit`: create or resume the Optuna study,
-    enqueue every (cell, seed) not done or pending, make the MLflow study and cell runs."""
+    enqueue every (cell, seed) not done or pending, make the MLflow study and cell runs.
+    `start_over`: see `check_not_lost`."""
     with study_lock(where.storage_url, study.spec.name):  # another `ablate run` may be starting
+        check_not_lost(study, where, console, start_over)
         queue = create_or_load(study, where.storage_url, where.tracking_uri)
         study.design.advance(queue)  # e.g. a search that ended in an earlier run
         queued = queue.sync(study.design.pairs(queue))
         tree = prepare(study, where, queue, console)  # one study and cell run each
     return Started(queue, tree, queued)
+
+
+def check_not_lost(study: Study, where: Locations, console: Console, start_over: bool) -> None:
+    """Refuse to start a study afresh whose trials the tracking store already holds: its
+    Optuna storage was deleted, replaced or is another one than before, and training again
+    would train every trial a second time and double its MLflow runs. `start_over` says to
+    do it anyway: the study's old MLflow runs are deleted first (MLflow's soft delete)."""
+    name = study.spec.name
+    runs = study_trial_runs(where.tracking_uri, name)
+    if not runs or holds_trials(name, where.storage_url):
+        return
+    if not start_over:
+        many = "1000 or more" if runs >= 1000 else str(runs)
+        raise SpecError(
+            f"{study.path}: the tracking store {mask_password(where.tracking_uri)} holds "
+            f"{many} trial run(s) of study {name!r}, but its Optuna storage "
+            f"{mask_password(where.storage_url)} holds none of its trials (deleted, replaced, or "
+            "another --storage than before): restore it or pass the --storage it ran with; "
+            "`ablate run ... --start-over` trains the study again from nothing and deletes "
+            "its old MLflow runs"
+        )
+    deleted = delete_study_runs(where.tracking_uri, name)
+    console.print(
+        f"{name}: starting over; deleted the {deleted} MLflow run(s) of its lost storage",
+        highlight=False,
+    )
 
 
 def run_study(
@@ -185,10 +222,11 @@ def run_study(
     console: Console,
     *,
     in_process: bool = False,
+    start_over: bool = False,
 ) -> RunOutcome:
     """Train what is missing; `in_process` trains with one worker in this process (see
-    `run_workers`)."""
-    started = start_study(study, where, console)
+    `run_workers`); `start_over`: see `check_not_lost`."""
+    started = start_study(study, where, console, start_over=start_over)
     queue, tree, queued = started.queue, started.tree, started.queued
     later = study.design.later(queue)  # e.g. a search's confirmation
     to_train = queued.enqueued + queued.pending + later

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import TrialState
 
-from ablate.errors import SpecError
+from ablate.errors import SpecError, StorageError
 from ablate.spec import Recipe, Study, build_study
-from ablate.study._optuna import open_storage
+from ablate.study._optuna import open_storage, sqlite_file
 from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
 from ablate.urls import mask_password, without_password
@@ -114,6 +115,21 @@ def load_existing(name: str, storage_url: str, *, read_only: bool = False) -> Qu
     except KeyError:
         raise SpecError(f"no study {name!r} in {storage_url}; start it with `ablate run`") from None
     return Queue(ostudy, storage_url, _tracking_of(ostudy))
+
+
+def holds_trials(name: str, storage_url: str) -> bool:
+    """Whether the storage has study `name` with at least one trial; an SQLite file that is
+    not there is not created."""
+    file = sqlite_file(storage_url)
+    if file is not None and not file.exists():
+        return False
+    try:
+        queue = load_existing(name, storage_url, read_only=True)
+    except SpecError:  # no such study there
+        return False
+    except StorageError:  # not readable as it is: opening it for the run says why
+        return True
+    return bool(queue.store.count((*TrialState,)))
 
 
 def stored_study(queue: Queue, fallback: str) -> Study:

@@ -193,7 +193,12 @@ def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Rec
         run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
     except Exception as exc:
         raise _tracking_broke(cfg, queue, record, exc) from None
-    queue.started(record.trial_id, run.run_id, cfg.device)
+    try:
+        queue.started(record.trial_id, run.run_id, cfg.device)
+    except BaseException:  # the storage went away (or a stop): the run must not stay RUNNING
+        with contextlib.suppress(Exception):
+            run.end("KILLED")
+        raise
     config = recipe.model_dump(mode="json")
     cell, seed = record.cell, record.seed
     try:

@@ -113,3 +113,19 @@ def test_a_diverged_trial_s_run_ends_failed_and_says_diverged(
     stored = client.get_run(run.run_id)
     assert (stored.info.status, stored.data.tags["ablate.outcome"]) == ("FAILED", "diverged")
     assert [m.value for m in client.get_metric_history(run.run_id, "val/mIoU")] == [0.30]
+
+
+def test_a_run_whose_id_never_reached_its_trial_ends_killed_when_the_trial_is_swept(
+    started: tuple[Queue, RunTree],
+) -> None:
+    """The storage went away between creating the run and recording its id: the trial is
+    killed later (the heartbeat sweep, a stop), and its run must not stay RUNNING for good."""
+    queue, tree = started
+    trial_id, orphan = _claim(queue, tree, record_run=False)
+    _, other = _claim(queue, tree)  # another trial's run, recorded and still training
+
+    queue.abandon(trial_id, "worker lost (no heartbeat)")
+
+    client = MlflowClient(tree.tracking_uri)
+    assert client.get_run(orphan.run_id).info.status == "KILLED"
+    assert client.get_run(other.run_id).info.status == "RUNNING"

@@ -277,3 +277,34 @@ def test_two_worker_processes_train_every_pair_exactly_once(study_dir: Path) -> 
     assert not trials.duplicated(["cell", "seed"]).any()
     runs, _ = _mlflow_runs(study_dir)
     assert sum(r.data.tags["ablate.level"] == "trial" for r in runs) == 4
+
+
+@pytest.mark.slow
+def test_a_deleted_optuna_db_is_refused_not_retrained_unless_told_to_start_over(
+    study_dir: Path,
+) -> None:
+    quick = ("sweep.seeds=[0]", "base.train.epochs=1")
+    assert _run(*quick).exit_code == 0
+    db = study_dir / "results" / "tiny" / "optuna.db"
+    db.unlink()
+    refused = _run(*quick)
+    assert refused.exit_code == 2, refused.output
+    text = " ".join(refused.output.split())
+    assert "holds 2 trial run(s) of study 'tiny'" in text and "--start-over" in text
+    assert "Traceback" not in refused.output
+    assert not db.exists()  # nothing was re-created, nothing trained
+    runs, _ = _mlflow_runs(study_dir)
+    assert sum(r.data.tags["ablate.level"] == "trial" for r in runs) == 2
+
+    again = CliRunner().invoke(
+        app, ["run", "tiny.yaml", "--workers", "1", "--start-over", *_sets(quick)]
+    )
+    assert again.exit_code == 0, again.output
+    assert "deleted the 5 MLflow run(s)" in again.output  # study + 2 cells + 2 trials
+    runs, _ = _mlflow_runs(study_dir)  # active runs only: the new tree
+    levels = sorted(r.data.tags["ablate.level"] for r in runs)
+    assert levels == ["cell", "cell", "study", "trial", "trial"]
+
+
+def _sets(overrides: tuple[str, ...]) -> list[str]:
+    return [arg for o in overrides for arg in ("--set", o)]
