@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.urls import POOL_EXTRA, POOL_KEPT, scheme
+from ablate.urls import POOL_KEPT, pool_extra, scheme
 
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
 _SEEDS = "ablate.seeds"  # a cell run's planned seed count
@@ -62,7 +62,7 @@ def _import_mlflow() -> Any:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     # a SQL tracking store: see urls.POOL_KEPT
     os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_POOL_SIZE", str(POOL_KEPT))
-    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(POOL_EXTRA))
+    os.environ.setdefault("MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW", str(pool_extra()))
     from mlflow import MlflowClient
 
     # after the import, which sets MLflow's loggers to INFO: MLflow announces every database
@@ -307,7 +307,9 @@ def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> No
 
 def study_trial_runs(tracking_uri: str, study_name: str, limit: int = 1000) -> int:
     """How many trial runs (up to `limit`) the tracking store holds for the study: 0 when it
-    has no such experiment yet."""
+    has no such experiment yet (an SQLite store that is not there is not created)."""
+    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[10:]).exists():
+        return 0
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(study_name)
     if experiment is None:
@@ -430,7 +432,7 @@ def log_cell_aggregates(
     # hundreds of cells makes two calls per cell (1.5x faster with two threads on PostgreSQL);
     # SQLite takes one writer at a time anyway. MLflow's log_batch holds two connections at
     # once, so threads x 2 must fit in the pool, or they wait on each other until it times out
-    with ThreadPoolExecutor((POOL_KEPT + POOL_EXTRA) // 2) as pool:
+    with ThreadPoolExecutor(max(1, (POOL_KEPT + pool_extra()) // 2)) as pool:
         list(pool.map(publish, cells))  # list(): a call's error is raised here
 
 

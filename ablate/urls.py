@@ -9,13 +9,32 @@ environment instead: `ABLATE_STORAGE`, `ABLATE_TRACKING_URI`, or the driver's ow
 
 from __future__ import annotations
 
+import os
 import re
 from urllib.parse import urlsplit
 
-# Database connections one process keeps open to a store's server, and opens beyond that only
+# Database connections a process keeps open to a store's server, and opens beyond that only
 # while busy. Every worker is a process and the server's limit (PostgreSQL's default 100) is
-# shared by all of them: with the drivers' default of 5 kept each, 32 workers were refused.
-POOL_KEPT, POOL_EXTRA = 1, 4
+# shared by all of them: with the drivers' default of 5 kept each, 32 workers were refused, and
+# with 4 more allowed while busy, 2 of 32 still were. A worker needs two per store at most (its
+# main thread and its heartbeat on Optuna's; MLflow's log_batch holds two at once); the one
+# `run` or `report` process publishes a report from two threads, so it may open four.
+POOL_KEPT, POOL_EXTRA, POOL_EXTRA_REPORTER = 1, 1, 3
+_WORKER_ENV = "ABLATE_WORKER_PROCESS"
+
+
+def as_worker_process() -> None:
+    """Bound this process's connections as a worker's, before it opens any store (a spawned
+    worker inherits the environment its parent gave MLflow)."""
+    os.environ[_WORKER_ENV] = "1"
+    os.environ["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"] = str(POOL_KEPT)
+    os.environ["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"] = str(POOL_EXTRA)
+
+
+def pool_extra() -> int:
+    """Connections this process may open to a store beyond the one it keeps."""
+    return POOL_EXTRA if os.environ.get(_WORKER_ENV) else POOL_EXTRA_REPORTER
+
 
 MASK = "***"
 

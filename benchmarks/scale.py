@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import queue
 import random
 import statistics
 import subprocess
@@ -115,7 +116,9 @@ def _device(cfg: Any, ready: Any, go: Any, events: Any) -> None:
 
     from ablate.study import Event, TrialEnded, TrialStarted, _worker
     from ablate.study._queue import Queue
+    from ablate.urls import as_worker_process
 
+    as_worker_process()  # a worker's connection bounds, as `ablate run` gives its workers
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _worker.fit = made_up_fit  # type: ignore[assignment]
     pop = Queue.pop
@@ -162,15 +165,20 @@ def drain(cfg: Any, workers: int, trials: int) -> Drain:
     for p in procs:
         p.start()
     for _ in procs:
-        ready.acquire()
+        while not ready.acquire(timeout=5):
+            _fail_if_one_died(procs, set())
     go.set()
     claimed: Counter[int] = Counter()
     started: Counter[tuple[str, int]] = Counter()
     endings: Counter[str] = Counter()
     claims: list[float] = []
-    first, last, exited = float("inf"), 0.0, 0
-    while exited < workers:
-        kind, _, what, at = events.get(timeout=900)
+    first, last, exited = float("inf"), 0.0, set()
+    while len(exited) < workers:
+        try:
+            kind, worker, what, at = events.get(timeout=5)
+        except queue.Empty:  # a worker that died sends nothing more: fail, do not hang
+            _fail_if_one_died(procs, exited)
+            continue
         if kind == "claim":
             claimed[what] += 1
             claims.append(at)
@@ -181,7 +189,7 @@ def drain(cfg: Any, workers: int, trials: int) -> Drain:
             endings[what] += 1
             last = max(last, at)
         else:
-            exited += 1
+            exited.add(worker)
     for p in procs:
         p.join()
         if p.exitcode != 0:
@@ -190,6 +198,16 @@ def drain(cfg: Any, workers: int, trials: int) -> Drain:
     if sum(endings.values()) != trials:
         raise SystemExit(f"{sum(endings.values())} of {trials} trials ended: {dict(endings)}")
     return Drain(last - first, claims, twice, endings)
+
+
+def _fail_if_one_died(procs: list[Any], exited: set[int]) -> None:
+    """Stop the benchmark, naming the worker, when a worker process ended before its goodbye."""
+    for i, p in enumerate(procs):
+        if i not in exited and p.exitcode is not None:
+            for other in procs:
+                if other.is_alive():
+                    other.terminate()
+            raise SystemExit(f"worker {i} died (exit code {p.exitcode}); see its output above")
 
 
 def stored_duplicates(study: Any, url: str) -> int:

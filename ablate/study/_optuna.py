@@ -49,7 +49,7 @@ from optuna.storages._rdb.models import (
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate.errors import DiskError, StorageDown, StorageError
-from ablate.urls import POOL_EXTRA, POOL_KEPT, mask_password
+from ablate.urls import POOL_KEPT, mask_password, pool_extra
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
 
@@ -168,7 +168,7 @@ def open_storage(url: str, *, read_only: bool = False) -> RDBStorage:
                 engine_kwargs={"connect_args": {"timeout": 60}}
                 if url.startswith("sqlite")
                 # see urls.POOL_KEPT (the heartbeat thread opens a second only while it beats)
-                else {"pool_size": POOL_KEPT, "max_overflow": POOL_EXTRA},
+                else {"pool_size": POOL_KEPT, "max_overflow": pool_extra()},
                 heartbeat_interval=_seconds("ABLATE_HEARTBEAT_S", HEARTBEAT_S),
                 grace_period=_seconds("ABLATE_GRACE_S", GRACE_S),
                 skip_table_creation=read_only,
@@ -236,10 +236,12 @@ def storage_fault(exc: BaseException) -> Literal["transient", "disk"] | None:
     """What a storage call's error means: `transient` (the server or the connection went
     away, or is busy: try again), `disk` (SQLite's file cannot grow or be written: trying
     again does not help) or None (a bug, a constraint: not ours to hide)."""
-    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
+    seen: set[int] = set()  # Optuna's and MLflow's errors wrap SQLAlchemy's as their cause
+    while not isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
+        if exc.__cause__ is None or id(exc) in seen:
+            return None
+        seen.add(id(exc))
         exc = exc.__cause__
-    if not isinstance(exc, sqlalchemy.exc.SQLAlchemyError):
-        return None
     text = cause_of(exc).lower()
     if any(words in text for words in _DISK_FULL):
         return "disk"
@@ -256,6 +258,7 @@ def retrying(
     again: Callable[[], T | None] | None = None,
     *,
     deadline_s: float | None = None,
+    store: str = "the Optuna storage",
 ) -> T:
     """`call()`, retried with backoff while the storage at `url` is unreachable, for up to
     `OUTAGE_S` (ABLATE_OUTAGE_S); then `StorageDown`. A full or read-only SQLite file raises
@@ -282,7 +285,7 @@ def retrying(
                 raise
             if waited >= limit:
                 raise StorageDown(
-                    f"{mask_password(url)}: the Optuna storage was unreachable for {waited:.0f} s "
+                    f"{mask_password(url)}: {store} was unreachable for {waited:.0f} s "
                     f"({cause_of(exc)}); finished trials are kept and running ones are re-queued "
                     "(or swept once their heartbeat is stale): run the same command again once "
                     "it is back"

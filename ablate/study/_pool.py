@@ -39,6 +39,7 @@ from ablate.study._events import (
     WorkerExited,
 )
 from ablate.track import RunTree, trial_run_name
+from ablate.urls import as_worker_process
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -214,6 +215,7 @@ def _child(job: WorkerConfig, events: Any, parent: int) -> None:
     """A spawned worker; Ctrl-C reaches it too, and its trial is abandoned by `work`. A store
     it cannot write stops it with the reason sent to the parent."""
     _stop_when_orphaned(parent)
+    as_worker_process()  # before any store is opened: see urls.POOL_EXTRA
     with contextlib.suppress(KeyboardInterrupt):
         try:
             _work(job, events.put)

@@ -24,6 +24,7 @@ from ablate.study._events import (
     Warned,
     WorkerExited,
 )
+from ablate.study._optuna import retrying
 from ablate.study._pool import WorkerConfig
 from ablate.study._queue import Queue
 from ablate.study._record import Outcome, TrialRecord, TrialResult
@@ -189,8 +190,15 @@ def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Rec
     """The trial's MLflow run with its parameters and config.yaml, named in its record. A
     tracking store that cannot take a new run stops the worker (every later trial would fail
     the same way): the trial is re-queued and `StorageError` says why."""
-    try:
-        run = TrialRun(cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number)
+    tracking = cfg.tree.tracking_uri
+    try:  # a database tracking store that refuses connections for a while is waited for
+        run = retrying(
+            tracking,
+            lambda: TrialRun(
+                cfg.tree, cfg.study.spec.name, record.cell, record.seed, record.number
+            ),
+            store="the MLflow tracking store",
+        )
     except Exception as exc:
         raise _tracking_broke(cfg, queue, record, exc) from None
     try:
@@ -203,9 +211,13 @@ def _start_run(cfg: WorkerConfig, queue: Queue, record: TrialRecord, recipe: Rec
     cell, seed = record.cell, record.seed
     try:
         params = {**flatten(config), "seed": seed, "cell": cell, "trial_number": record.number}
-        run.log_params(params)
+        retrying(tracking, lambda: run.log_params(params), store="the MLflow tracking store")
         config_yaml = yaml.safe_dump({"cell": cell, "seed": seed, **config}, sort_keys=False)
-        run.log_text(config_yaml, "config.yaml")
+        retrying(
+            tracking,
+            lambda: run.log_text(config_yaml, "config.yaml"),
+            store="the MLflow tracking store",
+        )
     except Exception as exc:
         raise _tracking_broke(cfg, queue, record, exc) from None
     return run

@@ -80,7 +80,8 @@ def test_rounds_stop_where_each_comparison_is_decided(
     text = (report.folder / "report.md").read_text()
     assert "## Adaptive seeds" in text and "| big | 4 | better: paired t-test" in text
 
-    again = run_study(study, where, None, 1, Console(quiet=True), in_process=True)  # resume: nothing to do
+    # resume: nothing to do
+    again = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
     assert again.trained == 0
     assert len(create_or_load(study, where.storage_url).records()) == len(queue.records())
 

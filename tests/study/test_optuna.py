@@ -1,5 +1,6 @@
 """The Optuna adapter opens only storages it was written for, and says why otherwise."""
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -236,16 +237,61 @@ def test_a_process_keeps_one_connection_open_to_postgresql_after_busy_moments() 
         storage.engine.dispose()
 
 
-def test_mlflow_keeps_one_connection_open_to_a_sql_tracking_store() -> None:
+def test_a_worker_process_never_holds_more_than_two_connections_to_a_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """32 workers of up to 5 connections each were refused by PostgreSQL's default 100: a
+    worker's pool is bounded, and a thread beyond it waits for a connection instead."""
+    import threading
+    import time
+
+    from ablate.urls import as_worker_process
+    from tests.postgres import new_database
+
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # as_worker_process writes to it
+    as_worker_process()
+    with new_database() as url:
+        storage = open_storage(url)
+        most, lock = [0], threading.Lock()
+
+        def hold() -> None:
+            with storage.engine.connect() as conn:
+                with lock:
+                    most[0] = max(most[0], storage.engine.pool.checkedout())
+                conn.exec_driver_sql("select pg_sleep(0.3)")
+                time.sleep(0.1)
+
+        threads = [threading.Thread(target=hold) for _ in range(5)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert most[0] == 2  # five threads, never more than two connections at once
+        storage.engine.dispose()
+
+
+def test_mlflow_keeps_one_connection_open_to_a_sql_tracking_store(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from ablate import track
+    from ablate.urls import as_worker_process
     from tests.postgres import new_database
 
     with new_database() as url:
         client = track._client(url)
         client.search_experiments()
         engine = client._tracking_client.store.engine
-        assert engine.pool.size() == 1 and engine.pool._max_overflow == 4
+        # this process reports (two publishing threads); a worker opens at most two
+        assert engine.pool.size() == 1 and engine.pool._max_overflow == 3
         track._client.cache_clear()  # its engine holds a connection to the database dropped next
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+    as_worker_process()
+    with new_database() as url:
+        client = track._client(url)
+        client.search_experiments()
+        engine = client._tracking_client.store.engine
+        assert engine.pool.size() == 1 and engine.pool._max_overflow == 1
+        track._client.cache_clear()
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
