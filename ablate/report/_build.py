@@ -1,5 +1,7 @@
 """Reading a study's trials back from storage and writing trials.csv, summary.csv, plots and
-report.md. Everything here is rebuilt from storage alone: no training, no MLflow reads."""
+report.md. Everything here is rebuilt from storage alone: no training, no MLflow reads. Text
+from the study file or the trials reaches report.md through `_text` only (as text, never
+markup), and every file through `_files` (whole or not at all)."""
 
 from __future__ import annotations
 
@@ -9,16 +11,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
 from ablate.design import Comparison
 from ablate.names import metric_info
 from ablate.report import _provenance
+from ablate.report._files import cannot_write, write_text
 from ablate.report._health import LATE_GAIN_POINTS, never_learned, trial_health
 from ablate.report._part import Part, markdown_rows
 from ablate.report._provenance import Provenance, provenance
 from ablate.report._search import search_part
+from ablate.report._text import html_page, md_block, md_code, md_text
 from ablate.report._tricks import tricks_part
 from ablate.report.latex import ablation_table, markdown_table
 from ablate.report.plots import (
@@ -40,6 +45,7 @@ from ablate.report.stats import (
 )
 from ablate.spec import Study
 from ablate.study import Queue, TrialRecord, planned_seeds
+from ablate.urls import mask_secrets
 
 # a design's own part of the report, by `Design.kind` (designs without one have none)
 PARTS: dict[str, Callable[[Study, Comparison, pd.DataFrame, pd.DataFrame, Path], Part]] = {
@@ -70,7 +76,7 @@ def trials_table(records: Sequence[TrialRecord], study: Study) -> pd.DataFrame:
         row.update({f"best/{k}": v for k, v in r.result.best.items()})
         row["duration_s"] = r.result.duration_s
         row["mlflow_run_id"] = r.mlflow_run_id
-        row["error"] = r.error
+        row["error"] = mask_secrets(r.error) if r.error else r.error
         rows.append(row)
     columns = ["number", "state", "cell", "seed", *keys]
     return pd.DataFrame(rows, columns=None if rows else columns)
@@ -206,7 +212,7 @@ def _two_way_section(study: Study, trials: pd.DataFrame) -> list[str]:
     lines = [
         "## Two-way table",
         "",
-        f"Mean `{metric}` by `{factors[0]}` (rows) × `{factors[1]}`:",
+        f"Mean {md_code(metric)} by {md_code(factors[0])} (rows) × {md_code(factors[1])}:",
         "",
     ]
     means = table["mean"].reset_index()
@@ -218,7 +224,7 @@ def _two_way_section(study: Study, trials: pd.DataFrame) -> list[str]:
             f"{term}: F = {test[f'F_{term}']:.3g}, p = {test[f'p_{term}']:.3g}"
             for term in ANOVA_TERMS
         )
-        + (f". {test['note']}" if test.get("note") else ""),
+        + (f". {md_text(test['note'])}" if test.get("note") else ""),
         "",
     ]
     return lines
@@ -281,7 +287,17 @@ def write_report(
     table.tex, plots/} from storage: nothing is trained and MLflow is not read. A design may
     add files and a section of its own (a search: search.csv and its plot); table.tex only
     where cells are compared. `argv` is the command recorded as provenance (default: this
-    process's)."""
+    process's). A file the disk refuses (full, read-only) is a `UserError` naming it; each
+    file is replaced whole or not at all, so the previous report's stays readable."""
+    try:
+        return _write_report(study, queue, results, argv)
+    except OSError as exc:
+        if exc.filename is None or not Path(str(exc.filename)).is_relative_to(results):
+            raise
+        raise cannot_write(exc, f"ablate report {study.spec.name}") from exc
+
+
+def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str] | None) -> Report:
     folder = results / study.spec.name
     plots = folder / "plots"
     plots.mkdir(parents=True, exist_ok=True)
@@ -317,16 +333,16 @@ def write_report(
             stale.unlink()
 
     written = [folder / "trials.csv", folder / "summary.csv", folder / "provenance.json"]
-    trials.to_csv(written[0], index=False)
-    summary.to_csv(written[1], index=False)
-    written[2].write_text(
-        json.dumps({**made_by.as_tags(), "recipe": made_by.recipe}, indent=2) + "\n",
-        encoding="utf-8",
+    write_text(written[0], trials.to_csv(index=False))
+    write_text(written[1], summary.to_csv(index=False))
+    write_text(
+        written[2], json.dumps({**made_by.as_tags(), "recipe": made_by.recipe}, indent=2) + "\n"
     )
     if comparison.compared:
         written.append(folder / "table.tex")
         compared = summary[summary["cell"].isin(comparison.compared)]
-        written[-1].write_text(
+        write_text(
+            written[-1],
             ablation_table(
                 compared,
                 metric=metric,
@@ -334,13 +350,12 @@ def write_report(
                 baseline=comparison.baseline,
                 goal=spec.metric.goal,
             ),
-            encoding="utf-8",
         )
     text = _report_markdown(
         study, records, comparison, part, trials, summary, files, folder, made_by
     )
-    (folder / "report.md").write_text(text, encoding="utf-8")
-    (folder / "report.html").write_text(_html(spec.name, text), encoding="utf-8")
+    write_text(folder / "report.md", text)
+    write_text(folder / "report.html", html_page(spec.name, text, _CSS))
     written += [folder / "report.md", folder / "report.html"]
     return Report(
         folder,
@@ -360,22 +375,6 @@ _CSS = (
 )
 
 
-def _html(title: str, markdown_text: str) -> str:
-    """report.md as a standalone page (plots linked relatively), for a browser. Everything is
-    escaped before the markdown is rendered: a description or a cell name from a study file
-    becomes text on the page, never HTML."""
-    import html
-
-    import markdown
-
-    body = markdown.markdown(html.escape(markdown_text, quote=False), extensions=["tables"])
-    title = html.escape(title)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
-        f"<style>{_CSS}</style></head><body>{body}</body></html>\n"
-    )
-
-
 def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFrame) -> list[str]:
     """What was run: the file, the design, the metric, the trials and the time they took."""
     spec = study.spec
@@ -389,9 +388,10 @@ def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFram
     matters = f"; the smallest difference that matters: {effect:g}" if effect else ""
     unit = " point(s)" if metric_info(spec.metric.name).scale != 1.0 else ""
     return [
-        f"- study file: `{study.path}` (provenance at the end)",
-        f"- design: {study.describe()}; baseline: `{study.baseline or 'none'}`",
-        f"- metric: `{spec.metric.name}` ({spec.metric.goal}){matters}{unit if effect else ''}",
+        f"- study file: {md_code(study.path)} (provenance at the end)",
+        f"- design: {md_text(study.describe())}; baseline: {md_code(study.baseline or 'none')}",
+        f"- metric: {md_code(spec.metric.name)} ({spec.metric.goal}){matters}"
+        f"{unit if effect else ''}",
         f"- trials by state: {', '.join(f'{k} {v}' for k, v in sorted(states.items())) or 'none'}",
         f"- time: {wall / 60:.1f} min from the first trial's start to the last one's end; "
         f"{total_s / 60:.1f} min of training summed over trials",
@@ -416,16 +416,16 @@ def _test_section(
         "## Held-out test split",
         "",
         f"Mean {test} over seeds ({info.unit or 'as measured'}), measured once on each trial's "
-        f"final model, and its mean paired difference from {against or 'the baseline'}. "
+        f"final model, and its mean paired difference from {md_text(against or 'the baseline')}. "
         "The verdicts above "
         "use validation; this is where they are checked on images no choice was made on.",
         "",
-        f"| cell | n | {test} | Δ vs {against or baseline} |",
+        f"| cell | n | {test} | Δ vs {md_text(against or baseline)} |",
         "| --- | --- | --- | --- |",
     ]
     for _, row in compared.iterrows():
         lines.append(
-            f"| {row['cell']} | {int(row['n'])} | {shown(row['test_mean'])} | "
+            f"| {md_text(row['cell'])} | {int(row['n'])} | {shown(row['test_mean'])} | "
             f"{shown(row['test_diff'], signed=True)} |"
         )
     return [*lines, ""]
@@ -452,14 +452,14 @@ def _health_section(
     if unlearned:
         lines.append(
             f"- classes never learned (IoU 0 in all {len(done)} completed trials): "
-            f"{', '.join(unlearned)}; their per-class differences are not shown"
+            f"{md_text(', '.join(unlearned))}; their per-class differences are not shown"
         )
     for _, row in shown.iterrows():
         problems = [row["health"]] if isinstance(row["health"], str) and row["health"] else []
         if int(row["diverged"] or 0):
             problems.append(f"{int(row['diverged'])} seed(s) diverged")
         if problems:
-            lines.append(f"- `{row['cell']}`: {'; '.join(problems)}")
+            lines.append(f"- {md_code(row['cell'])}: {md_text('; '.join(problems))}")
     if len(lines) == 2:
         lines.append(
             "Every check passed: no trial predicts a single class, every class was learned "
@@ -495,7 +495,8 @@ def _sequential_section(compared: pd.DataFrame, comparison: Comparison, study: S
     ]
     for _, row in compared.iterrows():
         if row["cell"] != comparison.baseline and row["stopped"]:
-            lines.append(f"| {row['cell']} | {int(row['seeds_used'])} | {row['stopped']} |")
+            cell, used, why = md_text(row["cell"]), int(row["seeds_used"]), md_text(row["stopped"])
+            lines.append(f"| {cell} | {used} | {why} |")
     return [*lines, ""]
 
 
@@ -524,7 +525,7 @@ def _seeds_advice(summary: pd.DataFrame, study: Study) -> list[str]:
     for _, row in short.iterrows():
         need = row["seeds_needed"]
         text = "more than 10,000 seeds" if math.isinf(need) else f"about {int(need)} seeds"
-        lines.append(f"- `{row['cell']}`: {text} (has {int(row['n_pairs'])})")
+        lines.append(f"- {md_code(row['cell'])}: {text} (has {int(row['n_pairs'])})")
     return [*lines, ""]
 
 
@@ -554,9 +555,9 @@ def _report_markdown(
     spec = study.spec
     metric = spec.metric.name
     lines = [
-        f"# {spec.name}",
+        f"# {md_text(spec.name)}",
         "",
-        spec.description.strip() or "(no description)",
+        md_block(spec.description.strip()) or "(no description)",
         "",
         *_run_facts(study, records, trials),
         "",
@@ -566,11 +567,11 @@ def _report_markdown(
         lines += _health_section(summary, trials, comparison, metric)
     forest = [f for f in files if f.name == "diff_vs_baseline.png"]
     if forest:
-        against = comparison.against or "the baseline"
+        against = md_text(comparison.against or "the baseline")
         lines += [
             f"## Difference from {against}",
             "",
-            f"![diff_vs_baseline]({forest[0].relative_to(folder).as_posix()})",
+            f"![diff_vs_baseline]({_link(forest[0], folder)})",
             "",
             f"Each dot is a cell's mean paired difference from {against}, its bar the paired "
             "95% t-interval; the grey band is ± the MDE: true differences inside it this study "
@@ -583,7 +584,7 @@ def _report_markdown(
         lines += ["## Verdicts", ""]
         for _, row in compared.iterrows():
             if row["cell"] != comparison.baseline:
-                lines.append(f"- {verdict_sentence(row.to_dict(), metric)}")
+                lines.append(f"- {verdict_sentence(_as_text(row.to_dict()), metric)}")
         lines += [
             "",
             *_seeds_advice(compared, study),
@@ -603,7 +604,7 @@ def _report_markdown(
     lines += _test_section(compared, metric, comparison.baseline, comparison.against or None)
     lines += [*_two_way_section(study, trials), "## Plots", ""]
     lines += [
-        f"![{f.stem}]({f.relative_to(folder).as_posix()})"
+        f"![{md_text(f.stem)}]({_link(f, folder)})"
         for f in files
         if f.suffix == ".png" and f not in forest
     ]
@@ -614,3 +615,18 @@ def _report_markdown(
         markdown_rows(trials, ["number", "state", "cell", "seed", metric, "duration_s", "error"]),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _as_text(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row whose names (the cell, what it is compared with, the verdict that may
+    name it) are Markdown text, for a sentence of report.md."""
+    names = {
+        k: md_text(row[k]) for k in ("cell", "reference", "verdict") if isinstance(row.get(k), str)
+    }
+    return {**row, **names}
+
+
+def _link(path: Path, folder: Path) -> str:
+    """A file of the report as a link target relative to report.md (`%`-encoded: a name
+    with a space or a parenthesis would end a Markdown link)."""
+    return quote(path.relative_to(folder).as_posix())

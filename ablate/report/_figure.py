@@ -3,6 +3,7 @@ ticks, a grid drawn as an image with readable text on it, and writing it as PNG 
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,8 +16,11 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
+from matplotlib.mathtext import MathTextParser
+from matplotlib.text import Text
 
 from ablate.names import is_fraction_metric
+from ablate.report._files import write_bytes
 
 DPI = 150
 PAGE_HEIGHT_IN = 24.0  # taller figures are written as PNG only
@@ -76,15 +80,35 @@ def axis_label(metric: str) -> str:
 def save(fig: Figure, out_dir: Path | str, stem: str) -> list[Path]:
     """Write `stem`.png (150 dpi) and, for a figure no taller than a page, `stem`.svg into
     out_dir, and release the figure's artists. A taller one (a row per cell of a study of
-    hundreds) is read on screen, not printed, and drawing it again as SVG cost seconds."""
+    hundreds) is read on screen, not printed, and drawing it again as SVG cost seconds. Each
+    file replaces an earlier one whole or not at all (`write_bytes`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _plain_where_not_math(fig)
     paths = [out / f"{stem}.png"]
-    fig.savefig(paths[0], dpi=DPI)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI)
+    write_bytes(paths[0], png.getvalue())
     if fig.get_figheight() <= PAGE_HEIGHT_IN:
         paths.append(out / f"{stem}.svg")
+        svg = io.BytesIO()
         # text stays text (searchable, and smaller); no timestamp: re-runs give identical files
         with rc_context({"svg.fonttype": "none"}):
-            fig.savefig(paths[1], metadata={"Date": None})
+            fig.savefig(svg, format="svg", metadata={"Date": None})
+        write_bytes(paths[1], svg.getvalue())
     fig.clear()
     return paths
+
+
+def _plain_where_not_math(fig: Figure) -> None:
+    """Text of the figure that holds "$" but is no valid mathtext (a cell named
+    "$\\frac{a$") is drawn as it is written: matplotlib would otherwise fail to draw it."""
+    parser = MathTextParser("path")
+    for text in fig.findobj(Text):
+        written = text.get_text()
+        if "$" not in written:
+            continue
+        try:
+            parser.parse(written)
+        except ValueError:
+            text.set_parse_math(False)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ablate.report._text import md_text
+
 
 @dataclass(frozen=True)
 class Part:
@@ -18,9 +20,11 @@ class Part:
 
 
 def markdown_rows(frame: pd.DataFrame, columns: Sequence[str]) -> str:
-    """A plain markdown table of `columns` (those present), floats to 4 significant digits."""
+    """A plain markdown table of `columns` (those present), floats to 4 significant digits;
+    every other value is text (`md_text`: an error string's line breaks and markup are not
+    the table's)."""
     cols = [c for c in columns if c in frame.columns]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines = ["| " + " | ".join(map(md_text, cols)) + " |", "|" + "---|" * len(cols)]
     for _, row in frame.iterrows():
         cells = []
         for c in cols:
@@ -28,6 +32,6 @@ def markdown_rows(frame: pd.DataFrame, columns: Sequence[str]) -> str:
             if isinstance(v, float):
                 cells.append("–" if math.isnan(v) else f"{v:.4g}")
             else:
-                cells.append(str(v))
+                cells.append(md_text(v))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -1,6 +1,10 @@
 """Provenance: what produced a report, so two reports of one study name can be told apart — the
 exact command and its `--set` overrides, the resolved base recipe, package versions, the study
-file's git commit (and whether its repository had uncommitted changes), devices and threads."""
+file's git commit (and whether its repository had uncommitted changes), devices and threads.
+
+Passwords are masked (`ablate.urls.mask_secrets`) when the provenance is built: a
+`--storage postgresql://user:secret@host/db` on the command line reaches none of report.md,
+report.html, provenance.json or the study run's tags."""
 
 from __future__ import annotations
 
@@ -15,8 +19,10 @@ from pathlib import Path
 
 import yaml
 
+from ablate.report._text import md_code, md_fence, md_text
 from ablate.spec import Study
 from ablate.study import TrialRecord
+from ablate.urls import mask_secrets
 
 # distribution name → how the report names it; versions are read from the installed metadata,
 # so nothing heavy is imported for them
@@ -34,13 +40,13 @@ _SET_FLAGS = ("--set",)
 
 @dataclass(frozen=True)
 class Provenance:
-    command: str  # as typed, program name first
-    overrides: tuple[str, ...]  # each --set key=value, in order
+    command: str  # as typed, program name first; passwords masked
+    overrides: tuple[str, ...]  # each --set key=value, in order; passwords masked
     versions: dict[str, str]  # package → version ("not installed" where absent)
     git: str  # "<commit>", "<commit>, with uncommitted changes" or "not in a repository"
     devices: str  # the devices COMPLETE trials ran on
     threads: int  # CPU threads per trial (train.threads)
-    recipe: str  # the resolved base recipe, as YAML
+    recipe: str  # the resolved base recipe, as YAML; passwords masked
 
     def as_tags(self) -> dict[str, str]:
         """Flat `ablate.provenance.*` strings for an MLflow run (the recipe is an artifact)."""
@@ -60,8 +66,9 @@ def provenance(
 ) -> Provenance:
     """What produced this report. `argv` defaults to this process's command line: `ablate run`
     writes its report itself, and `ablate report` must name the same recipe (a changed base is
-    refused under one study name), so its overrides are the run's."""
-    args = list(sys.argv if argv is None else argv)
+    refused under one study name), so its overrides are the run's. Every password the
+    command line or the recipe carries is masked here, before anything renders them."""
+    args = [mask_secrets(a) for a in (sys.argv if argv is None else argv)]
     program = Path(args[0]).name if args else "ablate"
     if program in ("__main__.py", "-m", "-c"):
         program = "python -m ablate"
@@ -74,28 +81,26 @@ def provenance(
         git=_git_state(study.path),
         devices=", ".join(devices) or "none yet",
         threads=int(study.spec.base.train.threads),
-        recipe=yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False),
+        recipe=mask_secrets(yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False)),
     )
 
 
 def markdown(p: Provenance) -> list[str]:
     """The report's "Provenance" section."""
-    versions = ", ".join(f"{name} {v}" for name, v in p.versions.items())
+    versions = md_text(", ".join(f"{name} {v}" for name, v in p.versions.items()))
     return [
         "## Provenance",
         "",
-        f"- command: `{p.command}`",
-        f"- `--set` overrides: {', '.join(f'`{o}`' for o in p.overrides) or 'none'}",
-        f"- study file's repository: {p.git}",
-        f"- devices: {p.devices}; CPU threads per trial: {p.threads}",
+        f"- command: {md_code(p.command)}",
+        f"- `--set` overrides: {', '.join(md_code(o) for o in p.overrides) or 'none'}",
+        f"- study file's repository: {md_text(p.git)}",
+        f"- devices: {md_text(p.devices)}; CPU threads per trial: {p.threads}",
         f"- versions: {versions}; python {platform.python_version()} on "
-        f"{platform.platform(terse=True)}",
+        f"{md_text(platform.platform(terse=True))}",
         "",
         "Resolved base recipe (every trial starts from it; cells override the swept keys):",
         "",
-        "```yaml",
-        p.recipe.rstrip(),
-        "```",
+        *md_fence(p.recipe, "yaml"),
         "",
     ]
 

@@ -16,7 +16,9 @@ from matplotlib.figure import Figure
 from ablate.design import BASELINE, Comparison, SearchDesign
 from ablate.names import metric_scale
 from ablate.report._figure import axis_label, require, save
+from ablate.report._files import write_text
 from ablate.report._part import Part, markdown_rows
+from ablate.report._text import md_code
 from ablate.spec import Study
 
 _PANEL_COLUMNS = 3
@@ -56,11 +58,11 @@ def selection_notes(
         own = done[done["cell"] == cell].set_index("seed")[metric]
         paired = own.index.intersection(base.index)
         if not len(paired):
-            notes.append(f"- `{cell}`: no confirmation seed has finished yet")
+            notes.append(f"- {md_code(cell)}: no confirmation seed has finished yet")
             continue
         diff = float((own[paired] - base[paired]).mean()) * scale
         notes.append(
-            f"- `{cell}`: {diff:+.2f}{unit} against the baseline on the {len(paired)} "
+            f"- {md_code(cell)}: {diff:+.2f}{unit} against the baseline on the {len(paired)} "
             f"seed(s) it was not chosen on ({', '.join(str(s) for s in paired)})"
         )
     return notes
@@ -160,7 +162,7 @@ def search_part(
     confirmed = [c for c in comparison.compared if c != comparison.baseline]
     table = search_table(design, metric, trials, confirmed)
     csv = folder / "search.csv"
-    table.to_csv(csv, index=False)
+    write_text(csv, table.to_csv(index=False))
     files = [csv]
     if (table["state"] == "COMPLETE").any():
         baseline = summary.loc[summary["cell"] == design.baseline, "mean"]
@@ -190,9 +192,9 @@ def _section(
         "## Search",
         "",
         f"{search.sampler.upper() if search.sampler == 'tpe' else 'Random'} search over "
-        f"{', '.join(f'`{k}`' for k in design.space)}: {len(table)} of {search.n_trials} "
+        f"{', '.join(md_code(k) for k in design.space)}: {len(table)} of {search.n_trials} "
         f"configurations tried, each trained once on seed {design.search_seed}. Ranked by "
-        f"`{metric}`; the whole list is in `search.csv`.",
+        f"{md_code(metric)}; the whole list is in `search.csv`.",
         "",
         markdown_rows(
             table.head(_SEARCH_ROWS), ["rank", "cell", *design.space, metric, "state", "confirmed"]

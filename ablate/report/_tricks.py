@@ -21,9 +21,11 @@ import pandas as pd
 
 from ablate.design import Comparison, TricksDesign
 from ablate.names import metric_info
+from ablate.report._files import write_text
 from ablate.report._paired import holm, level_stats, mean_difference, paired_differences
 from ablate.report._part import Part
 from ablate.report._seeds import empty_series, seed_values
+from ablate.report._text import md_code, md_text
 from ablate.report._verdict import amount
 from ablate.spec import Study
 
@@ -77,7 +79,7 @@ def tricks_part(
     if design.design == "factorial" and len(trials):
         effects = factorial_effects(trials, metric=metric, members=design.members, tricks=tricks)
         path = out / "effects.csv"
-        effects.to_csv(path, index=False)
+        write_text(path, effects.to_csv(index=False))
         files.append(path)
         lines += _effects_section(effects, metric)
         if summary["health"].fillna("").astype(str).str.len().gt(0).any():
@@ -91,10 +93,10 @@ def tricks_part(
 
 def _legend(design: TricksDesign) -> str:
     what = "; ".join(
-        f"**{t}** = " + ", ".join(f"`{k}: {v}`" for k, v in patch.items())
+        f"**{md_text(t)}** = " + ", ".join(md_code(f"{k}: {v}") for k, v in patch.items())
         for t, patch in design.patches.items()
     )
-    return f"Tricks: {what}. Each row is compared with {design.against} (paired by seed)."
+    return f"Tricks: {what}. Each row is compared with {md_text(design.against)} (paired by seed)."
 
 
 def _interval(mean: float, low: float, high: float, metric: str) -> str:
@@ -118,10 +120,10 @@ def _paper_table(
     unit = "points" if info.scale != 1.0 else (info.unit or "units")
     name = metric.split("/")[-1]
     cumulative = design.design == "cumulative"
-    step = "step gain" if cumulative else f"Δ vs {design.baseline}"
-    head = [*tricks, f"{name} (mean ± std, n)", f"{step} [95% CI], {unit}"]
+    step = "step gain" if cumulative else f"Δ vs {md_text(design.baseline)}"
+    head = [*map(md_text, tricks), f"{name} (mean ± std, n)", f"{step} [95% CI], {unit}"]
     if cumulative:
-        head.append(f"running total vs {design.baseline} [95% CI], {unit}")
+        head.append(f"running total vs {md_text(design.baseline)} [95% CI], {unit}")
     head.append("verdict")
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     values = seed_values(trials, metric) if len(trials) else {}
@@ -136,7 +138,7 @@ def _paper_table(
             std = "" if math.isnan(row["std"]) else f" ± {row['std'] * info.scale:.2f}"
             level = f"{row['mean'] * info.scale:.2f}{std} ({int(row['n'])})"
             diff = _interval(row["diff"], row["diff_ci_low"], row["diff_ci_high"], metric)
-            verdict = str(row["verdict"])
+            verdict = md_text(row["verdict"])
         cells = [*marks, level, diff]
         if cumulative:
             own = values.get(cell.name, empty_series())
@@ -169,5 +171,5 @@ def _effects_section(effects: pd.DataFrame, metric: str) -> list[str]:
         p = row["p_holm"]
         shown = "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
         interval = _interval(row["estimate"], row["ci_low"], row["ci_high"], metric)
-        lines.append(f"| {row['effect']} | {interval} | {shown} |")
+        lines.append(f"| {md_text(row['effect'])} | {interval} | {shown} |")
     return [*lines, ""]

@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from ablate.report._text import md_text, one_line
 from ablate.report.stats import is_fraction_metric
 
 Goal = Literal["maximize", "minimize"]
@@ -39,21 +40,18 @@ _LATEX_SPECIAL = {
     "<": r"\textless{}",
     ">": r"\textgreater{}",
     "|": r"\textbar{}",
+    # in braces: a row that starts with "[" would be read as the optional argument of the
+    # previous row's "\\"
+    "[": "{[}",
+    "]": "{]}",
 }
 _LATEX_PATTERN = re.compile("|".join(re.escape(c) for c in _LATEX_SPECIAL))
-# Markdown: characters that could start markup or end a table cell. An underscore inside a word
-# ("no_aux") cannot open emphasis in CommonMark and is left readable; one at a word edge is not.
-_MARKDOWN_PATTERN = re.compile(r"[\\`*|<\[\]]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")
 
 
 def escape_latex(text: str) -> str:
-    """`text` with LaTeX's special characters escaped, for use in text mode."""
-    return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIAL[m.group()], text)
-
-
-def escape_markdown(text: str) -> str:
-    """`text` safe inside a Markdown table cell: markup characters and pipes backslash-escaped."""
-    return _MARKDOWN_PATTERN.sub(lambda m: "\\" + m.group(), text)
+    """`text` on one line (a blank line in a table is an error) with LaTeX's special
+    characters escaped, for use in text mode."""
+    return _LATEX_PATTERN.sub(lambda m: _LATEX_SPECIAL[m.group()], one_line(text))
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ _LATEX = _Syntax(
     headers=("$n$", r" (\%)", r"$\Delta$ [95\% CI]", "MDE", r"$p_{\mathrm{Holm}}$"),
 )
 _MARKDOWN = _Syntax(
-    text=escape_markdown,
+    text=md_text,
     number=lambda s, bold: f"**{s}**" if bold else s,
     missing="–",
     pm=" ± ",

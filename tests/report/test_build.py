@@ -1,5 +1,7 @@
 """write_report from storage alone: trials made by hand in an in-memory Optuna study."""
 
+import re
+from html.parser import HTMLParser
 from pathlib import Path
 
 import optuna
@@ -30,17 +32,22 @@ def _study(tmp_path: Path, text: str = STUDY):
 
 
 def _storage(
-    study, values: dict[tuple[str, int], float], failed=(), curve=None, ious=None
+    study,
+    values: dict[tuple[str, int], float],
+    failed=(),
+    curve=None,
+    ious=None,
+    error: str = "RuntimeError: boom",
 ) -> Queue:
     """Ended trials as a worker stores them (through the record's own writers). `curve(v)`
     gives the val/mIoU history ending at v (default: v/2, v); `ious(v)` the final per-class
-    IoUs (default: one class, a)."""
+    IoUs (default: one class, a); `error` that of each `failed` trial."""
     ostudy = optuna.create_study(direction="maximize")
     for cell in study.cells:
         for seed in study.spec.sweep.seeds:
             attrs = _record.enqueued(cell.name, seed, cell.overrides, 1, sampled=False)
             if (cell.name, seed) in failed:
-                state, ended = _record.ended(Outcome.FAILED, error="RuntimeError: boom")
+                state, ended = _record.ended(Outcome.FAILED, error=error)
                 ostudy.add_trial(create_trial(state=state, user_attrs=attrs | ended))
                 continue
             v = values[(cell.name, seed)]
@@ -230,3 +237,81 @@ def test_a_second_report_removes_the_plots_the_first_wrote_and_it_did_not(
     assert not (plots / "gradient_flow.png").exists()
     assert {p.name for p in second.files} == {p.name for p in first.files}
     assert all(p.exists() for p in second.files)
+
+
+HOSTILE = """
+name: hostile
+description: |
+  See [the paper](https://arxiv.org/abs/1612.01105) and [x](javascript:alert(1)).
+  <script>alert(1)</script> <img src=x onerror=alert(1)>
+  # not a heading
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 4, val_size: 4}
+sweep:
+  variants:
+    none: {loss.aux.weight: 0.0}
+    "# injected [y](javascript:alert(2)) <script>alert(3)</script> | x": {loss.aux.weight: 0.4}
+    "[z]: javascript:alert(6)": {loss.aux.weight: 1.0}
+    '$\\frac{a$ costs $5': {loss.aux.weight: 0.7}  # no mathtext a plot could draw
+  seeds: [0, 1, 2]
+baseline: none
+"""
+INJECTED = "x\n# injected\n[y](javascript:alert(2))"
+
+
+class _Page(HTMLParser):
+    """Every tag of a page with its attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_text_from_the_study_file_and_the_trials_is_text_in_every_rendering(
+    tmp_path: Path,
+) -> None:
+    study = _study(tmp_path, HOSTILE)
+    values = {
+        (c.name, s): 0.5 + 0.01 * s + 0.02 * i for i, c in enumerate(study.cells) for s in (0, 1, 2)
+    }
+    failed = {(study.cells[2].name, 2)}
+    ious = lambda v: {"val/iou/bg": v, f"val/iou/{INJECTED} <img src=x onerror=alert(4)>": 0.0}  # noqa: E731
+    error = f"RuntimeError: <img src=x onerror=alert(5)>\n{INJECTED}"
+    report = write_report(
+        study, _storage(study, values, failed=failed, ious=ious, error=error), tmp_path / "r"
+    )
+    text = (report.folder / "report.md").read_text()
+    ours = {line for line in text.splitlines() if line.startswith("#")}
+    assert all(line.startswith(("# hostile", "## ")) for line in ours), ours
+    assert not any("injected" in line for line in ours)
+    assert "](javascript:" not in text
+    assert not re.search(r"^\s*\[[^\]]*\]:", text, re.MULTILINE)  # no link definition
+    assert not re.search(r"<\s*(script|img)", text, re.IGNORECASE)
+    assert "[the paper](https://arxiv.org/abs/1612.01105)" in text  # an http(s) link stays
+    # a line of the trials table is one trial: the error's line breaks are not the table's
+    rows = [line for line in text.split("## Trials")[1].splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + len(study.cells) * 3
+
+    page = _Page()
+    page.feed((report.folder / "report.html").read_text())
+    assert {tag for tag, _ in page.tags} <= {
+        "html", "head", "meta", "title", "style", "body", "h1", "h2", "p", "ul", "li", "a",
+        "img", "code", "strong", "em", "table", "thead", "tbody", "tr", "th", "td",
+    }  # fmt: skip
+    for tag, attrs in page.tags:
+        assert not [name for name in attrs if name.startswith("on")], (tag, attrs)
+        for name in ("href", "src"):
+            target = attrs.get(name)
+            assert target is None or target.startswith(("https://", "plots/")), (tag, attrs)
+    assert ("a", {"href": "https://arxiv.org/abs/1612.01105"}) in page.tags
+    assert [tag for tag, _ in page.tags].count("h1") == 1
+
+    tex = (report.folder / "table.tex").read_text()
+    rows = tex.split(r"\midrule")[1].split(r"\bottomrule")[0].strip().splitlines()
+    assert len(rows) == len(study.cells) and all(row.endswith(r" \\") for row in rows)
+    assert r"\# injected {[}y{]}(javascript:alert(2)) \textless{}script" in tex
+    assert r"\$\textbackslash{}frac\{a\$ costs \$5" in tex
+    assert {"metric_vs_cell.png", "diff_vs_baseline.svg"} <= {p.name for p in report.files}

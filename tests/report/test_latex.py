@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ablate.report.latex import ablation_table, escape_latex, escape_markdown, markdown_table
+from ablate.report._text import md_text
+from ablate.report.latex import ablation_table, escape_latex, markdown_table
 
 KEY = "loss.aux.weight"
 NAN = np.nan
@@ -128,9 +129,9 @@ def test_escape_latex_leaves_plain_text_alone():
 
 
 def test_markdown_escapes_pipes_and_markup_but_keeps_inner_underscores():
-    assert escape_markdown("no_aux_head") == "no_aux_head"  # cannot open emphasis in CommonMark
-    assert escape_markdown("_private_") == r"\_private\_"
-    assert escape_markdown("a|b *c* `d` [e] <f>") == r"a\|b \*c\* \`d\` \[e\] \<f>"
+    assert md_text("no_aux_head") == "no_aux_head"  # cannot open emphasis in CommonMark
+    assert md_text("_private_") == r"\_private\_"
+    assert md_text("a|b *c* `d` [e] <f>") == r"a\|b \*c\* \`d\` \[e\] &lt;f&gt;"
 
 
 def test_minimize_goal_bolds_the_lowest_and_other_units_keep_three_decimals():

@@ -1,12 +1,16 @@
 """Provenance: the command, overrides, recipe, versions and the study file's git state."""
 
+import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
+from ablate.report import write_report
 from ablate.report._provenance import markdown, provenance
 from ablate.spec import load_study
+from tests.postgres import POSTGRES_ENV
 
 STUDY = """
 name: prov
@@ -70,3 +74,87 @@ def test_git_state_names_the_commit_and_uncommitted_changes(tmp_path: Path) -> N
     path.write_text(STUDY.replace("epochs: 3", "epochs: 4"))
     dirty = provenance(load_study(path), [], ["ablate"]).git
     assert "with uncommitted changes" in dirty and "the study file itself is modified" in dirty
+
+
+SECRET_ARGV = [
+    "ablate",
+    "report",
+    "two_keys",
+    "--storage",
+    "postgresql://u:PWone@127.0.0.1/db",
+    "--tracking-uri=http://u:PWtwo@h:5000",
+    "--set",
+    "base.data.root=/data?password=PWthree",
+]
+
+
+def test_passwords_on_the_command_line_are_masked_before_anything_renders_them(
+    tmp_path: Path,
+) -> None:
+    from tests.report.test_build import _storage, _study
+
+    study = _study(tmp_path)
+    values = {(c.name, s): 0.5 + 0.01 * s for c in study.cells for s in (0, 1, 2)}
+    report = write_report(study, _storage(study, values), tmp_path / "results", SECRET_ARGV)
+    p = report.provenance
+    assert p.command == (
+        "ablate report two_keys --storage 'postgresql://u:***@127.0.0.1/db' "
+        "'--tracking-uri=http://u:***@h:5000' --set 'base.data.root=/data?password=***'"
+    )
+    assert p.overrides == ("base.data.root=/data?password=***",)
+    tags = p.as_tags()
+    assert "PW" not in json.dumps(tags)
+    for name in ("report.md", "report.html", "provenance.json"):
+        text = (report.folder / name).read_text()
+        assert "PW" not in text, name
+        assert "u:***@127.0.0.1" in text, name
+
+
+TINY = """
+name: tiny
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 4, val_size: 4}
+sweep:
+  grid: {loss.aux.weight: [0.0, 0.4]}
+  seeds: [0]
+"""
+
+
+def test_a_postgresql_password_reaches_no_report_file_artifact_or_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ablate report NAME --storage postgresql://user:PASSWORD@…` on a real server: the
+    password is in none of the files written, the MLflow store, or the study run's tags."""
+    from mlflow import MlflowClient
+    from rich.console import Console
+    from sqlalchemy.engine import make_url
+    from typer.testing import CliRunner
+
+    from ablate.cli import app
+    from ablate.study import Locations, start_study
+    from tests.postgres import new_database  # skips without a server
+
+    with new_database() as url:
+        password = make_url(url).password
+        assert password, f"{POSTGRES_ENV} names no password: nothing to test"
+        secret = f":{password}@"
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "tiny.yaml").write_text(TINY)
+        where = Locations.resolve(Path("results"), "tiny", url, None)
+        start_study(load_study(tmp_path / "tiny.yaml"), where, Console(quiet=True))
+        result = CliRunner().invoke(app, ["report", "tiny", "--storage", url])
+        assert result.exit_code == 0, result.output
+    results = tmp_path / "results"
+    written = [p for p in results.rglob("*") if p.is_file()]
+    assert {"report.md", "report.html", "provenance.json"} <= {p.name for p in written}
+    assert any("mlartifacts" in p.parts and p.name == "provenance.json" for p in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
+    client = MlflowClient(tracking_uri=f"sqlite:///{results / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny")
+    assert experiment is not None
+    (run,) = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.`ablate.level` = 'study'"
+    )
+    command = run.data.tags["ablate.provenance.command"]
+    assert secret not in json.dumps(run.data.tags) and ":***@" in command, command
