@@ -239,6 +239,8 @@ STOPS = {
     "sigterm": (lambda pid: os.kill(pid, signal.SIGTERM), 143, "interrupted (SIGTERM)"),
     # `kill -INT` to `ablate run` alone: its workers must stop too, not claim on
     "sigint-parent": (lambda pid: os.kill(pid, signal.SIGINT), 130, "interrupted (Ctrl-C)"),
+    # a closed terminal, a dropped ssh connection: SIGHUP to the whole process group
+    "sighup": (lambda pid: os.killpg(pid, signal.SIGHUP), 129, "interrupted (SIGHUP)"),
 }
 
 
@@ -250,6 +252,7 @@ STOP_CASES = [
     ("sigterm", "sqlite"),
     ("sigterm", "postgres"),
     ("sigint-parent", "sqlite"),
+    ("sighup", "sqlite"),
 ]
 
 
