@@ -118,3 +118,18 @@ def test_in_a_terminal_a_worker_row_s_clock_restarts_with_each_trial() -> None:
     assert display.progress.tasks[display.overall].elapsed == 110
     assert "[1/3] trial #0 (seed 0 · a) complete" in out.getvalue()
     assert "ETA" not in out.getvalue()  # the bars show it
+
+
+def test_a_cell_name_with_rich_markup_is_shown_as_text_not_parsed() -> None:
+    """A variant named "[/bold]" killed every trial of `ablate run` in the progress display."""
+    from rich.console import Console
+
+    from ablate.study import TrialEnded, TrialStarted
+    from ablate.study._pool import _Display
+
+    console = Console(record=True, width=200, force_terminal=True)
+    display = _Display(1, 1, console, "val/mIoU")
+    with display.progress:
+        display.handle(TrialStarted(0, 3, "[/bold] x=[/]", 0, 2))
+        display.handle(TrialEnded(0, 3, "complete", 0.5))
+    assert "[/bold] x=[/]" in console.export_text()
