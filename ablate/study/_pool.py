@@ -38,6 +38,7 @@ from ablate.study._events import (
     Warned,
     WorkerExited,
 )
+from ablate.study._record import MAX_LOST
 from ablate.track import RunTree, trial_run_name
 from ablate.urls import as_worker_process
 
@@ -223,7 +224,9 @@ def _child(job: WorkerConfig, events: Any, parent: int) -> None:
             events.put(WorkerExited(job.worker, str(exc)))
 
 
-MAX_REPLACED = 5  # a worker slot whose process dies this many times is not started again
+# a worker slot whose process dies this many times is not started again; one more than a
+# pair's lost tries, so a trial that always kills its worker is given up by the queue first
+MAX_REPLACED = MAX_LOST + 1
 
 
 def run_workers(

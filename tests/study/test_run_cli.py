@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli import app
+from ablate.study import MAX_LOST
 
 STUDY = """
 name: tiny
@@ -316,3 +317,22 @@ def test_a_deleted_optuna_db_is_refused_not_retrained_unless_told_to_start_over(
 
 def _sets(overrides: tuple[str, ...]) -> list[str]:
     return [arg for o in overrides for arg in ("--set", o)]
+
+
+@pytest.mark.slow
+def test_a_trial_that_always_kills_its_worker_gives_up_after_its_lost_tries(
+    study_dir: Path,
+) -> None:
+    marker = study_dir / "kills"
+    result = _run(
+        "sweep.seeds=[0]",
+        "sweep.grid={train.lr: [0.02]}",
+        f"base.model={{name: 'tests.study.crashing_model:build_killer', args: {{marker: "
+        f"'{marker}', times: 100}}}}",
+        "baseline={train.lr: 0.02}",
+    )
+    assert result.exit_code == 1, result.output
+    assert marker.read_text() == "x" * (MAX_LOST + 1)  # the first try and its 5 lost retries
+    assert "1 trial(s) failed after retries" in result.output
+    trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
+    assert list(trials["state"]) == ["KILLED"] * (MAX_LOST + 1)
