@@ -186,9 +186,10 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
 
     preflight(s)
     baseline = f"; baseline {s.baseline!r}" if s.baseline else ""
-    console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}")
+    # a path or a cell name may hold [brackets]: text, not rich markup
+    console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}", markup=False)
     for line in s.design.outline():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
 
 
 @app.command()
@@ -204,10 +205,12 @@ def plan(
 ) -> None:
     """What a study will train: its trials by model, and with --probe the estimated wall
     time, from timing a few iterations and one evaluation of each distinct model."""
+    from ablate.options import check_devices
     from ablate.plan import make_plan
     from ablate.study._pool import _duration, plan_devices
 
     s = load_study(study, set_ or ())
+    check_devices(devices)
     placed = plan_devices(devices, workers)
     timer = None
     if probe:
@@ -252,7 +255,11 @@ def run(
     checkpoint_dir: CheckpointOpt = None,
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
+    from ablate.options import check_devices, check_places
+
     s = load_study(study, set_ or ())
+    check_devices(devices)  # before anything is written
+    check_places(s.spec.name, results, storage, tracking_uri, checkpoint_dir)
     _stop_on_sigterm()
     from ablate.report import write_report
     from ablate.study import Locations, create_or_load, run_study, run_tree_of
@@ -296,14 +303,19 @@ def worker(
     checkpoint_dir: CheckpointOpt = None,
 ) -> None:
     """Join a study that `ablate run --storage URL` started and pull its trials."""
+    from ablate.options import check_devices, check_folder, check_tracking_uri
     from ablate.study import default_checkpoints, join_study, run_tree_of
 
     _stop_on_sigterm()
+    check_devices(devices)
     s, queue = _existing(study, Path("results"), storage, read_only=False)
     tree = run_tree_of(queue, tracking_uri)
     if tree is None:
         raise SpecError(f"study {s.spec.name!r} has no MLflow runs yet; start it with `ablate run`")
+    given = "--tracking-uri" if tracking_uri else "the study's tracking URI (--tracking-uri)"
+    check_tracking_uri(tree.tracking_uri, option=given)
     checkpoints = checkpoint_dir or default_checkpoints(Path("results"), s.spec.name)
+    check_folder("--checkpoint-dir", checkpoints)
     join_study(s, queue, tree, devices, workers, console, checkpoints)
 
 
@@ -365,9 +377,11 @@ def submit(
     check_shared_stores(storage, tracking_uri, executor)
     check_scheduler(executor)
     s = _study(study, set_, results, storage)
+    from ablate.options import check_places
     from ablate.study import Locations, start_study
     from ablate.train import preflight
 
+    check_places(s.spec.name, results, storage, tracking_uri, checkpoint_dir)
     preflight(s)
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
     started = start_study(s, where, console)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
+import stat
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.names import (
@@ -64,6 +67,18 @@ MAX_BATCH = 65_536  # train.batch_size
 MAX_SEED = 2**32 - 1  # data.seed, sweep.seeds, search seed: the range NumPy seeds from
 MAX_COUNT = 2**31 - 1  # any other count (pixels, steps, workers, trials): a 32-bit integer
 MAX_NAME = 100  # characters of a study name: it names a folder and an MLflow experiment
+# Floats whose absurd values only overflow (every trial diverges at once, or the weights turn
+# inf): far above any published recipe, so only a slip (1e308 for 1e-3) meets them.
+MAX_LR = 100.0  # train.lr: SGD and AdamW recipes use at most ~1; LARS-style scaling ~30
+MAX_WEIGHT_DECAY = 10.0  # train.weight_decay: recipes use 1e-5 … 0.5
+MAX_POLY_POWER = 100.0  # train.poly_power: 0.9 in DeepLab and PSPNet; past it lr is ~0 at once
+MAX_LOSS_WEIGHT = 100.0  # the weight of a loss term (aux, Lovász, center) beside CE's 1
+# How big a study may be, checked before its cells are expanded: a 13 KB file with a
+# 1000 × 1000 grid took 286 s and 10 GB to validate.
+MAX_CELLS = 10_000  # cells of one study (grid points, variants, tricks' rows, search trials)
+MAX_TRIALS = 100_000  # (cell, seed) trials of one study
+MAX_CELL_NAME = 200  # UTF-8 bytes of a cell's name: it names MLflow runs and checkpoint files
+MAX_FILE_BYTES = 1 << 20  # a study file (the shipped ones are a few KB)
 
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 TricksDesignName = Literal["one_at_a_time", "leave_one_out", "cumulative", "factorial"]
@@ -337,6 +352,7 @@ class TrainSpec(_Frozen):
     lr: float = Field(
         0.01,
         gt=0,
+        le=MAX_LR,
         description="Initial learning rate; it decays every iteration by the poly schedule "
         "lr·(1 − t/T)^poly_power.",
     )
@@ -349,11 +365,13 @@ class TrainSpec(_Frozen):
     weight_decay: float = Field(
         1e-4,
         ge=0,
+        le=MAX_WEIGHT_DECAY,
         description="Weight decay of either optimizer (L2 in SGD, decoupled in AdamW).",
     )
     poly_power: float = Field(
         0.9,
         ge=0,
+        le=MAX_POLY_POWER,
         description="The exponent of the poly decay lr_t = lr·(1 − t/T)^power, t the iteration, "
         "as in DeepLab and PSPNet; 0 keeps the rate constant.",
     )
@@ -442,6 +460,7 @@ class AuxSpec(_Frozen):
     weight: float = Field(
         0.4,
         ge=0,
+        le=MAX_LOSS_WEIGHT,
         description="α: the weight of the aux term, the sum of one loss per head the model "
         "returns under `aux` (all of them; docs/study-file.md lists each built-in model's "
         "heads); 0: off. PSPNet uses 0.4.",
@@ -481,6 +500,7 @@ class CenterSpec(_Frozen):
     weight: float = Field(
         0.0,
         ge=0,
+        le=MAX_LOSS_WEIGHT,
         description="λ: the weight of the center loss Σ‖x_i − c_{y_i}‖²/(2N) on the model's "
         "`embed` features (unit-length with `normalize`); 0: off.",
     )
@@ -529,6 +549,7 @@ class LossSpec(_Frozen):
     lovasz: float = Field(
         0.0,
         ge=0,
+        le=MAX_LOSS_WEIGHT,
         description="The weight of a Lovász-Softmax term (Berman et al. 2018) on the main "
         "output; 0: off.",
     )
@@ -649,7 +670,7 @@ class SearchSpec(_Frozen):
     n_trials: int = Field(
         20,
         ge=1,
-        le=MAX_COUNT,
+        le=MAX_CELLS,
         description="Configurations sampled, each trained once on the search `seed`.",
     )
     space: dict[str, RangeSpec] = Field(
@@ -720,7 +741,10 @@ class SweepSpec(_Frozen):
     grid: dict[str, list[Any]] = Field(
         default_factory=dict,
         description="Key → values: one cell per combination (full factorial). Keys are dotted "
-        "paths inside `base` (`loss.aux.weight`); each list is non-empty, without repeats.",
+        "paths inside `base` (`loss.aux.weight`); each list is non-empty, without repeats. "
+        f"A study has at most {MAX_CELLS:,} cells (here the product of the lists' lengths, "
+        f"plus the variants) and {MAX_TRIALS:,} trials (cells × seeds), each cell's name (such "
+        f"as `aux.weight=0.4`, or a variant's) at most {MAX_CELL_NAME} bytes in UTF-8.",
     )
     variants: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
@@ -1121,20 +1145,27 @@ def _clip(text: str, limit: int = _SHOWN_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
-    """The field names of the model found by walking `loc` from `model`, if it is a model."""
+def _walk(model: type[BaseModel], loc: Sequence[str | int]) -> tuple[FieldInfo | None, Any]:
+    """The field `loc` names, walking from `model` through its sub-models, and its type (the
+    sub-model where it is `X | None`); (None, None) where `loc` leaves the models."""
     current: Any = model
+    found = None
     for part in loc:
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return None
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return None
-        current = field.annotation
-        args = getattr(current, "__args__", ())  # `X | None`
-        for arg in args:
+            return None, None
+        found = current.model_fields.get(str(part))
+        if found is None:
+            return None, None
+        current = found.annotation
+        for arg in getattr(current, "__args__", ()):  # `X | None`
             if isinstance(arg, type) and issubclass(arg, BaseModel):
                 current = arg
+    return found, current
+
+
+def _fields_at(model: type[BaseModel], loc: Sequence[str | int]) -> list[str] | None:
+    """The field names of the model found by walking `loc` from `model`, if it is a model."""
+    current = _walk(model, loc)[1]
     if isinstance(current, type) and issubclass(current, BaseModel):
         return list(current.model_fields)
     return None
@@ -1152,8 +1183,31 @@ def _describe(err: Mapping[str, Any], root: type[BaseModel]) -> str:
         return f"{path}: required key is missing"
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "less_than_equal":  # a bound of MAX_*: in words a reader counts at once
-        msg = f"must be at most {err['ctx']['le']:,}"
+        msg = f"must be at most {_number(err['ctx']['le'])}{_allowed_range(root, loc)}"
     return f"{path} = {_shown(err.get('input'))}: {_clip(msg, 400)}"
+
+
+def _number(x: float) -> str:
+    """100 for 100.0, 10,000,000 for 10000000, 0.5 for 0.5."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        x = int(x)
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def _allowed_range(root: type[BaseModel], loc: Sequence[str | int]) -> str:
+    """'; allowed: 0 < lr ≤ 100' for a field bounded on both sides, else ''."""
+    field = _walk(root, loc)[0]
+    if field is None:
+        return ""
+    low = high = ""
+    for c in field.metadata:
+        for attr, sign in (("gt", "<"), ("ge", "≤")):
+            if getattr(c, attr, None) is not None:
+                low = f"{_number(getattr(c, attr))} {sign} "
+        for attr, sign in (("lt", "<"), ("le", "≤")):
+            if getattr(c, attr, None) is not None:
+                high = f" {sign} {_number(getattr(c, attr))}"
+    return f"; allowed: {low}{loc[-1]}{high}" if low and high else ""
 
 
 def raise_validation(
@@ -1210,7 +1264,7 @@ def resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
         if spec.baseline not in names:
             raise SpecError(
                 f"{file}: baseline = {spec.baseline!r}: no such cell"
-                f"{did_you_mean(spec.baseline, names)}; cells: {', '.join(names)}"
+                f"{did_you_mean(spec.baseline, names)}; cells: {_few(names)}"
             )
         return spec.baseline
     wanted = spec.baseline
@@ -1222,12 +1276,18 @@ def resolve_baseline(file: Path, spec: StudySpec, cells: Sequence[Cell]) -> str:
         if all(_same(c.overrides.get(k, _MISSING), v) for k, v in wanted.items())
     ]
     if len(matches) != 1:
-        found = "no cell" if not matches else f"{len(matches)} cells ({', '.join(matches)})"
+        found = "no cell" if not matches else f"{len(matches)} cells ({_few(matches)})"
         raise SpecError(
             f"{file}: baseline = {dict(wanted)!r} matches {found}; it must match exactly one "
-            f"of: {', '.join(names)}"
+            f"of: {_few(names)}"
         )
     return matches[0]
+
+
+def _few(names: Sequence[str], shown: int = 10) -> str:
+    """The first names, and how many more: a message lists a few of 10,000 cells."""
+    more = f" and {len(names) - shown:,} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 _MISSING = object()
@@ -1243,12 +1303,7 @@ def _same(a: Any, b: Any) -> bool:
 def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     """Read, override (`--set`), validate and expand a study file. Raises SpecError."""
     file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(f"{file}: no such study file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{file}: cannot read it ({exc})") from None
+    text = read_study_file(file)
     try:
         raw = load_yaml(text)
     except _Refused as exc:
@@ -1264,6 +1319,51 @@ def load_study(path: str | Path, overrides: Sequence[str] = ()) -> Study:
     return build_study(raw, file)
 
 
+_FILE_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def read_study_file(file: Path) -> str:
+    """A study file's text. What is not a regular file (a FIFO would block the read until a
+    writer came, /dev/zero never ends) and a file over MAX_FILE_BYTES are refused before
+    anything is read; opened without blocking, so the check is made on what is read."""
+    try:
+        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise SpecError(f"{file}: no such study file") from None
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        for is_kind, kind in _FILE_KINDS:
+            if is_kind(mode):
+                raise SpecError(f"{file}: is {kind}; a study file is a regular YAML file")
+        chunks: list[bytes] = []  # up to one byte past the limit: a size on disk may lie or grow
+        left = MAX_FILE_BYTES + 1
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    finally:
+        os.close(fd)
+    data = b"".join(chunks)
+    if len(data) > MAX_FILE_BYTES:
+        raise SpecError(
+            f"{file}: more than {MAX_FILE_BYTES // 2**20} MiB; a study file has at most "
+            f"{MAX_FILE_BYTES:,} bytes (the shipped ones are a few KB)"
+        )
+    try:  # universal newlines, as Path.read_text reads them
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{file}: cannot read it ({exc})") from None
+
+
 def build_study(raw: Mapping[str, Any], file: Path) -> Study:
     """Validate a study's raw mapping and build its design; `file` is named in errors."""
     from ablate.design import build_design  # designs are built on this module's models
@@ -1272,7 +1372,61 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise_validation(file, exc, StudySpec)
-    return Study(spec=spec, path=file, design=build_design(spec, file))
+    check_grid_size(file, spec.sweep)
+    design = build_design(spec, file)
+    check_design_size(file, spec.sweep, design)
+    return Study(spec=spec, path=file, design=design)
+
+
+def check_grid_size(file: Path, sweep: SweepSpec) -> None:
+    """Refuse a grid of more than MAX_CELLS cells from the lengths of its lists, before
+    its product is expanded (a million cells took minutes and gigabytes to build)."""
+    lengths = [len(values) for values in sweep.grid.values()]
+    cells = (math.prod(lengths) if lengths else 0) + len(sweep.variants)
+    if cells > MAX_CELLS:
+        parts = [" × ".join(f"{n:,}" for n in lengths) + " values"] if lengths else []
+        parts += [f"{len(sweep.variants):,} variants"] if sweep.variants else []
+        raise SpecError(
+            f"{file}: {'sweep.grid' if lengths else 'sweep.variants'}: {' + '.join(parts)} "
+            f"make {cells:,} cells; a study has at most {MAX_CELLS:,} cells: sweep fewer "
+            "values, split it into several studies, or search the space with sweep.search"
+        )
+
+
+def check_design_size(file: Path, sweep: SweepSpec, design: Design) -> None:
+    """Refuse a design over MAX_CELLS cells or MAX_TRIALS trials, and a cell name that
+    cannot name a file or an MLflow run: over MAX_CELL_NAME bytes in UTF-8 (a file name has
+    at most 255, a checkpoint's adds its seed; MLflow's run names 250 characters), or holding
+    a control character (a newline breaks every one-line message; PostgreSQL refuses NUL)."""
+    where = "sweep.tricks" if sweep.tricks else "sweep.search" if sweep.search else "sweep.grid"
+    if len(design.cells) > MAX_CELLS:
+        raise SpecError(
+            f"{file}: {where}: {len(design.cells):,} cells; a study has at most {MAX_CELLS:,}"
+        )
+    if design.n_trials() > MAX_TRIALS:
+        raise SpecError(
+            f"{file}: sweep.seeds: {design.describe()} = {design.n_trials():,} trials; a study "
+            f"has at most {MAX_TRIALS:,}: give fewer seeds or fewer cells"
+        )
+    for cell in design.cells:
+        key = "sweep.variants" if cell.name in sweep.variants else where
+        size = len(cell.name.encode("utf-8"))
+        if size > MAX_CELL_NAME:
+            fix = (
+                "give the variant a shorter name"
+                if cell.name in sweep.variants
+                else "shorten the values or trick names, or name the cells with sweep.variants"
+            )
+            raise SpecError(
+                f"{file}: {key}: the cell name {_shown(cell.name)} is {size:,} bytes in UTF-8 "
+                f"({len(cell.name):,} characters); a cell name has at most {MAX_CELL_NAME} "
+                f"bytes (it names the cell's MLflow runs and checkpoint files): {fix}"
+            )
+        if re.search(r"[\x00-\x1f\x7f]", cell.name):
+            raise SpecError(
+                f"{file}: {key}: the cell name {_shown(cell.name)} holds a control character "
+                "(a newline, tab, NUL, …); a cell name is one line of printable text"
+            )
 
 
 def leaf_annotation(dotted: str) -> Any:

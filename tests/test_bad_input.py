@@ -9,6 +9,7 @@ study is GOOD with one edit, or its own text."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -47,6 +48,16 @@ def _bomb() -> str:
         prev, this = chr(ord("a") + i - 1), chr(ord("a") + i)
         lines.append(f"{this}: &{this} [{', '.join(['*' + prev] * 9)}]")
     return "\n".join(lines) + "\nname: i\nsweep: {grid: {loss.aux.weight: *i}}\n"
+
+
+def _axes(n: int, m: int) -> str:
+    """Two grid keys of n and m values: n × m cells in a few KB."""
+    aux = ", ".join(f"{i / n:.4f}" for i in range(n))
+    lovasz = ", ".join(f"{i / m:.4f}" for i in range(m))
+    return f"loss.aux.weight: [{aux}], loss.lovasz: [{lovasz}]"
+
+
+SEEDS = str(list(range(21)))
 
 
 @dataclass(frozen=True)
@@ -151,6 +162,38 @@ BAD = [
         "line 6, sweep.grid.loss.aux.weight.1: .inf is not a finite number",
     ),
     Bad(
+        "lr of 1e308",  # finite, so allowed before: every try overflowed
+        edit("lr: 0.01", "lr: 1e308"),
+        "base.train.lr = '1e308': must be at most 100; allowed: 0 < lr ≤ 100",
+    ),
+    Bad(
+        "weight decay of 1e300",
+        edit("lr: 0.01", "lr: 0.01, weight_decay: 1.0e+300"),
+        "base.train.weight_decay = 1e+300: must be at most 10; allowed: 0 ≤ weight_decay ≤ 10",
+    ),
+    Bad(
+        "momentum of 1",
+        edit("lr: 0.01", "lr: 0.01, momentum: 1.0"),
+        "base.train.momentum = 1.0: Input should be less than 1",
+    ),
+    Bad(
+        "aux weight of 1e300 in a grid",
+        edit("[0.0, 0.4]", "[0.0, 1.0e+300]"),
+        "in sweep.grid (cell aux.weight=1e+300), loss.aux.weight = 1e+300: must be at most 100; "
+        "allowed: 0 ≤ weight ≤ 100",
+    ),
+    Bad(
+        "lovasz weight of 1e300 in --set",
+        GOOD,
+        "base.loss.lovasz = 1e+300: must be at most 100; allowed: 0 ≤ lovasz ≤ 100",
+        set_=["base.loss.lovasz=1.0e+300"],
+    ),
+    Bad(
+        "center weight of 1e300",
+        edit("lr: 0.01}", "lr: 0.01}\n  loss: {center: {weight: 1.0e+300}}"),
+        "base.loss.center.weight = 1e+300: must be at most 100",
+    ),
+    Bad(
         "true for an integer",
         edit("epochs: 1", "epochs: true"),
         "base.train.epochs = True: a number is needed here, not true/false",
@@ -202,7 +245,51 @@ BAD = [
         edit("epochs: 1", "epochs: many"),
         "base.train.epochs = 'many': Input should be a valid integer",
     ),
+    # --- how big a study is
+    Bad(
+        "a 1000 x 1000 grid",  # a 13 KB file: 286 s and 10 GB to validate before
+        edit("loss.aux.weight: [0.0, 0.4]", _axes(1000, 1000)),
+        "sweep.grid: 1,000 × 1,000 values make 1,000,000 cells; a study has at most 10,000 cells",
+    ),
+    Bad(
+        "a grid and variants past the cap",
+        edit(
+            "loss.aux.weight: [0.0, 0.4]}", _axes(100, 100) + "}, variants: {v: {loss.lovasz: 1}}"
+        ),
+        "sweep.grid: 100 × 100 values + 1 variants make 10,001 cells; a study has at most 10,000",
+    ),
+    Bad(
+        "a search of 10**9 trials",
+        edit(
+            "sweep: {grid: {loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]}",
+            "sweep: {search: {n_trials: 1000000000, space: {train.lr: {low: 0.001, high: 0.1}}}}",
+        ),
+        "sweep.search.n_trials = 1000000000: must be at most 10,000",
+    ),
+    Bad(
+        "cells times seeds past the trial cap",
+        edit("loss.aux.weight: [0.0, 0.4]}, seeds: [0, 1]", _axes(100, 50) + "}, seeds: " + SEEDS),
+        "sweep.seeds: 5000 cells × 21 seeds = 105,000 trials; a study has at most 100,000",
+    ),
     # --- names and keys
+    Bad(
+        "a 200-character non-ASCII variant name",  # 400 bytes: "File name too long" in every try
+        edit(
+            "grid: {loss.aux.weight: [0.0, 0.4]}", f"variants: {{{'ü' * 200}: {{loss.lovasz: 1}}}}"
+        ),
+        "ü… is 400 bytes in UTF-8 (200 characters); a cell name has at most 200 bytes (it "
+        "names the cell's MLflow runs and checkpoint files)",
+    ),
+    Bad(
+        "a grid cell name past 200 bytes",
+        edit("loss.aux.weight: [0.0, 0.4]", "model.args.tag: [" + "x" * 195 + "]"),
+        "sweep.grid: the cell name 'args.tag=xxx",
+    ),
+    Bad(
+        "a newline in a variant name",
+        edit("grid: {loss.aux.weight: [0.0, 0.4]}", 'variants: {"a\\nb": {loss.lovasz: 1}}'),
+        "sweep.variants: the cell name 'a\\nb' holds a control character",
+    ),
     Bad(
         "uppercase name",
         edit("name: tiny", "name: Tiny Study"),
@@ -301,6 +388,9 @@ BAD = [
     ),
 ]
 RUN = {
+    "lr of 1e308",
+    "a 1000 x 1000 grid",
+    "a 200-character non-ASCII variant name",
     "duplicate key",
     "alias holding itself in model.args",
     "alias holding itself in --set",
@@ -376,3 +466,170 @@ def test_run_refuses_before_writing_anything(bad: Bad, tmp_path: Path) -> None:
     assert done.returncode == 2, done.stdout + done.stderr
     _check(bad, path, done.stdout + done.stderr)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+# --------------------------------------------------------------------------- not a file
+
+
+def _ablate(args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`ablate ARGS` in a fresh interpreter in `cwd`, where stores would land by default."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ablate", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,  # a read that blocks fails the test instead of hanging it
+    )
+
+
+def _one_error(done: subprocess.CompletedProcess[str], expected: str) -> None:
+    output = done.stdout + done.stderr
+    flat = " ".join(output.split())
+    assert done.returncode == 2, output
+    assert "Traceback" not in output
+    assert flat.count("error:") == 1, output
+    assert expected in flat, output
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("fifo", "is a named pipe (FIFO); a study file is a regular YAML file"),
+        ("/dev/zero", "/dev/zero: is a character device; a study file is a regular YAML file"),
+        ("folder", "is a folder; a study file is a regular YAML file"),
+        ("2 MiB", "more than 1 MiB; a study file has at most 1,048,576 bytes"),
+    ],
+)
+def test_a_study_file_that_is_no_regular_file_or_too_big_is_refused_before_reading_it(
+    command: str, kind: str, expected: str, tmp_path: Path
+) -> None:
+    """A FIFO blocked the read until a writer came; /dev/zero was read without end."""
+    path = tmp_path / "study.yaml"
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "2 MiB":
+        path.write_text(GOOD + "#" * 2**21 + "\n")
+    study = "/dev/zero" if kind == "/dev/zero" else str(path)
+    before = sorted(tmp_path.iterdir())
+    _one_error(_ablate([command, study], tmp_path, timeout=60), expected)
+    assert sorted(tmp_path.iterdir()) == before
+
+
+# --------------------------------------------------------------------------- options
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class BadOption:
+    id: str
+    args: list[str]  # after `ablate run study.yaml`; {tmp} is the test's folder
+    expected: str  # a fragment of the message: the option, the value, what is allowed
+    makes: tuple[str, ...] = ()  # files the test makes first, in {tmp}
+    hidden: str = ""  # what the message must not show (a password)
+
+
+BAD_OPTIONS = [
+    BadOption(
+        "--results naming a file",
+        ["--results", "afile"],
+        "--results afile: afile is a file, not a folder; give a folder (it is made if missing)",
+        makes=("afile",),
+    ),
+    BadOption(
+        "--results under a file",
+        ["--results", "afile/results"],
+        "--results afile/results: afile is a file; give a folder",
+        makes=("afile",),
+    ),
+    BadOption(
+        "the study's folder in --results is a file",
+        ["--results", "res"],
+        "--results res/tiny: res/tiny is a file, not a folder",
+        makes=("res/tiny",),
+    ),
+    BadOption(
+        "--checkpoint-dir naming a file",
+        ["--checkpoint-dir", "afile"],
+        "--checkpoint-dir afile: afile is a file, not a folder",
+        makes=("afile",),
+    ),
+    BadOption(
+        "--storage sqlite in a missing folder",
+        ["--storage", "sqlite:///{tmp}/no/such/optuna.db"],
+        "--storage sqlite:///{tmp}/no/such/optuna.db: the folder {tmp}/no/such does not exist; "
+        "create it first",
+    ),
+    BadOption(
+        "--storage sqlite naming a folder",
+        ["--storage", "sqlite:///{tmp}/afolder"],
+        "--storage sqlite:///{tmp}/afolder: {tmp}/afolder is not a file",
+        makes=("afolder/",),
+    ),
+    BadOption(
+        "--tracking-uri ftp",
+        ["--tracking-uri", "ftp://x/y"],
+        "--tracking-uri ftp://x/y: MLflow has no tracking store for 'ftp' URIs; allowed: "
+        "sqlite:///PATH, postgresql://…",
+    ),
+    BadOption(
+        "--tracking-uri a folder, MLflow's file store",
+        ["--tracking-uri", "{tmp}/mlruns"],
+        "--tracking-uri {tmp}/mlruns: a folder (MLflow's file store), which MLflow 3 refuses "
+        "unless MLFLOW_ALLOW_FILE_STORE=true",
+    ),
+    BadOption(
+        "--tracking-uri sqlite in a missing folder",
+        ["--tracking-uri", "sqlite:///{tmp}/no/such/mlflow.db"],
+        "--tracking-uri sqlite:///{tmp}/no/such/mlflow.db: the folder {tmp}/no/such does not exist",
+    ),
+    BadOption(  # 268 s of MLflow's retries and a traceback before
+        "--tracking-uri http with no server, its password masked",
+        ["--tracking-uri", "http://ablate:s3cret@127.0.0.1:{port}"],
+        "--tracking-uri http://ablate:***@127.0.0.1:{port}: no MLflow tracking server answers "
+        "there (Connection refused; 3 tries in",
+        hidden="s3cret",
+    ),
+    BadOption(
+        "--devices cuda:9",
+        ["--devices", "cuda:9"],
+        "--devices cuda:9: no device 'cuda:9' here; this machine has cpu",
+    ),
+    BadOption(
+        "--devices gpu",
+        ["--devices", "cpu,gpu"],
+        "--devices cpu,gpu: 'gpu' is not a device name (a device is cpu, cuda, cuda:N or mps)",
+    ),
+]
+
+
+@pytest.mark.parametrize("bad", BAD_OPTIONS, ids=lambda b: b.id)
+def test_run_refuses_a_bad_option_before_writing_anything(bad: BadOption, tmp_path: Path) -> None:
+    (tmp_path / "study.yaml").write_text(GOOD)
+    for made in bad.makes:
+        (tmp_path / made).parent.mkdir(parents=True, exist_ok=True)
+        if made.endswith("/"):
+            (tmp_path / made).mkdir()
+        else:
+            (tmp_path / made).write_text("")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    fill = {"tmp": str(tmp_path), "port": str(_free_port())}
+    args = [a.format(**fill) for a in bad.args]
+    done = _ablate(["run", "study.yaml", "--workers", "1", *args], tmp_path)
+    _one_error(done, bad.expected.format(**fill))
+    if bad.hidden:
+        assert bad.hidden not in done.stdout + done.stderr
+    # no results folder, no optuna.db, no mlflow.db, no folder made for them
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

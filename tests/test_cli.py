@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -224,3 +225,98 @@ def test_status_of_many_cells_lists_those_not_finished_and_all_with_all(tmp_path
     every = CliRunner().invoke(app, [*args, "--all"], terminal_width=200)
     assert rows(every.output) == {c.name for c in study.cells}
     assert "more cell" not in every.output
+
+
+def test_validate_prints_cell_names_and_paths_holding_rich_markup_as_they_are(
+    tmp_path: Path,
+) -> None:
+    """A variant named "[/bold]" in a folder named "[/]" crashed validate (rich MarkupError)."""
+    folder = tmp_path / "[" / "]"  # the path holds "[/]"
+    folder.mkdir(parents=True)
+    study = folder / "tiny.yaml"
+    variants = 'variants: {"[/bold]": {loss.lovasz: 0.5}, "[red]x[/]": {loss.lovasz: 1.0}}'
+    study.write_text(TINY.replace("grid: {loss.aux.weight: [0.0, 0.4]}", variants))
+    result = CliRunner().invoke(app, ["validate", str(study)])
+    assert result.exit_code == 0, result.output
+    flat = " ".join(result.output.split())  # the console wraps at 120 columns
+    assert flat.startswith(f"{study}: ok — 2 cells × 2 seeds = 4 trials; baseline '[/bold]'")
+    assert result.output.splitlines()[-2:] == ["  [/bold] (baseline)", "  [red]x[/]"]
+
+
+def _refused(result: Any, expected: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit(2), not an escaped error
+    flat = " ".join(result.output.split())
+    assert flat.count("error:") == 1 and expected in flat, result.output
+
+
+def test_plan_refuses_a_device_the_machine_lacks(tmp_path: Path) -> None:
+    study = tmp_path / "tiny.yaml"
+    study.write_text(TINY)
+    result = CliRunner().invoke(app, ["plan", str(study), "--devices", "cuda:0,cuda:9"])
+    _refused(result, "--devices cuda:0,cuda:9: no device 'cuda:")
+    result = CliRunner().invoke(app, ["plan", str(study), "--devices", "gpu"])
+    _refused(result, "--devices gpu: 'gpu' is not a device name (a device is cpu, cuda, cuda:N")
+
+
+def test_worker_refuses_a_device_before_it_opens_the_storage(tmp_path: Path) -> None:
+    study = tmp_path / "tiny.yaml"
+    study.write_text(TINY)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # not there: opening it would say so
+    result = CliRunner().invoke(
+        app, ["worker", str(study), "--storage", storage, "--devices", "gpu"]
+    )
+    _refused(result, "--devices gpu: 'gpu' is not a device name")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"]
+
+
+def test_worker_refuses_a_study_whose_tracking_server_does_not_answer(tmp_path: Path) -> None:
+    """It spent 268 s in MLflow's retries, then a traceback."""
+    from ablate.spec import load_study
+    from ablate.study import create_or_load, record_run_tree
+    from ablate.track import RunTree
+
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(TINY)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(load_study(study_file), storage)
+    server = f"http://127.0.0.1:{_free_port()}"
+    record_run_tree(queue, RunTree(f"{server.replace('//', '//ablate:s3cret@')}", "1", "r", {}))
+    started = time.monotonic()
+    result = CliRunner().invoke(app, ["worker", str(study_file), "--storage", storage])
+    assert time.monotonic() - started < 30
+    _refused(
+        result,
+        "the study's tracking URI (--tracking-uri) "  # stored without its password
+        f"{server.replace('//', '//ablate@')}: no MLflow tracking server answers there",
+    )
+    given = CliRunner().invoke(
+        app,
+        [
+            "worker",
+            str(study_file),
+            "--storage",
+            storage,
+            "--tracking-uri",
+            "ftp://ablate:s3cret@x",
+        ],
+    )
+    _refused(given, "--tracking-uri ftp://ablate:***@x: MLflow has no tracking store for 'ftp'")
+    assert "s3cret" not in given.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_submit_refuses_a_results_file_and_a_silent_server_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    (tmp_path / "afile").write_text("")
+    server = f"http://127.0.0.1:{_free_port()}"
+    args = ["submit", "tiny.yaml", "--storage", "postgresql://ablate@db.example/ablate"]
+    args += ["--tracking-uri", server, "--time", "10", "--executor", "local"]
+    _refused(
+        CliRunner().invoke(app, [*args, "--results", "afile"]), "--results afile: afile is a file"
+    )
+    _refused(CliRunner().invoke(app, args), f"--tracking-uri {server}: no MLflow tracking server")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "tiny.yaml"]

@@ -1,6 +1,8 @@
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from ablate.design import expand_cells, search_kind
 from ablate.spec import SpecError, apply_overrides, load_study, parse_override
@@ -275,3 +277,82 @@ def test_a_whole_number_is_a_float_and_the_bounds_themselves_are_allowed(tmp_pat
     base = load_study(write(tmp_path, text), ["base.data.train_size=10000000"]).spec.base
     assert base.train.lr == 1.0 and base.train.epochs == 100_000
     assert base.data.train_size == 10_000_000
+
+
+# --------------------------------------------------------------------------- sane bounds
+
+
+def _variants(names: list[str]) -> str:
+    cells = ", ".join(f'"{n}": {{loss.lovasz: {i / 10}}}' for i, n in enumerate(names))
+    return GOOD.replace("grid: {loss.aux.weight: [0.0, 0.4]}", f"variants: {{{cells}}}").replace(
+        "baseline: {loss.aux.weight: 0.0}\n", ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "ok", "bad", "allowed"),
+    [
+        ("train.lr", "100", "100.5", "0 < lr ≤ 100"),
+        ("train.weight_decay", "10", "1e+300", "0 ≤ weight_decay ≤ 10"),
+        ("train.poly_power", "100", "1000", "0 ≤ poly_power ≤ 100"),
+        ("loss.aux.weight", "100", "1e+300", "0 ≤ weight ≤ 100"),
+        ("loss.lovasz", "100", "101", "0 ≤ lovasz ≤ 100"),
+        ("loss.center.weight", "100", "1.0e+300", "0 ≤ weight ≤ 100"),
+    ],
+)
+def test_a_float_knob_whose_absurd_values_only_overflow_has_an_upper_bound(
+    tmp_path: Path, key: str, ok: str, bad: str, allowed: str
+) -> None:
+    path = write(tmp_path, GOOD)
+    load_study(path, [f"base.{key}={ok}"])
+    with pytest.raises(SpecError) as info:
+        load_study(path, [f"base.{key}={bad}"])
+    shown = repr(yaml.safe_load(bad))  # YAML 1.1 reads 1e+300 as text: the issue's own case
+    assert f"base.{key} = {shown}: must be at most {ok}; allowed: {allowed}" in str(info.value)
+
+
+def test_a_grid_of_a_trillion_cells_is_refused_before_it_is_expanded(tmp_path: Path) -> None:
+    values = "[" + ", ".join(f"{i / 10_000:.4f}" for i in range(10_000)) + "]"
+    grid = "grid: {loss.aux.weight: V, loss.lovasz: V, loss.center.weight: V}".replace("V", values)
+    path = write(tmp_path, GOOD.replace("grid: {loss.aux.weight: [0.0, 0.4]}", grid))
+    started = time.monotonic()
+    with pytest.raises(SpecError, match=r"10,000 × 10,000 × 10,000 values make "):
+        load_study(path)
+    assert time.monotonic() - started < 10
+
+
+def test_a_grid_of_10000_cells_is_allowed(tmp_path: Path) -> None:
+    values = "[" + ", ".join(f"{i / 100:.2f}" for i in range(100)) + "]"
+    grid = f"grid: {{loss.aux.weight: {values}, loss.lovasz: {values}}}"
+    text = GOOD.replace("grid: {loss.aux.weight: [0.0, 0.4]}", grid).replace("[0, 1]", "[0]")
+    text = text.replace("baseline: {loss.aux.weight: 0.0}", "baseline: {loss.aux.weight: 0.5}")
+    with pytest.raises(SpecError) as info:  # a hundred cells match: the message names a few
+        load_study(write(tmp_path, text))
+    assert len(str(info.value)) < 1000 and "and 9,990 more" in str(info.value)
+    text = text.replace("{loss.aux.weight: 0.5}", "{loss.aux.weight: 0.5, loss.lovasz: 0.0}")
+    assert len(load_study(write(tmp_path, text)).cells) == 10_000
+
+
+def test_a_cell_name_may_hold_200_bytes_of_utf8_and_not_one_more(tmp_path: Path) -> None:
+    fits = "é" * 100  # 100 characters, 200 bytes
+    assert [c.name for c in load_study(write(tmp_path, _variants([fits, "b"]))).cells] == [
+        fits,
+        "b",
+    ]
+    with pytest.raises(SpecError, match=r"is 201 bytes in UTF-8 \(101 characters\)"):
+        load_study(write(tmp_path, _variants([fits + "x", "b"])))
+
+
+@pytest.mark.parametrize("char", ["\\t", "\\n", "\\0", "\\x1b"])
+def test_a_cell_name_holds_no_control_character(tmp_path: Path, char: str) -> None:
+    with pytest.raises(SpecError, match=r"sweep\.variants: the cell name .* holds a control"):
+        load_study(write(tmp_path, _variants([f"a{char}b", "b"])))
+
+
+def test_a_study_file_is_read_as_text_with_universal_newlines(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_bytes(GOOD.replace("\n", "\r\n").encode())
+    assert load_study(path).spec.name == "t"
+    path.write_bytes(b"name: t\xff\n")
+    with pytest.raises(SpecError, match="cannot read it"):
+        load_study(path)
