@@ -134,8 +134,13 @@ def _store_failure(exc: Exception) -> str | None:
         return None
     from ablate.errors import store_error
 
+    if "disk is full" in (cause := store_error(exc)):
+        return (
+            f"a database of the study is on a full disk ({cause}); make room in the results "
+            "folder, then run the same command again (every finished trial is kept)"
+        )
     return (
-        f"the study's storage failed: {store_error(exc)}; nothing trained is lost (finished "
+        f"the study's storage failed: {cause}; nothing trained is lost (finished "
         "trials are recorded, running ones are re-queued): run the same command again once "
         "it works"
     )
@@ -253,6 +258,14 @@ def run(
     storage: StorageOpt = None,
     tracking_uri: TrackingOpt = None,
     checkpoint_dir: CheckpointOpt = None,
+    start_over: Annotated[
+        bool,
+        typer.Option(
+            "--start-over",
+            help="The study's Optuna storage was lost but MLflow holds its runs: train it "
+            "again from nothing and delete those runs.",
+        ),
+    ] = False,
 ) -> None:
     """Train every (cell, seed) that is not done yet, then write the report."""
     from ablate.options import check_devices, check_places
@@ -267,7 +280,7 @@ def run(
 
     preflight(s)
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
-    outcome = run_study(s, where, devices, workers, console)
+    outcome = run_study(s, where, devices, workers, console, start_over=start_over)
     queue = create_or_load(s, where.storage_url, where.tracking_uri)
     rep = write_report(s, queue, results, argv=ctx.meta.get("argv"))
     tree = run_tree_of(queue, where.tracking_uri)
@@ -455,7 +468,8 @@ def status(
         caption=f"{folded} more cell(s) finished (--all lists them)" if folded else None,
     )  # fmt: skip
     for c in shown:
-        table.add_row(c, f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}", *(str(n[c, x]) for x in states))
+        done = f"{n[c, 'COMPLETE']}/{planned.get(c, 0)}"
+        table.add_row(escape(c), done, *(str(n[c, x]) for x in states))  # a name is text
     if shown:
         console.print(table)
     else:
@@ -616,15 +630,15 @@ def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
         diff = f(row["diff"], True)
         if row["diff_ci_low"] == row["diff_ci_low"]:
             diff += f" [{f(row['diff_ci_low'], True)}, {f(row['diff_ci_high'], True)}]"
-        table.add_row(
-            str(row["cell"]),
+        table.add_row(  # a cell's name and verdict are text: "[x]" in them is no markup
+            escape(str(row["cell"])),
             str(int(row["n"])),
             f(row["mean"]),
             f"{f(row['ci_low'])} … {f(row['ci_high'])}",
             diff,
             f(row.get("mde", math.nan)),
             "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
-            str(row["verdict"]),
+            escape(str(row["verdict"])),
         )
     console.print(table)
     if len(rows) < len(summary):
