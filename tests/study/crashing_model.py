@@ -46,3 +46,25 @@ class KillsItself(nn.Module):
 
 def build_killer(num_classes: int, marker: str, times: int = 1) -> nn.Module:
     return KillsItself(num_classes, marker, times)
+
+
+class GoesNaN(nn.Module):
+    """Its logits turn NaN in training from the `at`-th step on: a loss that diverges, within
+    the learning rates a study file allows."""
+
+    def __init__(self, num_classes: int, at: int) -> None:
+        super().__init__()
+        self.net = pspnet_tiny(num_classes, width=8)
+        self.at, self.steps = at, 0
+
+    def forward(self, x: torch.Tensor) -> dict[str, object]:
+        out: dict[str, object] = self.net(x)
+        if self.training:
+            self.steps += 1
+            if self.steps >= self.at:
+                out = {**out, "out": out["out"] * float("nan")}  # type: ignore[operator]
+        return out
+
+
+def build_nan(num_classes: int, at: int = 2) -> nn.Module:
+    return GoesNaN(num_classes, at)

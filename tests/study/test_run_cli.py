@@ -242,7 +242,10 @@ def test_a_trial_that_kills_its_own_worker_is_requeued_and_a_replacement_finishe
 @pytest.mark.slow
 def test_a_diverging_trial_is_recorded_as_diverged_not_retried(study_dir: Path) -> None:
     result = _run(
-        "sweep.seeds=[0]", "sweep.grid={train.lr: [0.01, 1.0e+12]}", "baseline={train.lr: 0.01}"
+        "sweep.seeds=[0]",
+        "base.model={name: 'tests.study.crashing_model:build_nan', args: {at: 1000000}}",
+        "sweep.grid={model.args.at: [1000000, 3]}",  # the second cell's loss turns NaN
+        "baseline={model.args.at: 1000000}",
     )
     assert result.exit_code == 0, result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")

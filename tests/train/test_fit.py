@@ -50,7 +50,10 @@ def test_training_reduces_the_loss() -> None:
 
 
 def test_a_non_finite_loss_stops_training_as_diverged() -> None:
-    recipe = Recipe.model_validate({**TINY, "train": {**TINY["train"], "lr": 1e12, "epochs": 3}})
+    model = {"name": "tests.study.crashing_model:build_nan", "args": {"at": 3}}
+    recipe = Recipe.model_validate(
+        {**TINY, "model": model, "train": {**TINY["train"], "epochs": 3}}
+    )
     result = fit(recipe, seed=0)
     assert result.diverged
     assert len(result.history) < 3
