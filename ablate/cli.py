@@ -500,12 +500,15 @@ def report(
     tracking_uri: TrackingOpt = None,
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
+    from ablate.options import check_tracking_uri
     from ablate.report import write_report
     from ablate.study import reconcile_and_say, run_tree_of
 
     s, queue = _existing(study, results, storage, read_only=True)
     tree = run_tree_of(queue, tracking_uri)
-    if tree is not None:
+    if tree is not None:  # an unreachable server: one line now, not minutes of MLflow's retries
+        given = "--tracking-uri" if tracking_uri else "the study's tracking URI (--tracking-uri)"
+        check_tracking_uri(tree.tracking_uri, option=given)
         reconcile_and_say(queue, tree, console)
     rep = write_report(s, queue, results, argv=ctx.meta.get("argv"))
     if tree is not None:

@@ -339,3 +339,21 @@ def test_a_trial_that_always_kills_its_worker_gives_up_after_its_lost_tries(
     assert "1 trial(s) failed after retries" in result.output
     trials = pd.read_csv(study_dir / "results" / "tiny" / "trials.csv")
     assert list(trials["state"]) == ["KILLED"] * (MAX_LOST + 1)
+
+
+def test_report_with_an_unreachable_tracking_server_is_one_line_within_seconds(
+    study_dir: Path,
+) -> None:
+    import time
+
+    from tests.study.test_distributed import _start_without_training
+
+    _start_without_training(study_dir, f"sqlite:///{study_dir / 'results/tiny/optuna.db'}")
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        app, ["report", "tiny", "--tracking-uri", "http://u:PW@127.0.0.1:1"]
+    )
+    assert result.exit_code == 2, result.output
+    assert time.monotonic() - started < 30  # MLflow's own retries took 268 s
+    assert "127.0.0.1:1" in result.output and "PW" not in result.output
+    assert "Traceback" not in result.output
