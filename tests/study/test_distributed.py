@@ -197,10 +197,10 @@ def test_a_sigkilled_workers_trial_is_failed_requeued_and_trained_by_another_wor
     pairs = _start_without_training(study_dir, storage_url, SLOW)
     queue = load_existing("tiny", storage_url)
     worker = ["worker", "tiny", "--storage", storage_url, "--workers", "1"]
-    victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT)
+    # its own process group: the machine dies with `ablate worker` and its worker process
+    victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT, start_new_session=True)
     doomed = _wait_for(lambda: _running_with_run(queue), victim, study_dir, "victim.log")
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.wait()
+    _kill_group(victim)
     assert queue.record(doomed.trial_id).state == "RUNNING"  # killed mid-trial
 
     rescuer = _ablate(study_dir, "rescuer.log", *worker, env=SHORT_HEARTBEAT)
@@ -216,6 +216,16 @@ def test_a_sigkilled_workers_trial_is_failed_requeued_and_trained_by_another_wor
     assert runs[killed.mlflow_run_id].info.status == "KILLED"
     assert len(trials) == len(pairs) + 1
     _assert_every_pair_done_once(pairs, trials, runs)
+
+
+def _kill_group(leader: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to a whole process group (`ablate worker` and the worker processes it started):
+    a lost machine. SIGKILL to `ablate worker` alone lets its workers end their trials."""
+    os.killpg(leader.pid, signal.SIGKILL)
+    leader.wait()
+    deadline = time.monotonic() + 10
+    while _alive_in_group(leader.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _alive_in_group(pgid: int) -> list[str]:
@@ -446,16 +456,15 @@ def test_a_dead_workers_trial_is_requeued_within_the_grace_period_while_others_t
     pairs = _start_without_training(study_dir, storage_url, SLOW, "sweep.seeds=[0,1,2,3,4,5]")
     queue = load_existing("tiny", storage_url)
     worker = ["worker", "tiny", "--storage", storage_url, "--workers", "1"]
-    victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT)
+    victim = _ablate(study_dir, "victim.log", *worker, env=SHORT_HEARTBEAT, start_new_session=True)
     busy = _ablate(study_dir, "busy.log", *worker, env=SHORT_HEARTBEAT)
 
     def both_training() -> bool | None:
         return sum(r.running and bool(r.mlflow_run_id) for r in queue.records()) >= 2 or None
 
     _wait_for(both_training, busy, study_dir, "busy.log")
-    os.kill(victim.pid, signal.SIGKILL)
+    _kill_group(victim)  # the machine dies: `ablate worker` and its worker process at once
     killed_at = time.monotonic()
-    victim.wait()
 
     def lost() -> list[TrialRecord] | None:
         records = queue.records()
