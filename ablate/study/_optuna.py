@@ -247,6 +247,8 @@ def storage_fault(exc: BaseException) -> Literal["transient", "disk"] | None:
         return "disk"
     if any(words in text for words in _REFUSED):
         return None  # the server answered: no
+    if isinstance(getattr(exc, "orig", None), sqlite3.Error):  # a local file, no server
+        return "transient" if "locked" in text or "busy" in text else None
     if isinstance(exc, _TRANSIENT) or getattr(exc, "connection_invalidated", False):
         return "transient"
     return None

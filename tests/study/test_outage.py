@@ -136,3 +136,26 @@ def test_the_storage_gone_for_good_stops_the_run_with_one_line_exit_2(
     # the trial the run held is pending (RUNNING until its heartbeat is stale), none lost
     again = load_existing("tiny", url).records()
     assert not [r for r in again if r.outcome is not None and not r.done]
+
+
+@pytest.mark.parametrize(
+    ("error", "fault"),
+    [
+        ("database is locked", "transient"),  # another writer: wait for it
+        ("no such table: experiments", None),  # a deleted store: waiting does not bring it back
+        ("database or disk is full", "disk"),
+        ("attempt to write a readonly database", "disk"),
+    ],
+)
+def test_an_sqlite_error_is_waited_for_only_when_another_writer_holds_the_file(
+    error: str, fault: str | None
+) -> None:
+    import sqlite3
+
+    import sqlalchemy
+
+    exc = sqlalchemy.exc.OperationalError("statement", {}, sqlite3.OperationalError(error))
+    assert storage_fault(exc) == fault
+    wrapped = RuntimeError("MLflow's wrapping")
+    wrapped.__cause__ = exc
+    assert storage_fault(wrapped) == fault  # found beneath MLflow's and Optuna's own errors
