@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ablate.errors import UserError
-from ablate.urls import mask_secrets
+from ablate.urls import mask_secrets, sqlite_path
 
 # --------------------------------------------------------------------------- devices
 
@@ -95,21 +95,6 @@ def check_folder(option: str, folder: Path) -> None:
 
 
 # --------------------------------------------------------------------------- stores
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file an SQLite URL names (`sqlite:///rel.db`, `sqlite:////abs.db`, a driver after
-    `+`); None for an in-memory database or SQLite's own `file:` URI form."""
-    head, sep, rest = url.partition("://")
-    if not sep or head.split("+", 1)[0].lower() != "sqlite":
-        return None
-    path = rest.partition("?")[0]
-    if not path.startswith("/"):
-        return None
-    path = path[1:]
-    if path in ("", ":memory:") or path.startswith("file:"):
-        return None
-    return Path(path)
 
 
 def check_sqlite(option: str, url: str, *, made: bool) -> None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ablate.urls import POOL_KEPT, pool_extra, scheme
+from ablate.urls import POOL_KEPT, pool_extra, scheme, sqlite_path
 
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
 _SEEDS = "ablate.seeds"  # a cell run's planned seed count
@@ -308,7 +308,7 @@ def end_if_running(tracking_uri: str, run_id: str, status: str = "KILLED") -> No
 def study_trial_runs(tracking_uri: str, study_name: str, limit: int = 1000) -> int:
     """How many trial runs (up to `limit`) the tracking store holds for the study: 0 when it
     has no such experiment yet (an SQLite store that is not there is not created)."""
-    if tracking_uri.startswith("sqlite:///") and not Path(tracking_uri[10:]).exists():
+    if (file := sqlite_path(tracking_uri)) is not None and not file.exists():
         return 0
     client = _client(tracking_uri)
     experiment = client.get_experiment_by_name(study_name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 # Database connections a process keeps open to a store's server, and opens beyond that only
@@ -73,6 +74,21 @@ def without_password(url: str) -> str:
         return url
     kept = [p for p in re.split(r"[&;]", query) if p and not _SECRET_PARAM.match(p)]
     return head + ("?" + "&".join(kept) if kept else "")
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file an SQLite URL names (`sqlite:///rel.db`, `sqlite:////abs.db`, a driver after
+    `+`); None for an in-memory database or SQLite's own `file:` URI form."""
+    head, sep, rest = url.partition("://")
+    if not sep or head.split("+", 1)[0].lower() != "sqlite":
+        return None
+    path = rest.partition("?")[0]
+    if not path.startswith("/"):
+        return None
+    path = path[1:]
+    if path in ("", ":memory:") or path.startswith("file:"):
+        return None
+    return Path(path)
 
 
 def scheme(url: str) -> str:

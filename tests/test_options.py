@@ -23,8 +23,8 @@ from ablate.options import (
     check_sqlite,
     check_tracking_uri,
     devices_here,
-    sqlite_path,
 )
+from ablate.urls import sqlite_path
 
 TWO_GPUS = ["cpu", "cuda", "cuda:0", "cuda:1"]
 QUICK = Reach(tries=2, timeout_s=0.5, wait_s=0.0)

@@ -14,7 +14,8 @@ from pathlib import Path
 import sqlalchemy
 
 from ablate.errors import StorageError
-from ablate.study._optuna import cause_of, safe_url, sqlite_file
+from ablate.study._optuna import cause_of, safe_url
+from ablate.urls import sqlite_path
 
 
 @contextlib.contextmanager
@@ -34,7 +35,7 @@ def study_lock(url: str, name: str) -> Iterator[None]:
     """The study's lock. SQLite: a file lock beside the database; PostgreSQL: a session
     advisory lock keyed by the study's name, so runs on other machines wait too. Other
     databases: no lock."""
-    if (file := sqlite_file(url)) is not None:
+    if (file := sqlite_path(url)) is not None:
         with file_lock(file.with_name(file.name + ".lock")):
             yield  # open_storage, called under the lock, checks the file once
         return
@@ -63,7 +64,7 @@ def study_lock(url: str, name: str) -> Iterator[None]:
 def tracking_lock(uri: str) -> Iterator[None]:
     """A file lock beside an SQLite tracking database, shared by every study of a results
     folder: MLflow's schema migration fails when two processes create it at once."""
-    if (file := sqlite_file(uri)) is not None:
+    if (file := sqlite_path(uri)) is not None:
         with file_lock(file.with_name(file.name + ".lock")):
             yield
     else:

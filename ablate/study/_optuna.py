@@ -49,7 +49,7 @@ from optuna.storages._rdb.models import (
 from optuna.trial import FrozenTrial, TrialState
 
 from ablate.errors import DiskError, StorageDown, StorageError
-from ablate.urls import POOL_KEPT, mask_password, pool_extra
+from ablate.urls import POOL_KEPT, mask_password, pool_extra, sqlite_path
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
 
@@ -111,12 +111,6 @@ def _seconds(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def sqlite_file(url: str) -> Path | None:
-    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
-        return Path(url.removeprefix("sqlite:///"))
-    return None
-
-
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -157,7 +151,7 @@ def open_storage(url: str, *, read_only: bool = False) -> RDBStorage:
     schema's migration version (importing its migration tool and a dozen queries, a quarter
     of `ablate status`'s wait); the check on the columns ablate reads stays."""
     check_optuna_version()
-    if (file := sqlite_file(url)) is not None:
+    if (file := sqlite_path(url)) is not None:
         check_sqlite_file(file)
         file.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -277,7 +271,7 @@ def retrying(
         except Exception as exc:
             fault = storage_fault(exc)
             if fault == "disk":
-                where = sqlite_file(url) or mask_password(url)
+                where = sqlite_path(url) or mask_password(url)
                 raise DiskError(
                     f"{where}: cannot write it ({cause_of(exc)}); make room or fix the folder's "
                     "permissions, then run the same command again (every finished trial is kept)"

@@ -12,7 +12,7 @@ from rich.console import Console
 from ablate.errors import DiskError, SpecError
 from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
-from ablate.study._optuna import cause_of, sqlite_file, storage_fault
+from ablate.study._optuna import cause_of, storage_fault
 from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import reconcile_and_say
@@ -32,7 +32,7 @@ from ablate.track import (
     set_tree_status,
     study_trial_runs,
 )
-from ablate.urls import mask_password, scheme
+from ablate.urls import mask_password, scheme, sqlite_path
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
         except Exception as exc:
             if storage_fault(exc) == "disk":  # MLflow's SQLite file on a full disk
                 raise DiskError(
-                    f"{sqlite_file(where.tracking_uri) or mask_password(where.tracking_uri)}: "
+                    f"{sqlite_path(where.tracking_uri) or mask_password(where.tracking_uri)}: "
                     f"cannot write it ({cause_of(exc)}); make room, then run the same command "
                     "again"
                 ) from None

@@ -13,10 +13,10 @@ from optuna.trial import TrialState
 
 from ablate.errors import SpecError, StorageError
 from ablate.spec import Recipe, Study, build_study
-from ablate.study._optuna import open_storage, sqlite_file
+from ablate.study._optuna import open_storage
 from ablate.study._queue import Queue
 from ablate.track import RunTree, flatten
-from ablate.urls import mask_password, without_password
+from ablate.urls import mask_password, sqlite_path, without_password
 
 _FINGERPRINT, _SPEC, _FILE, _MLFLOW = "fingerprint", "spec", "study_file", "mlflow"
 
@@ -104,9 +104,9 @@ def load_existing(name: str, storage_url: str, *, read_only: bool = False) -> Qu
     command that only reads it (`status`, `report`), which skips Optuna's table creation and
     schema-version check (see `open_storage`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if storage_url.startswith("sqlite:///") and not Path(storage_url[10:]).exists():
+    if (file := sqlite_path(storage_url)) is not None and not file.exists():
         raise SpecError(
-            f"no study {name!r}: {storage_url[10:]} does not exist; start it with `ablate run` "
+            f"no study {name!r}: {file} does not exist; start it with `ablate run` "
             "(or pass --results/--storage where it ran)"
         )
     try:
@@ -120,7 +120,7 @@ def load_existing(name: str, storage_url: str, *, read_only: bool = False) -> Qu
 def holds_trials(name: str, storage_url: str) -> bool:
     """Whether the storage has study `name` with at least one trial; an SQLite file that is
     not there is not created."""
-    file = sqlite_file(storage_url)
+    file = sqlite_path(storage_url)
     if file is not None and not file.exists():
         return False
     try:
