@@ -42,20 +42,31 @@ class DiskError(UserError):
     study stops with one line naming the path; what was trained is kept."""
 
 
-# the OS errors that mean "this disk will not take the file", not "this trial is broken"
-DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT})
+# the OS errors that mean "this disk will not take the file", not "this trial is broken", and
+# what the user can do about each
+_DISK_FIX = {
+    errno.ENOSPC: "free space",
+    errno.EDQUOT: "free space",
+    errno.EROFS: "make the folder writable",
+    errno.EACCES: "make the folder writable",
+    errno.EPERM: "make the folder writable",
+}
+DISK_ERRNOS = frozenset(_DISK_FIX)
 
 
-def disk_error(exc: OSError, what: str = "") -> DiskError | None:
+def disk_refused(where: object, reason: str, fix: str = "free space", rerun: str = "") -> DiskError:
+    """The one line for a file the disk would not take: the file, the reason, the fix and the
+    command that goes on (`rerun`; by default the one just given, which keeps what it made)."""
+    then = f"run `{rerun}`" if rerun else "run the same command again (what was trained is kept)"
+    return DiskError(f"{where}: cannot write it ({reason}); {fix} and {then}")
+
+
+def disk_error(exc: OSError, rerun: str = "") -> DiskError | None:
     """`exc` as a `DiskError` naming its path when the disk refused a write; None otherwise."""
-    if exc.errno not in DISK_ERRNOS:
+    if exc.errno not in _DISK_FIX:
         return None
-    where = exc.filename or what or "a file"
-    reason = exc.strerror or str(exc)
-    return DiskError(
-        f"{where}: cannot write it ({reason}); make room or fix the folder's permissions, then "
-        "run the same command again (every trial trained so far is kept)"
-    )
+    where = exc.filename or "a file"
+    return disk_refused(where, exc.strerror or str(exc), _DISK_FIX[exc.errno], rerun)
 
 
 class ModelArgsError(ModelContractError):

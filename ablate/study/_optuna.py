@@ -48,7 +48,7 @@ from optuna.storages._rdb.models import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from ablate.errors import DiskError, StorageDown, StorageError
+from ablate.errors import StorageDown, StorageError, disk_refused
 from ablate.urls import POOL_KEPT, mask_password, pool_extra, sqlite_path
 
 OPTUNA_TESTED = ((5, 0), (6, 0))  # [low, high): the releases these statements were checked on
@@ -272,10 +272,7 @@ def retrying(
             fault = storage_fault(exc)
             if fault == "disk":
                 where = sqlite_path(url) or mask_password(url)
-                raise DiskError(
-                    f"{where}: cannot write it ({cause_of(exc)}); make room or fix the folder's "
-                    "permissions, then run the same command again (every finished trial is kept)"
-                ) from None
+                raise disk_refused(where, cause_of(exc), "free space or make it writable") from None
             waited = time.monotonic() - start
             if fault is None:
                 raise

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ablate.errors import DiskError, SpecError
+from ablate.errors import SpecError, disk_refused
 from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._optuna import cause_of, storage_fault
@@ -93,10 +93,10 @@ def prepare(study: Study, where: Locations, queue: Queue, console: Console) -> R
             tree = _run_tree(study, where, seeds)
         except Exception as exc:
             if storage_fault(exc) == "disk":  # MLflow's SQLite file on a full disk
-                raise DiskError(
-                    f"{sqlite_path(where.tracking_uri) or mask_password(where.tracking_uri)}: "
-                    f"cannot write it ({cause_of(exc)}); make room, then run the same command "
-                    "again"
+                uri = where.tracking_uri
+                where_ = sqlite_path(uri) or mask_password(uri)
+                raise disk_refused(
+                    where_, cause_of(exc), "free space or make it writable"
                 ) from None
             raise
     record_run_tree(queue, tree)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -24,6 +22,7 @@ from typing import Any
 import torch
 
 from ablate.errors import one_line
+from ablate.files import replace_file
 
 NAME_BYTES = 120  # of a cell's name in a file name: file systems allow 255 bytes, not characters
 
@@ -48,23 +47,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     # a RuntimeError about stream positions; a plain write raises ENOSPC, which names the cause
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, str(path.parent)) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getbuffer())
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc  # the path in the message
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    replace_file(path, buffer.getbuffer(), sync=True)
 
 
 def load_checkpoint(path: Path | None, identity: Mapping[str, Any]) -> Loaded:

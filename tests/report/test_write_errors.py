@@ -10,9 +10,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
+from ablate import files
 from ablate.cli import app
 from ablate.errors import UserError
-from ablate.report import _files, write_report
+from ablate.report import write_report
 from ablate.spec import load_study
 from ablate.study import Locations, start_study
 from tests.report.test_build import _storage, _study
@@ -63,9 +64,9 @@ def _disk_full_for(suffix: str, monkeypatch: pytest.MonkeyPatch) -> None:
     def full_open(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
         file = real_open(path, mode, *args, **kwargs)
         target = Path(path).name.rsplit(".", 2)[0].lstrip(".")  # .report.md.<hex>.tmp
-        return Full(file) if "x" in mode and target.endswith(suffix) else file
+        return Full(file) if "w" in mode and target.endswith(suffix) else file
 
-    monkeypatch.setattr(_files, "open", full_open, raising=False)
+    monkeypatch.setattr(files, "open", full_open, raising=False)
 
 
 def test_a_full_disk_is_one_line_naming_the_file_and_the_old_report_stays(
