@@ -133,11 +133,14 @@ def _store_failure(exc: Exception) -> str | None:
     if not type(exc).__module__.startswith(_STORE_CLIENTS):
         return None
     from ablate.errors import store_error
+    from ablate.study import storage_fault  # the engine's own reading of a database error
 
-    if "disk is full" in (cause := store_error(exc)):
+    cause = store_error(exc)
+    if storage_fault(exc) == "disk":
         return (
-            f"a database of the study is on a full disk ({cause}); make room in the results "
-            "folder, then run the same command again (every finished trial is kept)"
+            f"a database of the study cannot be written ({cause}); free space or make the "
+            "results folder writable, then run the same command again (every finished trial "
+            "is kept)"
         )
     return (
         f"the study's storage failed: {cause}; nothing trained is lost (finished "

@@ -2,6 +2,7 @@
 workers, resume and retries. Importing it imports Optuna, never torch or MLflow."""
 
 from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
+from ablate.study._optuna import storage_fault
 from ablate.study._pool import WorkerConfig, plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import Reconciled, reconcile, reconcile_and_say
@@ -59,5 +60,6 @@ __all__ = [
     "run_tree_of",
     "run_workers",
     "start_study",
+    "storage_fault",
     "stored_study",
 ]

@@ -353,9 +353,10 @@ class _Supervisor:
         does it later when the storage cannot be reached now."""
         job = self.jobs[0]
         try:
-            from ablate.study._storage import create_or_load
+            from ablate.study._storage import load_existing
 
-            q = create_or_load(job.study, job.storage_url, job.tree.tracking_uri)
+            q = load_existing(job.study.spec.name, job.storage_url)
+            q.tracking_uri = job.tree.tracking_uri  # where its run is ended
             (record,) = [r for r in q.records(results=False) if r.number == number]
             if not record.running:
                 return ""
