@@ -41,6 +41,7 @@ from ablate.urls import POOL_KEPT, pool_extra, scheme, sqlite_path
 _LEVEL, _STUDY, _CELL = "ablate.level", "ablate.study", "ablate.cell"
 _SEEDS = "ablate.seeds"  # a cell run's planned seed count
 _PARENT = "mlflow.parentRunId"
+_NUMBER = "ablate.trial_number"
 # MLflow 3's experiment type; "custom_model_development" is the UI's "Machine learning"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batch call
@@ -217,7 +218,7 @@ class TrialRun:
                 _STUDY: study_name,
                 _CELL: cell,
                 "ablate.seed": str(seed),
-                "ablate.trial_number": str(number),
+                _NUMBER: str(number),
                 _PARENT: tree.cell_run_ids[cell],
             },
             run_name=trial_run_name(cell, seed),
@@ -332,12 +333,25 @@ def delete_study_runs(tracking_uri: str, study_name: str) -> int:
     return len(ids)
 
 
+def running_runs_of_trial(tracking_uri: str, study_name: str, number: int) -> list[str]:
+    """The ids of the study's RUNNING runs tagged with Optuna trial `number`."""
+    client = _client(tracking_uri)
+    experiment = client.get_experiment_by_name(study_name)
+    if experiment is None:
+        return []
+    query = (
+        f"attributes.status = 'RUNNING' and tags.`{_STUDY}` = '{study_name}' and "
+        f"tags.`{_NUMBER}` = '{number}'"
+    )
+    return [r.info.run_id for r in client.search_runs([experiment.experiment_id], query)]
+
+
 def running_trial_runs(tree: RunTree) -> dict[str, int | None]:
     """The study's trial runs still RUNNING: run id -> the trial number tagged on it."""
     query = f"attributes.status = 'RUNNING' and tags.`{_LEVEL}` = 'trial'"
     found: dict[str, int | None] = {}
     for run in _every_run(_client(tree.tracking_uri), tree, query):
-        number = run.data.tags.get("ablate.trial_number", "")
+        number = run.data.tags.get(_NUMBER, "")
         found[run.info.run_id] = int(number) if number.isdigit() else None
     return found
 

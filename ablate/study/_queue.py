@@ -23,7 +23,7 @@ from ablate.errors import store_error
 from ablate.study import _record
 from ablate.study._optuna import Store
 from ablate.study._record import Outcome, TrialRecord, TrialResult
-from ablate.track import end_if_running, running_trial_runs
+from ablate.track import end_if_running, running_runs_of_trial
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,14 @@ class Queue:
         if not self.tracking_uri:
             return
         try:
-            for run_id in [record.mlflow_run_id] if record.mlflow_run_id else self._orphans(record):
+            # no run id recorded: its worker created the run but stopped (the storage went
+            # away) before recording it, and the run is found by its trial number
+            runs = (
+                [record.mlflow_run_id]
+                if record.mlflow_run_id
+                else running_runs_of_trial(self.tracking_uri, self.ostudy.study_name, record.number)
+            )
+            for run_id in runs:
                 end_if_running(self.tracking_uri, run_id, "KILLED")
         except Exception as exc:
             warnings.warn(
@@ -180,16 +187,6 @@ class Queue:
                 f"{store_error(exc)}",
                 stacklevel=2,
             )
-
-    def _orphans(self, record: TrialRecord) -> list[str]:
-        """The RUNNING runs tagged with this trial's number: its worker created the run but
-        stopped (the storage went away) before recording its id with the trial."""
-        from ablate.study._storage import run_tree_of  # which imports this module
-
-        tree = run_tree_of(self, self.tracking_uri)
-        if tree is None:
-            return []
-        return [run for run, n in running_trial_runs(tree).items() if n == record.number]
 
     def abandon(self, trial_id: int, reason: str) -> None:
         """A worker stops mid-trial (Ctrl-C, SIGTERM: a preempted or cancelled job): the trial,
