@@ -21,7 +21,7 @@ from typer.core import TyperGroup
 
 from ablate.errors import SpecError, UserError
 from ablate.names import metric_info
-from ablate.spec import Study, load_study
+from ablate.study_file import Study, load_study
 
 
 class _KeepsArgv(TyperGroup):

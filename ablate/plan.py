@@ -8,7 +8,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ablate.spec import Recipe, Study
+from ablate.spec import Recipe
+from ablate.study_file import Study
 
 # the parts of a recipe that set a trial's speed; the loss terms change it little
 _SPEED_KEYS = ("data", "model", "eval")

@@ -91,8 +91,8 @@ def prepare_results(results: Path) -> str:
     """A results folder holding the Optuna study of STUDY_FILE as `ablate run` creates it before
     any trial trains; the study's name, for `ablate status NAME --results RESULTS`. The one place
     that knows the study engine's API: adapt it when that API changes."""
-    from ablate.spec import load_study
     from ablate.study import create_or_load, default_storage_url
+    from ablate.study_file import load_study
 
     study = load_study(STUDY_FILE, ())
     (results / study.spec.name).mkdir(parents=True)

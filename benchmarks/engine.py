@@ -136,8 +136,8 @@ def start(folder: Path, url: str, trials: int) -> tuple[Any, float]:
     """The study file, its queue of `trials` (cell, seed) pairs and its MLflow run tree, as
     `ablate run` leaves them before its workers start: the WorkerConfig a worker gets (it holds
     the run tree), and the time to enqueue one pair (ms)."""
-    from ablate.spec import load_study
     from ablate.study import Locations, WorkerConfig, create_or_load, prepare
+    from ablate.study_file import load_study
 
     path = folder / "engine.yaml"
     path.write_text(STUDY.format(seeds=list(range((trials + 1) // 2))))
@@ -283,7 +283,8 @@ def _fit_share(jobs: list[tuple[Any, int]], threads: int) -> None:
 def plain_loop(path: Path, processes: int) -> None:
     """The hand-written loop: every (cell, seed) recipe of the study file, split evenly across
     `processes` spawned processes (this one when there is one). No Optuna, no MLflow."""
-    from ablate.spec import apply_overrides, load_study
+    from ablate.spec import apply_overrides
+    from ablate.study_file import load_study
 
     study = load_study(path, ())
     jobs = [
@@ -310,8 +311,8 @@ def study_side(path: Path, processes: int, url: str, results: Path) -> None:
     """`ablate run` short of its report: the study file's trials on `processes` CPU workers."""
     from rich.console import Console
 
-    from ablate.spec import load_study
     from ablate.study import Locations, run_study
+    from ablate.study_file import load_study
 
     study = load_study(path, ())
     where = Locations.resolve(results, study.spec.name, url, None)

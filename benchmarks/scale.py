@@ -256,8 +256,8 @@ class Row:
 def measure(folder: Path, trials: int, workers: int, repeat: int) -> Row:
     from rich.console import Console
 
-    from ablate.spec import load_study
     from ablate.study import Locations, WorkerConfig, create_or_load, prepare
+    from ablate.study_file import load_study
 
     path = study_file(folder, trials)
     study = load_study(path, ())

@@ -194,8 +194,8 @@ def test_an_error_message_holding_brackets_is_printed_as_it_is(tmp_path: Path) -
 def test_status_of_many_cells_lists_those_not_finished_and_all_with_all(tmp_path: Path) -> None:
     from optuna.trial import create_trial
 
-    from ablate.spec import load_study
     from ablate.study import Outcome, TrialResult, _record, create_or_load
+    from ablate.study_file import load_study
 
     study_file = tmp_path / "tiny.yaml"
     weights = [round(0.025 * i, 3) for i in range(40)]
@@ -272,8 +272,8 @@ def test_worker_refuses_a_device_before_it_opens_the_storage(tmp_path: Path) -> 
 
 def test_worker_refuses_a_study_whose_tracking_server_does_not_answer(tmp_path: Path) -> None:
     """It spent 268 s in MLflow's retries, then a traceback."""
-    from ablate.spec import load_study
     from ablate.study import create_or_load, record_run_tree
+    from ablate.study_file import load_study
     from ablate.track import RunTree
 
     study_file = tmp_path / "tiny.yaml"

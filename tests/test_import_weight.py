@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ablate.spec import load_study
 from ablate.study import create_or_load, default_storage_url
+from ablate.study_file import load_study
 
 STUDY = Path(__file__).parents[1] / "studies" / "aux_weight.yaml"
 

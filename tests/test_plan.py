@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from ablate.cli import app
 from ablate.plan import make_plan
-from ablate.spec import build_study
+from ablate.study_file import build_study
 from ablate.train.probe import probe
 
 STUDY = {

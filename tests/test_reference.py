@@ -23,8 +23,7 @@ SPEC_MODELS = {
     for m in vars(spec).values()
     if isinstance(m, type)
     and issubclass(m, BaseModel)
-    and m.__module__ == spec.__name__
-    and m is not spec._Frozen
+    and m.__module__.startswith(f"{spec.__name__}.")
 }
 
 

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from ablate.design import expand_cells, search_kind
-from ablate.spec import SpecError, apply_overrides, load_study, parse_override
+from ablate.spec import SpecError, apply_overrides, parse_override
+from ablate.study_file import load_study
 
 STUDIES = sorted(Path(__file__).parents[1].joinpath("studies").glob("*.yaml"))
 GOOD = """

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ablate.cli import app
-from ablate.spec import load_study
+from ablate.study_file import load_study
 
 STUDIES = Path(__file__).parents[1] / "studies"
 

@@ -37,8 +37,8 @@ def test_the_stored_url_keeps_neither_the_user_password_nor_a_secret_parameter()
 
 
 def test_the_run_tree_recorded_with_the_study_holds_no_password(tmp_path: Path) -> None:
-    from ablate.spec import load_study
     from ablate.study import create_or_load, record_run_tree
+    from ablate.study_file import load_study
     from ablate.track import RunTree
     from tests.study.test_run_cli import STUDY
 

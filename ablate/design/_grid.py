@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from ablate.design._baseline import resolve_baseline
 from ablate.design._protocol import Cell, Comparison, UpFront
 from ablate.spec import (
     Recipe,
@@ -20,7 +21,6 @@ from ablate.spec import (
     check_key,
     format_value,
     raise_validation,
-    resolve_baseline,
     short_keys,
 )
 

@@ -43,8 +43,8 @@ from ablate.report.stats import (
     two_way,
     verdict_sentence,
 )
-from ablate.spec import Study
 from ablate.study import Queue, TrialRecord, planned_seeds
+from ablate.study_file import Study
 from ablate.urls import mask_secrets
 
 # a design's own part of the report, by `Design.kind` (designs without one have none)

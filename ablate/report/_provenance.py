@@ -20,8 +20,8 @@ from pathlib import Path
 import yaml
 
 from ablate.report._text import md_code, md_fence, md_text
-from ablate.spec import Study
 from ablate.study import TrialRecord
+from ablate.study_file import Study
 from ablate.urls import mask_secrets
 
 # distribution name → how the report names it; versions are read from the installed metadata,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ablate.names import metric_info
 from ablate.report._build import Report
-from ablate.spec import Study
+from ablate.study_file import Study
 from ablate.track import RunTree, log_cell_aggregates, log_study_artifacts
 
 # summary columns in the metric's unit, shown scaled and named with it; then plain numbers

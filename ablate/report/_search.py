@@ -19,7 +19,7 @@ from ablate.report._figure import axis_label, require, save
 from ablate.report._files import write_text
 from ablate.report._part import Part, markdown_rows
 from ablate.report._text import md_code
-from ablate.spec import Study
+from ablate.study_file import Study
 
 _PANEL_COLUMNS = 3
 

@@ -27,7 +27,7 @@ from ablate.report._part import Part
 from ablate.report._seeds import empty_series, seed_values
 from ablate.report._text import md_code, md_text
 from ablate.report._verdict import amount
-from ablate.spec import Study
+from ablate.study_file import Study
 
 EFFECT_COLUMNS = ("effect", "kind", "estimate", "ci_low", "ci_high", "n", "p_value", "p_holm")
 

@@ -29,7 +29,6 @@ from rich.progress import (
 
 from ablate.errors import StorageError, UserError
 from ablate.names import metric_info
-from ablate.spec import Study
 from ablate.study._events import (
     EpochDone,
     Event,
@@ -39,6 +38,7 @@ from ablate.study._events import (
     WorkerExited,
 )
 from ablate.study._record import MAX_LOST
+from ablate.study_file import Study
 from ablate.track import RunTree, trial_run_name
 from ablate.urls import as_worker_process
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from rich.console import Console
 
 from ablate.errors import SpecError, disk_refused
-from ablate.spec import Study
 from ablate.study._locks import study_lock, tracking_lock
 from ablate.study._optuna import cause_of, storage_fault
 from ablate.study._pool import plan_devices, run_workers
@@ -22,6 +21,7 @@ from ablate.study._storage import (
     holds_trials,
     record_run_tree,
 )
+from ablate.study_file import Study
 from ablate.track import (
     CellInfo,
     RunTree,

@@ -12,9 +12,10 @@ import optuna
 from optuna.trial import TrialState
 
 from ablate.errors import SpecError, StorageError
-from ablate.spec import Recipe, Study, build_study
+from ablate.spec import Recipe
 from ablate.study._optuna import open_storage
 from ablate.study._queue import Queue
+from ablate.study_file import Study, build_study
 from ablate.track import RunTree, flatten
 from ablate.urls import mask_password, sqlite_path, without_password
 

@@ -27,7 +27,8 @@ from ablate.errors import DatasetError, ModelArgsError, ModelContractError, one_
 from ablate.losses.balance import median_frequency_weights
 from ablate.losses.objective import Objective
 from ablate.models import build_model, check_args, check_outputs
-from ablate.spec import Recipe, Study
+from ablate.spec import Recipe
+from ablate.study_file import Study
 from ablate.train.checkpoint import load_checkpoint, save_checkpoint, set_aside
 from ablate.train.evaluate import Stats, evaluate, inference_for, input_stats, normalise
 from ablate.train.gradflow import GradientProbe

@@ -12,9 +12,9 @@ from rich.console import Console
 from ablate.design import AdaptiveDesign
 from ablate.errors import SpecError
 from ablate.report import write_report
-from ablate.spec import build_study
 from ablate.study import Locations, create_or_load, run_study
 from ablate.study import _worker as worker_module
+from ablate.study_file import build_study
 from ablate.train import EpochResult, FitResult
 
 NOISE = [0.0, 0.02, -0.01, 0.015, 0.005, -0.02, 0.01, 0.0]  # by seed, shared by the cells

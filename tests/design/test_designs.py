@@ -5,7 +5,7 @@ from typing import Any
 
 from ablate.design import BASELINE, GridDesign, SearchDesign
 from ablate.design._search import CONFIRMATION
-from ablate.spec import build_study
+from ablate.study_file import build_study
 
 
 def _study(sweep: dict[str, Any], **extra: Any) -> Any:

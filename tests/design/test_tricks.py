@@ -8,7 +8,7 @@ import pytest
 
 from ablate.design import TricksDesign
 from ablate.errors import SpecError
-from ablate.spec import build_study
+from ablate.study_file import build_study
 
 BASE = {"data": {"num_classes": 3}, "loss": {"aux": {"weight": 0.0}}}
 TRICKS = {

@@ -11,8 +11,8 @@ from optuna.trial import create_trial
 
 from ablate.report import write_report
 from ablate.report._build import aux_weight_series, trials_table
-from ablate.spec import load_study
 from ablate.study import Outcome, Queue, TrialResult, _record
+from ablate.study_file import load_study
 
 STUDY = """
 name: two_keys

@@ -9,7 +9,7 @@ import yaml
 
 from ablate.report import write_report
 from ablate.report._provenance import markdown, provenance
-from ablate.spec import load_study
+from ablate.study_file import load_study
 from tests.postgres import POSTGRES_ENV
 
 STUDY = """

@@ -14,8 +14,8 @@ from ablate import files
 from ablate.cli import app
 from ablate.errors import UserError
 from ablate.report import write_report
-from ablate.spec import load_study
 from ablate.study import Locations, start_study
+from ablate.study_file import load_study
 from tests.report.test_build import _storage, _study
 
 STUDY = """

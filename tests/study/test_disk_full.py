@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 
 from ablate.errors import DiskError
-from ablate.spec import load_study
 from ablate.study import Locations, Outcome, create_or_load, run_study
+from ablate.study_file import load_study
 from tests.study.test_distributed import _ablate, _finish
 from tests.study.test_run_cli import STUDY
 

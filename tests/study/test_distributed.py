@@ -18,10 +18,10 @@ import pytest
 from rich.console import Console
 
 from ablate.design import Pair
-from ablate.spec import load_study
 from ablate.study import Locations, Outcome, Queue, TrialRecord, load_existing, run_study
 from ablate.study import _run as study_run
 from ablate.study._optuna import open_storage
+from ablate.study_file import load_study
 from tests.study.test_run_cli import STUDY
 
 pytestmark = pytest.mark.slow

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ablate.errors import StorageDown
-from ablate.spec import load_study
 from ablate.study import create_or_load, load_existing
 from ablate.study._optuna import storage_fault
+from ablate.study_file import load_study
 from tests.outage import Proxy
 from tests.postgres import new_database
 from tests.study.test_distributed import (

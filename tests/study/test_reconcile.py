@@ -7,10 +7,10 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from ablate.spec import load_study
 from ablate.study import Locations, Outcome, Queue, TrialResult, load_existing, reconcile
 from ablate.study import _run as study_run
 from ablate.study._storage import run_tree_of
+from ablate.study_file import load_study
 from ablate.track import RunTree, TrialRun
 from tests.study.test_run_cli import STUDY
 

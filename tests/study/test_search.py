@@ -15,9 +15,9 @@ from ablate.cli import app
 from ablate.design import Pair, SearchDesign, confirmed_cells
 from ablate.design._search import CONFIRMATION
 from ablate.report import write_report
-from ablate.spec import Study, build_study
 from ablate.study import Locations, Outcome, Queue, TrialRecord, create_or_load, run_study
 from ablate.study import _worker as worker_module
+from ablate.study_file import Study, build_study
 from ablate.train import EpochResult, FitResult
 
 SPACE = {

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from ablate.errors import SpecError
-from ablate.spec import build_study
 from ablate.study import create_or_load
 from ablate.study._storage import _FINGERPRINT, _SPEC
+from ablate.study_file import build_study
 
 BASE = {"data": {"num_classes": 4, "image_size": [32, 32]}}
 

@@ -9,9 +9,9 @@ import pytest
 from rich.console import Console
 
 from ablate.design import Pair
-from ablate.spec import build_study
 from ablate.study import Locations, Outcome, Queue, TrialResult, create_or_load, run_study
 from ablate.study import _worker as worker_module
+from ablate.study_file import build_study
 from ablate.track import _client
 from ablate.train import EpochResult, FitResult
 

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ablate.data import Split, load_splits
-from ablate.spec import Recipe, SpecError, load_study
+from ablate.spec import Recipe, SpecError
+from ablate.study_file import load_study
 from ablate.train.evaluate import (
     Inference,
     evaluate,
