@@ -50,7 +50,9 @@ class Comparison:
     cells: list[str]
     baseline: str
     compared: list[str]
-    baseline_verdict: str = ""  # replaces the baseline row's verdict, when it is no baseline
+    # True when `baseline` is no trained baseline but the best cell of a search that has
+    # none (one seed each): the others are ranked against it, not tested
+    best_searched: bool = False
     # cell -> the cell it is compared with, where that is not `baseline` (a cumulative
     # design compares each row with the row above)
     references: Mapping[str, str] = field(default_factory=dict)

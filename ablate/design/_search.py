@@ -218,7 +218,7 @@ class SearchDesign:
         if self.baseline:
             return Comparison(order, self.baseline, [self.baseline, *confirmed])
         best = ranked[0] if ranked else names[0]
-        return Comparison(order, best, [], baseline_verdict="best of the search (one seed)")
+        return Comparison(order, best, [], best_searched=True)
 
     def summary_rows(self, comparison: Comparison) -> list[str]:
         return comparison.compared or comparison.cells[:SHOWN_UNCONFIRMED]

@@ -244,9 +244,9 @@ def _summary(
         effect=study.spec.metric.effect,
         references=comparison.references,
     )
-    if comparison.baseline_verdict:  # ranked against it, not tested
+    if comparison.best_searched:  # ranked against it, not tested
         at = summary["cell"] == comparison.baseline
-        summary.loc[at, "verdict"] = comparison.baseline_verdict
+        summary.loc[at, "verdict"] = "best of the search (one seed)"
     if comparison.sequential:
         _sequential_verdicts(summary, comparison)
     return summary
