@@ -1,16 +1,19 @@
 """Every list of names ablate keeps, each written once: the schedules, aux targets, datasets and
 built-in models a study file may name, and the metrics with the unit they are shown in.
 
-This module imports nothing from ablate and nothing heavy, so the spec, the CLI (`--help`,
-`validate`, `status`), the losses, the trial loop and the report all read the same lists. A list
-that the code also holds as a table (the model builders, the schedule formulas) is checked
-against this one by a test, not copied by hand.
+This module imports nothing heavy, so the spec, the CLI (`--help`, `validate`, `status`), the
+losses, the trial loop and the report all read the same lists. The disk datasets are read from
+their records (`ablate.data.layouts`, which imports nothing heavy either). A list that the code
+also holds as a table (the model builders, the schedule formulas) is checked against this one by
+a test, not copied by hand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
+
+from ablate.data.layouts import LAYOUTS
 
 # Wang et al. (2015) call a layer's learning stalled below this mean |gradient|; the gradient
 # diagnostics and the report's gradient-flow plot draw the same line.
@@ -22,9 +25,17 @@ SCHEDULES: tuple[Schedule, ...] = get_args(Schedule)  # loss.aux.schedule
 AuxTarget = Literal["full", "nearest", "cpp"]
 AUX_TARGETS: tuple[AuxTarget, ...] = get_args(AuxTarget)  # loss.aux.target
 
-DatasetName = Literal["shapes", "digits", "folder", "cityscapes", "ade20k", "voc"]
-DATASETS: tuple[DatasetName, ...] = get_args(DatasetName)
-FIXED_CLASSES = {"digits": 11, "cityscapes": 19, "ade20k": 150, "voc": 21}
+GENERATED_DATASETS = ("shapes", "digits")  # rendered by ablate.data, no root
+DISK_DATASETS = tuple(layout.name for layout in LAYOUTS)  # read from data.root
+DATASETS = (*GENERATED_DATASETS, *DISK_DATASETS)  # data.name
+if TYPE_CHECKING:
+    DatasetName = str  # mypy reads no Literal built at run time; pydantic checks the values
+else:
+    DatasetName = Literal[DATASETS]
+# data.num_classes where the dataset fixes it: digits are background and 0–9; a layout, its own
+FIXED_CLASSES = {"digits": 11} | {
+    layout.name: layout.num_classes for layout in LAYOUTS if layout.num_classes is not None
+}
 
 # built-in networks; `ablate.models.MODELS` maps each to its builder (a test keeps them equal)
 MODELS = ("pspnet_tiny", "dsnet", "unet_ds", "pspnet", "deeplabv3plus", "dsn")

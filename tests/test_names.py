@@ -2,11 +2,13 @@
 
 import pytest
 
+from ablate.data.digits import DIGIT_CLASS_NAMES
 from ablate.losses import aux_weight_at
 from ablate.losses.aux import head_loss
 from ablate.models import MODELS as BUILDERS
 from ablate.names import (
     AUX_TARGETS,
+    FIXED_CLASSES,
     METRICS,
     MODELS,
     SCHEDULES,
@@ -18,6 +20,10 @@ from ablate.names import (
 
 def test_every_built_in_model_name_has_a_builder_and_no_builder_is_unnamed() -> None:
     assert set(MODELS) == set(BUILDERS)
+
+
+def test_the_digits_class_count_the_spec_enforces_is_its_class_names() -> None:
+    assert FIXED_CLASSES["digits"] == len(DIGIT_CLASS_NAMES)
 
 
 @pytest.mark.parametrize("schedule", SCHEDULES)

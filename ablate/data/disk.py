@@ -1,19 +1,7 @@
 """Real datasets read from disk in their standard layouts; 255 marks pixels to ignore.
 
-Layouts under `root` (`load_disk_splits` checks them before anything is read):
-
-    folder      images/{train,val}/*.png|jpg|jpeg and masks/{train,val}/<same stem>.png
-                — or, without split folders, images/* and masks/<stem>.png, where every 5th image
-                in name order is held out for validation. Mask pixel values are the class ids.
-    cityscapes  leftImg8bit/{train,val}/<city>/<name>_leftImg8bit.png and
-                gtFine/{train,val}/<city>/<name>_gtFine_labelIds.png; the 34 label ids are mapped
-                to the 19 train ids of the benchmark, every other id to 255.
-    ade20k      ADEChallengeData2016/images/{training,validation}/*.jpg and
-                ADEChallengeData2016/annotations/{training,validation}/<stem>.png (SceneParsing,
-                150 classes): pixel 0 ("other") → 255, k → k − 1.
-    voc         VOC2012/JPEGImages/<id>.jpg, VOC2012/SegmentationClass/<id>.png (palette PNG whose
-                indices are the classes, 255 = object boundary) and
-                VOC2012/ImageSets/Segmentation/{train,val}.txt listing the ids.
+The layouts under `root` are records of `ablate.data.layouts`, each saying where the files are
+and what the mask values mean; `load_disk_splits` checks the layout before anything is read.
 
 Every sample comes out at the crop size, image uint8 (3, h, w) and labels long (h, w):
 
@@ -28,7 +16,7 @@ Every sample comes out at the crop size, image uint8 (3, h, w) and labels long (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,200 +26,27 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ablate.data.layouts import Pairs, layout, list_pairs
 from ablate.errors import DatasetError
 
 IGNORE_INDEX = 255
 DEFAULT_SCALE_RANGE = (0.5, 2.0)  # the range DeepLab, PSPNet and MMSegmentation recipes use
-_VAL_EVERY = 5  # flat `folder` layout: every 5th image in name order is validation
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-CITYSCAPES_CLASS_NAMES = (
-    "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
-    "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train",
-    "motorcycle", "bicycle",
-)  # fmt: skip
-VOC_CLASS_NAMES = (
-    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
-    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
-)  # fmt: skip
-ADE20K_CLASS_NAMES = (  # objectInfo150 of the SceneParsing benchmark, first name of each entry
-    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
-    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
-    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug",
-    "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub",
-    "railing", "cushion", "base", "box", "column", "signboard", "chest of drawers", "counter",
-    "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs",
-    "runway", "case", "pool table", "pillow", "screen door", "stairway", "river", "bridge",
-    "bookcase", "blind", "coffee table", "toilet", "flower", "book", "hill", "bench",
-    "countertop", "stove", "palm", "kitchen island", "computer", "swivel chair", "boat", "bar",
-    "arcade machine", "hovel", "bus", "towel", "light", "truck", "tower", "chandelier", "awning",
-    "streetlight", "booth", "television receiver", "airplane", "dirt track", "apparel", "pole",
-    "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van",
-    "ship", "fountain", "conveyer belt", "canopy", "washer", "plaything", "swimming pool",
-    "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven", "ball",
-    "food", "step", "tank", "trade name", "microwave", "pot", "animal", "bicycle", "lake",
-    "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic light",
-    "tray", "ashcan", "fan", "pier", "crt screen", "plate", "monitor", "bulletin board", "shower",
-    "radiator", "glass", "clock", "flag",
-)  # fmt: skip
-CLASS_NAMES: dict[str, tuple[str, ...]] = {
-    "cityscapes": CITYSCAPES_CLASS_NAMES,
-    "ade20k": ADE20K_CLASS_NAMES,
-    "voc": VOC_CLASS_NAMES,
-}
-NUM_CLASSES: dict[str, int] = {name: len(names) for name, names in CLASS_NAMES.items()}
-DISK_DATASETS = ("folder", "cityscapes", "ade20k", "voc")
-
-# label id → train id, from the `labels` table of cityscapesScripts (helpers/labels.py); the other
-# ids (unlabeled, ego vehicle, ground, parking, rail track, guard rail, bridge, tunnel,
-# polegroup, caravan, trailer, …) are ignored in the benchmark
-_CITYSCAPES_TRAIN_IDS = {
-    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
-    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
-}  # fmt: skip
-
-_LAYOUTS = {
-    "folder": "images/{train,val}/*.png|jpg|jpeg and masks/{train,val}/<stem>.png "
-    "(or images/* and masks/<stem>.png)",
-    "cityscapes": "leftImg8bit/{train,val}/<city>/*_leftImg8bit.png and "
-    "gtFine/{train,val}/<city>/*_gtFine_labelIds.png",
-    "ade20k": "ADEChallengeData2016/images/{training,validation}/*.jpg and "
-    "ADEChallengeData2016/annotations/{training,validation}/<stem>.png",
-    "voc": "VOC2012/JPEGImages/<id>.jpg, VOC2012/SegmentationClass/<id>.png and "
-    "VOC2012/ImageSets/Segmentation/{train,val}.txt",
-}
-
-Pairs = list[tuple[Path, Path]]  # (image file, mask file)
 
 
 def disk_class_names(name: str, num_classes: int) -> list[str]:
     """Class names for metric keys; `folder` data have numeric names."""
-    return list(CLASS_NAMES.get(name, tuple(str(i) for i in range(num_classes))))
+    names = layout(name).class_names
+    return list(names) if names is not None else [str(i) for i in range(num_classes)]
 
 
 def label_table(name: str) -> np.ndarray:
     """Lookup table (256,) uint8 from stored mask values to class ids (255 = ignore)."""
+    ids = layout(name).label_ids
+    if ids is None:  # the masks store the class ids themselves
+        return np.arange(256, dtype=np.uint8)
     table = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    if name == "cityscapes":
-        table[list(_CITYSCAPES_TRAIN_IDS)] = list(_CITYSCAPES_TRAIN_IDS.values())
-    elif name == "ade20k":
-        table[1:151] = np.arange(150)
-    else:  # folder and voc store the class ids themselves
-        table[:] = np.arange(256)
+    table[list(ids)] = list(ids.values())
     return table
-
-
-# --- layouts ---------------------------------------------------------------------------------
-
-
-def _error(root: Path, name: str, found: str) -> DatasetError:
-    return DatasetError(f"{root}: expected {_LAYOUTS[name]}; found {found}")
-
-
-def _folder_at(root: Path, name: str, relative: str) -> Path:
-    """root/relative, naming the first missing part when it is not there."""
-    path = root
-    for part in Path(relative).parts:
-        path = path / part
-        if not path.is_dir():
-            raise _error(root, name, f"no {path.relative_to(root).as_posix()} folder")
-    return path
-
-
-def _with_masks(images: list[Path], mask_of: Callable[[Path], Path]) -> Pairs:
-    pairs = []
-    for image in images:
-        mask = mask_of(image)
-        if not mask.is_file():
-            raise DatasetError(f"{image}: no mask; expected {mask}")
-        pairs.append((image, mask))
-    return pairs
-
-
-def _folder_pairs(root: Path, split: str) -> Pairs:
-    images_dir = _folder_at(root, "folder", "images")
-    _folder_at(root, "folder", "masks")
-    if (images_dir / "train").is_dir() or (images_dir / "val").is_dir():
-        image_dir = _folder_at(root, "folder", f"images/{split}")
-        mask_dir = _folder_at(root, "folder", f"masks/{split}")
-        images = _image_files(image_dir)
-    elif split not in ("train", "val"):
-        raise _error(root, "folder", f"a {split!r} split needs images/{split} and masks/{split}")
-    else:
-        image_dir, mask_dir = images_dir, root / "masks"
-        held_out = split == "val"
-        images = [
-            p
-            for i, p in enumerate(_image_files(images_dir))
-            if (i % _VAL_EVERY == _VAL_EVERY - 1) == held_out
-        ]
-    if not images:
-        where = image_dir.relative_to(root).as_posix()
-        raise _error(root, "folder", f"no {split} images in {where}")
-    return _with_masks(images, lambda p: mask_dir / f"{p.stem}.png")
-
-
-def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-
-
-def _cityscapes_pairs(root: Path, split: str) -> Pairs:
-    image_dir = _folder_at(root, "cityscapes", f"leftImg8bit/{split}")
-    label_dir = _folder_at(root, "cityscapes", f"gtFine/{split}")
-    images = sorted(image_dir.glob("*/*_leftImg8bit.png"))
-    if not images:
-        raise _error(root, "cityscapes", f"no leftImg8bit/{split}/<city>/*_leftImg8bit.png")
-    return _with_masks(
-        images,
-        lambda p: label_dir / p.parent.name / p.name.replace("_leftImg8bit", "_gtFine_labelIds"),
-    )
-
-
-def _ade20k_pairs(root: Path, split: str) -> Pairs:
-    folder = {"train": "training", "val": "validation"}.get(split, split)
-    image_dir = _folder_at(root, "ade20k", f"ADEChallengeData2016/images/{folder}")
-    label_dir = _folder_at(root, "ade20k", f"ADEChallengeData2016/annotations/{folder}")
-    images = sorted(image_dir.glob("*.jpg"))
-    if not images:
-        raise _error(root, "ade20k", f"no *.jpg in ADEChallengeData2016/images/{folder}")
-    return _with_masks(images, lambda p: label_dir / f"{p.stem}.png")
-
-
-def _voc_pairs(root: Path, split: str) -> Pairs:
-    base = _folder_at(root, "voc", "VOC2012")
-    image_dir = _folder_at(root, "voc", "VOC2012/JPEGImages")
-    label_dir = _folder_at(root, "voc", "VOC2012/SegmentationClass")
-    listing = base / "ImageSets" / "Segmentation" / f"{split}.txt"
-    if not listing.is_file():
-        raise _error(root, "voc", f"no VOC2012/ImageSets/Segmentation/{split}.txt")
-    ids = [line.strip() for line in listing.read_text().splitlines() if line.strip()]
-    if not ids:
-        raise _error(root, "voc", f"an empty VOC2012/ImageSets/Segmentation/{split}.txt")
-    for name in ids:
-        if not (image_dir / f"{name}.jpg").is_file():
-            raise DatasetError(f"{listing}: lists {name} but {image_dir / name}.jpg is missing")
-    return _with_masks([image_dir / f"{n}.jpg" for n in ids], lambda p: label_dir / f"{p.stem}.png")
-
-
-_PAIRS: dict[str, Callable[[Path, str], Pairs]] = {
-    "folder": _folder_pairs,
-    "cityscapes": _cityscapes_pairs,
-    "ade20k": _ade20k_pairs,
-    "voc": _voc_pairs,
-}
-
-
-def list_pairs(name: str, root: str | Path, split: str) -> Pairs:
-    """The (image, mask) files of one split, after checking the layout."""
-    if name not in _PAIRS:
-        raise DatasetError(f"unknown disk dataset {name!r}; expected one of {DISK_DATASETS}")
-    if not split or not all(c.isalnum() or c in "_-" for c in split):
-        raise DatasetError(f"a split is a folder name (letters, digits, _ and -), not {split!r}")
-    root = Path(root)
-    if not root.is_dir():
-        raise _error(root, name, "no such folder")
-    return _PAIRS[name](root, split)
 
 
 # --- reading and augmenting ------------------------------------------------------------------

@@ -7,8 +7,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ablate.data.disk import (
-    CLASS_NAMES,
-    NUM_CLASSES,
     DatasetError,
     DiskDataset,
     disk_class_names,
@@ -17,6 +15,7 @@ from ablate.data.disk import (
     make_loader,
     materialise,
 )
+from ablate.data.layouts import layout
 
 H, W = 40, 60
 
@@ -90,7 +89,8 @@ def test_cityscapes_label_ids_map_to_the_19_train_ids(tmp_path: Path) -> None:
     _, labels = train.read(0)
     lookup = dict(zip(ids.tolist(), expected, strict=True))
     assert torch.equal(labels, torch.tensor(np.vectorize(lookup.get)(mask)))
-    assert NUM_CLASSES["cityscapes"] == 19 and CLASS_NAMES["cityscapes"][13] == "car"
+    cityscapes = layout("cityscapes")
+    assert cityscapes.num_classes == 19 and cityscapes.class_names[13] == "car"
 
 
 def test_ade20k_other_becomes_ignore_and_classes_shift_down(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_ade20k_other_becomes_ignore_and_classes_shift_down(tmp_path: Path) -> N
     _, val = load_disk_splits("ade20k", tmp_path, (H, W))
     _, labels = val.read(0)
     assert labels[0, :4].tolist() == [255, 0, 1, 149]
-    assert len(CLASS_NAMES["ade20k"]) == 150 and label_table("ade20k")[151] == 255
+    assert layout("ade20k").num_classes == 150 and label_table("ade20k")[151] == 255
 
 
 def test_voc_palette_indices_are_the_classes(tmp_path: Path) -> None:
