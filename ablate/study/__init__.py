@@ -3,7 +3,7 @@ workers, resume and retries. Importing it imports Optuna, never torch or MLflow.
 
 from ablate.study._events import EpochDone, Event, TrialEnded, TrialStarted, WorkerExited
 from ablate.study._optuna import storage_fault
-from ablate.study._pool import WorkerConfig, plan_devices, run_workers
+from ablate.study._pool import plan_devices, run_workers
 from ablate.study._queue import Queue, QueueState
 from ablate.study._reconcile import Reconciled, reconcile, reconcile_and_say
 from ablate.study._record import MAX_LOST, MAX_RETRIES, Outcome, TrialRecord, TrialResult
@@ -26,6 +26,7 @@ from ablate.study._storage import (
     run_tree_of,
     stored_study,
 )
+from ablate.study._worker_config import WorkerConfig
 
 __all__ = [
     "MAX_LOST",

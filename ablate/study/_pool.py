@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -38,9 +38,13 @@ from ablate.study._events import (
     WorkerExited,
 )
 from ablate.study._record import MAX_LOST
+from ablate.study._worker_config import WorkerConfig, fit_trial
 from ablate.study_file import Study
 from ablate.track import RunTree, trial_run_name
 from ablate.urls import as_worker_process
+
+if TYPE_CHECKING:
+    from ablate.train import FitResult
 
 
 def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, int]]:
@@ -181,25 +185,6 @@ class _Display:
         return f", ETA {_duration(pace * left)} for {left} trial{'s' if left > 1 else ''}"
 
 
-@dataclass(frozen=True)
-class WorkerConfig:
-    """What a worker needs, pickled once to a spawned one."""
-
-    study: Study
-    storage_url: str
-    tree: RunTree  # the study's MLflow runs, made before any worker starts
-    device: str
-    threads: int  # torch threads outside trials (a trial uses its recipe's train.threads)
-    worker: int  # index, for the display
-    checkpoints: Path | None = None  # where running trials keep their checkpoints
-
-
-def _work(job: WorkerConfig, report: Any) -> None:
-    from ablate.study._worker import work  # torch: only where trials run
-
-    work(job, report)
-
-
 def _stop_when_orphaned(parent: int, poll_s: float = 1.0) -> None:
     """Stop this worker as SIGTERM would once the process that started it is gone (killed,
     crashed): a worker must not train on, unseen, for a parent that will never read it."""
@@ -217,9 +202,11 @@ def _child(job: WorkerConfig, events: Any, parent: int) -> None:
     it cannot write stops it with the reason sent to the parent."""
     _stop_when_orphaned(parent)
     as_worker_process()  # before any store is opened: see urls.POOL_EXTRA
+    from ablate.study._worker import work  # torch: only where trials run
+
     with contextlib.suppress(KeyboardInterrupt):
         try:
-            _work(job, events.put)
+            work(job, events.put)
         except UserError as exc:
             events.put(WorkerExited(job.worker, str(exc)))
 
@@ -238,23 +225,18 @@ def run_workers(
     console: Console,
     checkpoints: Path | None = None,
     *,
-    in_process: bool = False,
+    train: Callable[..., FitResult] = fit_trial,
 ) -> None:
     """Run one worker per (device, threads) of `plan` until the queue is drained, logging
     under `tree`. Each worker is a spawned process that imports torch and MLflow once, so a
     trial that kills its own process (a segfault, an OOM kill, a model calling SIGKILL) takes
     only its worker down: the death is said, its trial re-queued at once and a replacement
-    started. `in_process` runs a single worker in this process instead (a library caller
-    that injects its own training, tests)."""
+    started. `train` trains each trial (see `WorkerConfig`)."""
     display = _Display(total, len(plan), console, study.spec.metric.name)
     jobs = [
-        WorkerConfig(study, storage_url, tree, d, t, i, checkpoints)
+        WorkerConfig(study, storage_url, tree, d, t, i, checkpoints, train)
         for i, (d, t) in enumerate(plan)
     ]
-    if in_process and len(jobs) == 1:
-        with display.progress:
-            _work(jobs[0], display.handle)
-        return
     _Supervisor(jobs, display).run()
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
@@ -21,6 +22,7 @@ from ablate.study._storage import (
     holds_trials,
     record_run_tree,
 )
+from ablate.study._worker_config import fit_trial
 from ablate.study_file import Study
 from ablate.track import (
     CellInfo,
@@ -33,6 +35,9 @@ from ablate.track import (
     study_trial_runs,
 )
 from ablate.urls import mask_password, scheme, sqlite_path
+
+if TYPE_CHECKING:
+    from ablate.train import FitResult
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _train(
     plan: Sequence[tuple[str, int]],
     total: int,
     console: Console,
-    in_process: bool,
+    train: Callable[..., FitResult],
 ) -> None:
     """Run the workers with the study and cell runs RUNNING; a stop ends them KILLED (the
     report ends them FINISHED once their trials are done)."""
@@ -156,7 +161,7 @@ def _train(
             total,
             console,
             where.checkpoints,
-            in_process=in_process,
+            train=train,
         )
     except BaseException:
         with contextlib.suppress(Exception):  # best effort: the tracking store may be the cause
@@ -221,11 +226,11 @@ def run_study(
     workers: int | None,
     console: Console,
     *,
-    in_process: bool = False,
+    train: Callable[..., FitResult] = fit_trial,
     start_over: bool = False,
 ) -> RunOutcome:
-    """Train what is missing; `in_process` trains with one worker in this process (see
-    `run_workers`); `start_over`: see `check_not_lost`."""
+    """Train what is missing; `train` trains each trial (see `WorkerConfig`); `start_over`:
+    see `check_not_lost`."""
     started = start_study(study, where, console, start_over=start_over)
     queue, tree, queued = started.queue, started.tree, started.queued
     later = study.design.later(queue)  # e.g. a search's confirmation
@@ -240,7 +245,7 @@ def run_study(
             f"already done, {to_train} to train on {len(plan)} worker(s): "
             f"{', '.join(d for d, _ in plan)}"
         )
-        _train(study, where, tree, plan, to_train, console, in_process)
+        _train(study, where, tree, plan, to_train, console, train)
         reconcile_and_say(queue, tree, console)  # e.g. a run whose trial a dead worker held
     pairs = study.design.pairs(queue)
     tries = queue.by_pair()

@@ -25,12 +25,12 @@ from ablate.study._events import (
     WorkerExited,
 )
 from ablate.study._optuna import retrying
-from ablate.study._pool import WorkerConfig
 from ablate.study._queue import Queue
 from ablate.study._record import Outcome, TrialRecord, TrialResult
 from ablate.study._storage import create_or_load
+from ablate.study._worker_config import WorkerConfig
 from ablate.track import TrialRun, flatten
-from ablate.train import EpochResult, FitResult, fit
+from ablate.train import EpochResult, FitResult
 from ablate.train.checkpoint import checkpoint_name
 from ablate.urls import mask_password
 
@@ -380,7 +380,7 @@ def run_trial(cfg: WorkerConfig, queue: Queue, trial_id: int, report: Report) ->
     logger = _Logger(cfg, run, record.number, report)
     saved = cfg.checkpoints / checkpoint_name(record.cell, record.seed) if cfg.checkpoints else None
     try:
-        fitted = fit(recipe, record.seed, cfg.device, on_epoch=logger, checkpoint=saved)
+        fitted = cfg.train(recipe, record.seed, cfg.device, on_epoch=logger, checkpoint=saved)
     except OSError as exc:
         if (full := disk_error(exc)) is None:
             ended = _end_crashed(cfg, queue, run, record, exc, report)

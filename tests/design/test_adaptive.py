@@ -13,7 +13,6 @@ from ablate.design import AdaptiveDesign
 from ablate.errors import SpecError
 from ablate.report import write_report
 from ablate.study import Locations, create_or_load, run_study
-from ablate.study import _worker as worker_module
 from ablate.study_file import build_study
 from ablate.train import EpochResult, FitResult
 
@@ -48,14 +47,11 @@ def _fit(recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: 
     return FitResult(epochs, False, 0.01, metrics)
 
 
-def test_rounds_stop_where_each_comparison_is_decided(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_rounds_stop_where_each_comparison_is_decided(tmp_path: Path) -> None:
     study = _study(tmp_path, {"start": 2, "max": 8, "step": 2})
     assert isinstance(study.design, AdaptiveDesign)
-    monkeypatch.setattr(worker_module, "fit", _fit)
     where = Locations.resolve(tmp_path / "results", "adaptive", None, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    outcome = run_study(study, where, None, 1, Console(quiet=True), train=_fit)
     assert outcome.failed == []
 
     queue = create_or_load(study, where.storage_url)
@@ -81,18 +77,15 @@ def test_rounds_stop_where_each_comparison_is_decided(
     assert "## Adaptive seeds" in text and "| big | 4 | better: paired t-test" in text
 
     # resume: nothing to do
-    again = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    again = run_study(study, where, None, 1, Console(quiet=True), train=_fit)
     assert again.trained == 0
     assert len(create_or_load(study, where.storage_url).records()) == len(queue.records())
 
 
-def test_without_a_decision_the_seeds_stop_at_max(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_without_a_decision_the_seeds_stop_at_max(tmp_path: Path) -> None:
     study = _study(tmp_path, {"start": 2, "max": 4, "step": 2}, effect=None)
-    monkeypatch.setattr(worker_module, "fit", _fit)
     where = Locations.resolve(tmp_path / "results", "adaptive", None, None)
-    run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    run_study(study, where, None, 1, Console(quiet=True), train=_fit)
     decisions = study.design.decisions(create_or_load(study, where.storage_url).records())
     assert decisions["small"].status == "max" and decisions["small"].n == 4
 

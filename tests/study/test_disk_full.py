@@ -19,6 +19,7 @@ from rich.console import Console
 from ablate.errors import DiskError
 from ablate.study import Locations, Outcome, create_or_load, run_study
 from ablate.study_file import load_study
+from tests.study.fakes import work_here
 from tests.study.test_distributed import _ablate, _finish
 from tests.study.test_run_cli import STUDY
 
@@ -40,16 +41,16 @@ def test_a_full_disk_under_a_checkpoint_stops_the_study_and_keeps_what_was_train
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real_save(path, state)
 
-    monkeypatch.setattr(fit_module, "save_checkpoint", save)
+    monkeypatch.setattr(fit_module, "save_checkpoint", save)  # in this process: one worker here
     with pytest.raises(DiskError) as stopped:
-        run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+        work_here(study, where, fit_module.fit)
     message = str(stopped.value)
     assert f"{saves[-1]}: cannot write it (No space left on device)" in message
     records = create_or_load(study, where.storage_url).records()
     # one trained and kept, the one that met the full disk killed and queued again
     assert Counter(r.outcome for r in records) == Counter([Outcome.COMPLETE, Outcome.KILLED, None])
     monkeypatch.setattr(fit_module, "save_checkpoint", real_save)  # room again
-    assert run_study(study, where, None, 1, Console(quiet=True), in_process=True).failed == []
+    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
     records = create_or_load(study, where.storage_url).records()
     done = Counter(r.key for r in records if r.outcome is Outcome.COMPLETE)
     assert done == Counter({("aux.weight=0", 0): 1, ("aux.weight=0", 1): 1})

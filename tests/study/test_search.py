@@ -1,6 +1,7 @@
 """Search studies: the sampler picks each configuration when its trial is claimed, exactly
 n_trials are tried, the best K are confirmed on the other seeds beside a baseline, once."""
 
+import functools
 import math
 import multiprocessing as mp
 from pathlib import Path
@@ -16,9 +17,9 @@ from ablate.design import Pair, SearchDesign, confirmed_cells
 from ablate.design._search import CONFIRMATION
 from ablate.report import write_report
 from ablate.study import Locations, Outcome, Queue, TrialRecord, create_or_load, run_study
-from ablate.study import _worker as worker_module
 from ablate.study_file import Study, build_study
 from ablate.train import EpochResult, FitResult
+from tests.study.fakes import TrainingLog, fail_first
 
 SPACE = {
     "train.lr": {"low": 0.001, "high": 0.1, "log": True},
@@ -56,28 +57,29 @@ def score(recipe: Any, seed: int) -> float:
     return 0.8 - 0.1 * lr_term - (recipe.loss.aux.weight - 0.3) ** 2 + 0.001 * seed
 
 
+def fit_scored(
+    log: Path, recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+) -> FitResult:
+    """Training replaced by `score`; logs every (recipe, seed) trained."""
+    TrainingLog(log).add(recipe, seed)
+    value = score(recipe, seed)
+    epoch = EpochResult(1, {"train/loss": 1.0, "val/mIoU": value}, [(0, 0.4)])
+    if on_epoch is not None:
+        on_epoch(epoch)
+    return FitResult([epoch], False, 0.01, {"val/mIoU": value})
+
+
 @pytest.fixture()
-def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, int]]:
-    """Replace training in this process with `score`; records every (recipe, seed) trained."""
-    trained: list[tuple[Any, int]] = []
-
-    def fit(
-        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
-    ) -> FitResult:
-        trained.append((recipe, seed))
-        value = score(recipe, seed)
-        epoch = EpochResult(1, {"train/loss": 1.0, "val/mIoU": value}, [(0, 0.4)])
-        if on_epoch is not None:
-            on_epoch(epoch)
-        return FitResult([epoch], False, 0.01, {"val/mIoU": value})
-
-    monkeypatch.setattr(worker_module, "fit", fit)
-    return trained
+def fake_training(tmp_path: Path) -> TrainingLog:
+    """What `run` trained with `fit_scored`."""
+    return TrainingLog(tmp_path / "trained.jsonl")
 
 
-def run(study: Study, tmp_path: Path, storage_url: str) -> Any:
+def run(study: Study, tmp_path: Path, storage_url: str, train: Any = None) -> Any:
+    """`ablate run` with training replaced by `fit_scored` (or `train`), in a worker process."""
     where = Locations.resolve(tmp_path / "results", study.spec.name, storage_url, None)
-    return run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    train = train or functools.partial(fit_scored, tmp_path / "trained.jsonl")
+    return run_study(study, where, None, 1, Console(quiet=True), train=train)
 
 
 def design_of(study: Study) -> SearchDesign:
@@ -115,7 +117,7 @@ def end_search_trial(
 
 
 def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_every_seed(
-    tmp_path: Path, storage_url: str, fake_training: list[tuple[Any, int]]
+    tmp_path: Path, storage_url: str, fake_training: TrainingLog
 ) -> None:
     study = search_study(tmp_path)
     outcome = run(study, tmp_path, storage_url)
@@ -146,14 +148,12 @@ def test_a_search_samples_each_configuration_once_then_confirms_the_best_on_ever
     assert all(t.params == {} for t in cells["baseline"].values())
 
     # the recipes trained were the sampled ones: lr and batch size reached `fit`
-    lrs = sorted(r.train.lr for r, s in fake_training if s == 0)
+    lrs = sorted(r.train.lr for r, s in fake_training.trained() if s == 0)
     assert lrs == sorted([0.01] + [t.params["train.lr"] for t in searched.values()])
     assert run(study, tmp_path, storage_url).trained == 0  # resumable: nothing left
 
 
-def test_the_report_ranks_the_search_and_compares_only_the_confirmed(
-    tmp_path: Path, fake_training: list[tuple[Any, int]]
-) -> None:
+def test_the_report_ranks_the_search_and_compares_only_the_confirmed(tmp_path: Path) -> None:
     study = search_study(tmp_path)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     run(study, tmp_path, url)
@@ -185,12 +185,12 @@ def test_the_report_ranks_the_search_and_compares_only_the_confirmed(
 
 
 def test_a_search_without_confirmation_names_its_best_but_tests_nothing(
-    tmp_path: Path, fake_training: list[tuple[Any, int]]
+    tmp_path: Path, fake_training: TrainingLog
 ) -> None:
     study = search_study(tmp_path, n_trials=3, confirm_top=0, sampler="random", seed=5)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     outcome = run(study, tmp_path, url)
-    assert outcome.total == 3 and {s for _, s in fake_training} == {5}
+    assert outcome.total == 3 and {s for _, s in fake_training.trained()} == {5}
     queue = create_or_load(study, url)
     assert CONFIRMATION not in queue.attrs
     report = write_report(study, queue, tmp_path / "results")
@@ -202,23 +202,13 @@ def test_a_search_without_confirmation_names_its_best_but_tests_nothing(
 
 
 def test_a_crashed_search_trial_is_retried_with_the_values_it_was_given(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_training: list[tuple[Any, int]]
+    tmp_path: Path,
 ) -> None:
-    trained = worker_module.fit
-    calls = {"n": 0}
-
-    def flaky(
-        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
-    ) -> FitResult:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("transient")
-        return trained(recipe, seed, device, on_epoch)
-
-    monkeypatch.setattr(worker_module, "fit", flaky)
+    trained = functools.partial(fit_scored, tmp_path / "trained.jsonl")
+    flaky = functools.partial(fail_first, tmp_path / "calls", trained)
     study = search_study(tmp_path, n_trials=2, confirm_top=0)
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    assert run(study, tmp_path, url).failed == []
+    assert run(study, tmp_path, url, flaky).failed == []
     records = create_or_load(study, url).records()
     failed = [r for r in records if r.outcome is not None and not r.done]
     assert [(r.outcome, r.error) for r in failed] == [(Outcome.FAILED, "RuntimeError: transient")]

@@ -1,23 +1,46 @@
 """A worker declared dead while it was still training (a stalled machine): its late result is
 dropped, the re-queued trial stands, and the (cell, seed) completes exactly once."""
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+from mlflow import MlflowClient
 from rich.console import Console
 
 from ablate.design import Pair
 from ablate.study import Locations, Outcome, Queue, TrialResult, create_or_load, run_study
-from ablate.study import _worker as worker_module
-from ablate.study_file import build_study
-from ablate.track import _client
+from ablate.study._events import Warned
+from ablate.study_file import Study, build_study
 from ablate.train import EpochResult, FitResult
+from tests.study.fakes import calls_of, count_call, fit_two_epochs, work_here
+
+
+def _fit_declared_dead_at_first(
+    study: Study,
+    url: str,
+    calls: Path,
+    recipe: Any,
+    seed: int,
+    device: Any,
+    on_epoch: Any = None,
+    checkpoint: Any = None,
+) -> FitResult:
+    """Its first call is declared dead meanwhile by another process's sweep."""
+    n = count_call(calls)
+    if n == 1:
+        other = create_or_load(study, url)
+        (running,) = [r for r in other.records() if r.running]
+        assert other.end(running.trial_id, Outcome.KILLED, error="worker lost (no heartbeat)")
+        assert other.retry(other.record(running.trial_id))
+    epoch = EpochResult(1, {"val/mIoU": 0.5 + n}, [])
+    return FitResult([epoch], False, 0.01, {"val/mIoU": 0.5 + n})
 
 
 def test_a_worker_declared_dead_mid_trial_drops_its_result_and_the_retry_stands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     study = build_study(
         {
@@ -28,32 +51,19 @@ def test_a_worker_declared_dead_mid_trial_drops_its_result_and_the_retry_stands(
         tmp_path / "stalled.yaml",
     )
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    calls: list[int] = []
-
-    def fit(
-        recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
-    ) -> FitResult:
-        calls.append(seed)
-        if len(calls) == 1:  # meanwhile, another process's sweep declares this worker dead
-            other = create_or_load(study, url)
-            (running,) = [r for r in other.records() if r.running]
-            assert other.end(running.trial_id, Outcome.KILLED, error="worker lost (no heartbeat)")
-            assert other.retry(other.record(running.trial_id))
-        epoch = EpochResult(1, {"val/mIoU": 0.5 + len(calls)}, [])
-        return FitResult([epoch], False, 0.01, {"val/mIoU": 0.5 + len(calls)})
-
-    monkeypatch.setattr(worker_module, "fit", fit)
+    calls = tmp_path / "calls"
+    fit = functools.partial(_fit_declared_dead_at_first, study, url, calls)
     where = Locations.resolve(tmp_path / "results", "stalled", url, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    outcome = run_study(study, where, None, 1, Console(quiet=True), train=fit)
 
-    assert outcome.failed == [] and len(calls) == 2
+    assert outcome.failed == [] and calls_of(calls) == 2
     first, retry = create_or_load(study, url).records()
     assert first.key == retry.key == ("aux.weight=0", 0)
     assert first.outcome == Outcome.KILLED and first.value is None
     assert first.error == "worker lost (no heartbeat)"
     assert retry.outcome == Outcome.COMPLETE and retry.value == 2.5
     assert retry.attempt == 2
-    client = _client(where.tracking_uri)
+    client = MlflowClient(where.tracking_uri)
     assert client.get_run(first.mlflow_run_id).info.status == "KILLED"
     assert client.get_run(retry.mlflow_run_id).info.status == "FINISHED"
 
@@ -88,26 +98,6 @@ def _one_trial_study(tmp_path: Path, name: str) -> Any:
     )
 
 
-def _fit_two_epochs(
-    recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
-) -> FitResult:
-    """A fit that trains nothing: two epochs of made-up metrics and a model to save."""
-    epochs = [EpochResult(e, {"val/mIoU": 0.1 * e + seed, "train/loss": 1.0 / e}) for e in (1, 2)]
-    for epoch in epochs:
-        on_epoch(epoch)
-    return FitResult(epochs, False, 0.01, {"val/mIoU": 0.2 + seed}, checkpoint={"w": [1.0]})
-
-
-def _events(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every event the single in-process worker reports."""
-    from ablate.study import _pool
-
-    seen: list[Any] = []
-    handle = _pool._Display.handle
-    monkeypatch.setattr(_pool._Display, "handle", lambda self, e: (seen.append(e), handle(self, e)))
-    return seen
-
-
 def test_a_full_disk_while_saving_model_pt_loses_the_file_not_the_trial(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -116,25 +106,22 @@ def test_a_full_disk_while_saving_model_pt_loses_the_file_not_the_trial(
     from ablate import track
 
     study = _one_trial_study(tmp_path, "full_disk")
-    monkeypatch.setattr(worker_module, "fit", _fit_two_epochs)
 
     def no_space(self: Any, obj: object, name: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(track.TrialRun, "log_torch", no_space)
-    seen = _events(monkeypatch)
     where = Locations.resolve(tmp_path / "results", "full_disk", None, None)
-    outcome = run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+    seen = work_here(study, where, fit_two_epochs)
 
-    assert outcome.failed == []
     records = create_or_load(study, where.storage_url).records()
     assert [(r.outcome, r.attempt) for r in records] == [(Outcome.COMPLETE, 1)] * 2  # no retry
     assert sorted(r.value for r in records) == [0.2, 1.2]
     assert [len(r.result.history) for r in records] == [2, 2]
-    warned = [e.message for e in seen if isinstance(e, worker_module.Warned)]
+    warned = [e.message for e in seen if isinstance(e, Warned)]
     assert len(warned) == 2 and all("model.pt not saved" in w for w in warned)
     assert all("No space left on device" in w for w in warned)
-    client = _client(where.tracking_uri)
+    client = MlflowClient(where.tracking_uri)
     for r in records:
         run = client.get_run(r.mlflow_run_id)
         assert run.info.status == "FINISHED" and run.data.metrics["val/mIoU"] == r.value
@@ -146,7 +133,6 @@ def test_mlflow_failing_mid_trial_keeps_the_metrics_and_sends_them_when_it_recov
     from ablate import track
 
     study = _one_trial_study(tmp_path, "flaky")
-    monkeypatch.setattr(worker_module, "fit", _fit_two_epochs)
     monkeypatch.setattr(track, "FLUSH_S", 0.0)  # every epoch is sent at once
     real_flush = track.TrialRun.flush
     calls: list[int] = []
@@ -158,14 +144,14 @@ def test_mlflow_failing_mid_trial_keeps_the_metrics_and_sends_them_when_it_recov
         real_flush(self)
 
     monkeypatch.setattr(track.TrialRun, "flush", flaky)
-    seen = _events(monkeypatch)
     where = Locations.resolve(tmp_path / "results", "flaky", None, None)
-    assert run_study(study, where, None, 1, Console(quiet=True), in_process=True).failed == []
+    seen = work_here(study, where, fit_two_epochs)
 
-    warned = [e.message for e in seen if isinstance(e, worker_module.Warned)]
+    warned = [e.message for e in seen if isinstance(e, Warned)]
     assert len(warned) == 1 and "database is locked" in warned[0]
     records = create_or_load(study, where.storage_url).records()
-    client = _client(where.tracking_uri)
+    client = MlflowClient(where.tracking_uri)
+    assert len(records) == 2
     for r in records:
         assert r.outcome is Outcome.COMPLETE
         history = client.get_metric_history(r.mlflow_run_id, "val/mIoU")
@@ -181,7 +167,6 @@ def test_a_tracking_store_that_cannot_take_a_run_stops_the_worker_and_requeues_t
 
     study = _one_trial_study(tmp_path, "readonly")
     trained: list[int] = []
-    monkeypatch.setattr(worker_module, "fit", lambda *a, **k: trained.append(1))
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("attempt to write a readonly database")
@@ -189,7 +174,7 @@ def test_a_tracking_store_that_cannot_take_a_run_stops_the_worker_and_requeues_t
     monkeypatch.setattr(track.TrialRun, "__init__", refuse)
     where = Locations.resolve(tmp_path / "results", "readonly", None, None)
     with pytest.raises(StorageError) as stopped:
-        run_study(study, where, None, 1, Console(quiet=True), in_process=True)
+        work_here(study, where, lambda *a, **k: trained.append(1))
 
     message = str(stopped.value)
     assert "attempt to write a readonly database" in message
@@ -199,32 +184,21 @@ def test_a_tracking_store_that_cannot_take_a_run_stops_the_worker_and_requeues_t
     killed = [r for r in records if r.outcome is Outcome.KILLED]
     assert len(killed) == 1 and "cannot take a new run" in killed[0].error
     assert [r.state for r in records if r.key == killed[0].key] == ["KILLED", "WAITING"]
-    runs = _client(where.tracking_uri).search_runs([_experiment_id(where)], max_results=50)
-    levels = {r.data.tags["ablate.level"]: r.info.status for r in runs}
-    assert levels == {"study": "KILLED", "cell": "KILLED"}  # a stop ends the study's runs
 
 
-def _experiment_id(where: Locations) -> str:
-    experiment = _client(where.tracking_uri).get_experiment_by_name("readonly")
-    assert experiment is not None
-    return str(experiment.experiment_id)
-
-
-def test_balanced_class_weights_are_logged_on_the_trial_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _fit_with_weights(*args: Any, **kwargs: Any) -> FitResult:
     import dataclasses
 
+    weights = {"background": 0.25, "disc": 1.5, "box": 0.0}
+    return dataclasses.replace(fit_two_epochs(*args, **kwargs), class_weights=weights)
+
+
+def test_balanced_class_weights_are_logged_on_the_trial_run(tmp_path: Path) -> None:
     study = _one_trial_study(tmp_path, "weights")
-
-    def fit_with_weights(*args: Any, **kwargs: Any) -> FitResult:
-        weights = {"background": 0.25, "disc": 1.5, "box": 0.0}
-        return dataclasses.replace(_fit_two_epochs(*args, **kwargs), class_weights=weights)
-
-    monkeypatch.setattr(worker_module, "fit", fit_with_weights)
     where = Locations.resolve(tmp_path / "results", "weights", None, None)
-    assert run_study(study, where, None, 1, Console(quiet=True), in_process=True).failed == []
-    client = _client(where.tracking_uri)
+    outcome = run_study(study, where, None, 1, Console(quiet=True), train=_fit_with_weights)
+    assert outcome.failed == []
+    client = MlflowClient(where.tracking_uri)
     for r in create_or_load(study, where.storage_url).records():
         params = client.get_run(r.mlflow_run_id).data.params
         assert params["loss.ce.class_weight/disc"] == "1.5"
