@@ -12,11 +12,18 @@ from pathlib import Path
 
 from ablate.design._adaptive import AdaptiveDesign, adaptive
 from ablate.design._grid import GridDesign, build_grid, expand_cells
-from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView
+from ablate.design._protocol import (
+    Cell,
+    Comparison,
+    Design,
+    Pair,
+    QueueView,
+    Range,
+    Round,
+    SamplerPlan,
+)
 from ablate.design._search import (
     BASELINE,
-    Range,
-    SamplerPlan,
     SearchDesign,
     build_search,
     confirmed_cells,
@@ -54,6 +61,7 @@ __all__ = [
     "Pair",
     "QueueView",
     "Range",
+    "Round",
     "SamplerPlan",
     "SearchDesign",
     "TricksDesign",

@@ -2,22 +2,20 @@
 trained on `start` seeds first, then `step` more per round for the comparisons still
 undecided, until each is decided by the sequential test (`_sequential`) or has `max` seeds.
 
-A round is enqueued by whichever worker finds nothing left to claim (`advance`), once: the
-round's pairs are claimed in the study's attributes before they are enqueued, so two idle
-workers never queue one seed twice.
+The next round is what `next_round` returns from the records; the queue enqueues it once,
+under a key naming its pairs, so two idle workers never queue one seed twice.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView
+from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView, Round
 from ablate.design._sequential import Decision, SeedPlan, decide
 from ablate.names import metric_info
 from ablate.spec import AdaptiveSeeds, MetricSpec
@@ -26,8 +24,7 @@ if TYPE_CHECKING:
     from ablate.spec import Recipe
     from ablate.study._record import TrialRecord
 
-_ROUND = "adaptive_round:"  # + a digest of the round's pairs: who enqueues it
-SETTLE_S = 30.0  # a round claimed longer ago and still not queued: its process died
+_ROUND = "adaptive_round:"  # + a digest of the round's pairs: the key it is enqueued under
 
 
 @dataclass(frozen=True)
@@ -156,26 +153,16 @@ class AdaptiveDesign:
         }
         return sum(self.plan.max - need[c] for c in open_cells)
 
-    def advance(self, queue: QueueView) -> bool:
-        """Enqueue the next round where a comparison is undecided; True when a round was
-        enqueued here or is being enqueued by another process."""
-        records = queue.records()
+    def next_round(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Round | None:
+        """The seeds the undecided comparisons wait for and no trial holds yet."""
         known = {r.key for r in records}
         missing = [p for p in self._pairs(records) if (p.cell, p.seed) not in known]
         if not missing:
-            return False
+            return None
         digest = hashlib.sha1(
             "|".join(sorted(f"{p.cell}:{p.seed}" for p in missing)).encode()
         ).hexdigest()[:16]
-        key = _ROUND + digest
-        if queue.add_study_attr_once(key, time.time()):
-            queue.enqueue_missing(missing)
-            return True
-        claimed = float(queue.attrs.get(key, 0.0))
-        if time.time() - claimed > SETTLE_S:
-            return False  # its process died before enqueuing: the next `ablate run` does
-        time.sleep(1.0)
-        return True
+        return Round(_ROUND + digest, tuple(missing))
 
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
         inner = self.inner.comparison(records, attrs)

@@ -3,19 +3,20 @@
 A design is built from a validated study file when it is loaded (it imports nothing heavy, so
 `ablate validate` stays quick) and then asked by the engine, the CLI and the report. Those never
 ask which design they hold: everything that differs between a grid, named variants and a search
-is an answer of the design's own. The engine hands a design a `QueueView` (the running study as
-far as a design needs it) where its plan depends on results so far, as a search's
-confirmation does.
+is an answer of the design's own. The engine hands a design the records so far (a `QueueView`
+where it also samples a claimed trial's values) where its plan depends on results, as a
+search's confirmation does. A design decides and the queue coordinates: a design returns the
+`Round` its records call for, and the queue enqueues it once, after the trials it depends on
+have settled; no design writes to the study, waits or reads the clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
-    from ablate.design._search import Range, SamplerPlan
     from ablate.design._sequential import Decision
     from ablate.spec import Recipe
     from ablate.study._record import TrialRecord
@@ -43,6 +44,40 @@ class Pair:
 
 
 @dataclass(frozen=True)
+class Round:
+    """Trials a design adds once the ones it depends on have settled (a search's confirmation,
+    a round of adaptive seeds). The queue enqueues a round once under `key`: the first process
+    to record `decision` there wins, and a later call with the same key enqueues only what is
+    still missing. `decision` is what the design keeps of its choice (a search's chosen
+    configurations), read back from the study's attributes by `key`."""
+
+    key: str
+    pairs: tuple[Pair, ...]
+    decision: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Range:
+    """One searched key, as the sampler needs it."""
+
+    kind: Literal["int", "float"]
+    low: float
+    high: float
+    log: bool
+
+
+@dataclass(frozen=True)
+class SamplerPlan:
+    """Which sampler draws a claimed trial's values, and its seed. TPE models after a third of
+    the budget (at least 3, at most 10): with a fixed 10 random start-up trials, a 12-trial
+    search would be a random one."""
+
+    name: Literal["tpe", "random"]
+    seed: int
+    startup: int
+
+
+@dataclass(frozen=True)
 class Comparison:
     """What a report compares: summary.csv's rows in order, the cell the others are paired
     with, and the cells tested against it (baseline first; empty when nothing can be tested)."""
@@ -62,16 +97,13 @@ class Comparison:
 
 
 class QueueView(Protocol):
-    """The running study, as a design sees it."""
+    """The running study, as a design sees it: read-only but for sampling a claimed trial's
+    values (the sampler records them on the trial)."""
 
     @property
-    def attrs(self) -> Mapping[str, Any]: ...  # the study's attributes
+    def attrs(self) -> Mapping[str, Any]: ...  # the study's attributes (rounds' decisions)
 
     def records(self) -> list[TrialRecord]: ...
-
-    def add_study_attr_once(self, key: str, value: Any) -> bool: ...
-
-    def enqueue_missing(self, pairs: Sequence[Pair]) -> int: ...
 
     def sample(
         self, record: TrialRecord, space: Mapping[str, Range], plan: SamplerPlan
@@ -95,8 +127,8 @@ class UpFront:
     def later(self, queue: QueueView) -> int:
         return 0
 
-    def advance(self, queue: QueueView) -> bool:
-        return False  # everything was enqueued up front
+    def next_round(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Round | None:
+        return None  # everything was enqueued up front
 
     def summary_rows(self, comparison: Comparison) -> list[str]:
         return comparison.cells
@@ -154,9 +186,10 @@ class Design(Protocol):
         confirmation, the next rounds of adaptive seeds)."""
         ...
 
-    def advance(self, queue: QueueView) -> bool:
-        """With nothing left to claim: enqueue what the results so far call for. True when
-        more work was enqueued or another process is enqueuing it (keep looking)."""
+    def next_round(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Round | None:
+        """What the results so far call for beyond `pairs` (None: nothing more now); a pure
+        function of the records and the study's attributes (the decisions of earlier rounds).
+        The queue enqueues it (`Queue.advance`)."""
         ...
 
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:

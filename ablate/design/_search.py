@@ -6,12 +6,12 @@ worker that claims one asks the study's sampler (TPE or random) for its values o
 trial, so the sampler sees every finished configuration and exactly `n_trials` are trained,
 however many workers race. When every search cell has ended, one process (whichever first
 records the choice: the storage lets exactly one add it) picks the K best and enqueues them on
-every other seed with their values fixed.
+every other seed with their values fixed. The search only returns that choice (`next_round`);
+the queue enqueues it once.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
-from ablate.design._protocol import Cell, Comparison, Pair, QueueView
+from ablate.design._protocol import Cell, Comparison, Pair, QueueView, Range, Round, SamplerPlan
 from ablate.errors import SpecError
 from ablate.spec import (
     Recipe,
@@ -36,29 +36,7 @@ if TYPE_CHECKING:
 
 BASELINE = "baseline"  # the reference cell of a search with a confirmation, on every seed
 CONFIRMATION = "confirmation"  # the study attribute holding the confirmed cells, once chosen
-SETTLE_S = 30.0  # how long other workers wait for the chosen confirmation to be enqueued
 SHOWN_UNCONFIRMED = 5  # a search without confirmation shows its best few
-
-
-@dataclass(frozen=True)
-class Range:
-    """One searched key, as the sampler needs it."""
-
-    kind: Literal["int", "float"]
-    low: float
-    high: float
-    log: bool
-
-
-@dataclass(frozen=True)
-class SamplerPlan:
-    """Which sampler draws a claimed trial's values, and its seed. TPE models after a third of
-    the budget (at least 3, at most 10): with a fixed 10 random start-up trials, a 12-trial
-    search would be a random one."""
-
-    name: Literal["tpe", "random"]
-    seed: int
-    startup: int
 
 
 def search_cell_names(n_trials: int) -> list[str]:
@@ -121,13 +99,17 @@ class SearchDesign:
             overrides = dict(self.cells[0].overrides)
             pairs = [Pair(BASELINE, s, overrides) for s in self.seeds] + pairs
         if queue is not None:
-            pairs += self._confirmation(queue)
+            pairs += self._confirmation(queue.attrs)
         return pairs
 
-    def _confirmation(self, queue: QueueView) -> list[Pair]:
+    def _confirmation(self, attrs: Mapping[str, Any]) -> list[Pair]:
+        return self._confirming(confirmed_cells(attrs))
+
+    def _confirming(self, chosen: Mapping[str, Mapping[str, Any]]) -> list[Pair]:
+        """The chosen configurations on every seed but the search seed, values fixed."""
         return [
             Pair(cell, seed, params, sampled=True, params=params)
-            for cell, params in confirmed_cells(queue.attrs).items()
+            for cell, params in chosen.items()
             for seed in self.seeds
             if seed != self.search_seed
         ]
@@ -165,46 +147,29 @@ class SearchDesign:
         sign = -1.0 if self.goal == "maximize" else 1.0
         searched = set(self._searched())
         done = [
-            r
-            for r in records
-            if r.cell in searched and r.seed == self.search_seed and r.state == "COMPLETE"
+            r for r in records if r.cell in searched and r.seed == self.search_seed and r.complete
         ]
         return sorted(done, key=lambda r: (sign * float(r.value or 0.0), r.number))
 
-    def choose(self, queue: QueueView) -> bool:
-        """Once every search trial has ended, pick the `confirm_top` best and enqueue them on
-        the other seeds. True when this call enqueued something. Safe from every worker at
-        once: only one can record the choice."""
-        if not self.search.confirm_top or CONFIRMATION in queue.attrs:
-            return False
-        records = queue.records()
+    def next_round(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Round | None:
+        """Once every search trial has ended: the `confirm_top` best on the other seeds, with
+        the choice kept under CONFIRMATION. Once chosen, the choice recorded there stands
+        (another process may have chosen first), and the round is what of it is missing."""
+        if not self.search.confirm_top:
+            return None
+        if CONFIRMATION in attrs:
+            return Round(CONFIRMATION, tuple(self._confirmation(attrs)), attrs[CONFIRMATION])
         if not self._ended(records):
-            return False
+            return None
         best = self._ranked(records)[: self.search.confirm_top]
         choice = {
-            "chosen_at": time.time(),
-            "cells": [{"cell": r.cell, "params": dict(r.params), "value": r.value} for r in best],
+            "cells": [{"cell": r.cell, "params": dict(r.params), "value": r.value} for r in best]
         }
-        if not queue.add_study_attr_once(CONFIRMATION, choice):
-            return False  # another process chose first: its choice stands
-        return queue.enqueue_missing(self._confirmation(queue)) > 0
+        chosen = {r.cell: dict(r.params) for r in best}
+        return Round(CONFIRMATION, tuple(self._confirming(chosen)), choice)
 
     def later(self, queue: QueueView) -> int:
         return max(0, self.n_trials() - len(self.pairs(queue)))
-
-    def advance(self, queue: QueueView) -> bool:
-        """True when a confirmation was just enqueued (by this process) or is being enqueued
-        by another, so an idle worker should look again."""
-        if self.choose(queue):
-            return True
-        chosen = queue.attrs.get(CONFIRMATION)
-        if chosen is None or time.time() - float(chosen.get("chosen_at", 0.0)) > SETTLE_S:
-            return False
-        queued = {r.key for r in queue.records()}
-        if all((p.cell, p.seed) in queued for p in self._confirmation(queue)):
-            return False
-        time.sleep(1.0)
-        return True
 
     # -- what is compared
 

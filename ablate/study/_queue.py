@@ -18,12 +18,16 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from ablate.design import Pair, Range, SamplerPlan
+from ablate.design import Design, Pair, Range, SamplerPlan
 from ablate.errors import store_error
 from ablate.study import _record
 from ablate.study._optuna import Store
 from ablate.study._record import Outcome, TrialRecord, TrialResult
 from ablate.track import end_if_running, running_runs_of_trial
+
+SETTLE_S = 30.0  # a round recorded this long ago with trials still missing: its process died
+SETTLE_POLL_S = 1.0  # how often an idle worker looks again while another enqueues a round
+CLAIMED_AT = "claimed_at"  # beside a round's decision: when its process recorded it
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,16 @@ class QueueState:
     done: int  # COMPLETE or diverged
     pending: int  # already WAITING or RUNNING
     enqueued: int  # added by this call
+
+
+def _claimed_at(decision: Any) -> float:
+    """When a round's decision was recorded (0 when unknown: settled long ago). Studies run
+    before rounds were the queue's kept it as a bare time (adaptive) or `chosen_at`."""
+    if isinstance(decision, int | float):
+        return float(decision)
+    if isinstance(decision, Mapping):
+        return float(decision.get(CLAIMED_AT, decision.get("chosen_at", 0.0)))
+    return 0.0
 
 
 def make_sampler(plan: SamplerPlan) -> optuna.samplers.BaseSampler:
@@ -108,11 +122,32 @@ class Queue:
                 enqueued += 1
         return QueueState(len(pairs), done, pending, enqueued)
 
-    def enqueue_missing(self, pairs: Sequence[Pair]) -> int:
-        return self.sync(pairs).enqueued
-
-    def add_study_attr_once(self, key: str, value: Any) -> bool:
-        return self.store.add_study_attr_once(key, value)
+    def advance(self, design: Design) -> bool:
+        """With nothing left to claim: enqueue the round the design's records call for
+        (`Design.next_round`), once. The round's decision is recorded under its key first,
+        which exactly one process can do; the others wait while its trials are being
+        enqueued, up to SETTLE_S after it was recorded (past that its process died, and the
+        next `ablate run` enqueues what is missing). True when a round was enqueued here or
+        is being enqueued elsewhere (look again), False when there is nothing to add."""
+        round_ = design.next_round(self.records(), self.attrs)
+        if round_ is None:
+            return False
+        if round_.key not in self.attrs:
+            decision = {**round_.decision, CLAIMED_AT: time.time()}
+            if self.store.add_study_attr_once(round_.key, decision):
+                self.sync(round_.pairs)
+                return True
+            # another process recorded it first: its decision stands
+            round_ = design.next_round(self.records(), self.attrs)
+            if round_ is None:
+                return False
+        queued = {r.key for r in self.records()}
+        if all((p.cell, p.seed) in queued for p in round_.pairs):
+            return False
+        if time.time() - _claimed_at(self.attrs.get(round_.key)) > SETTLE_S:
+            return False
+        time.sleep(SETTLE_POLL_S)
+        return True
 
     def sample(
         self, record: TrialRecord, space: Mapping[str, Range], plan: SamplerPlan

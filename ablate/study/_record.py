@@ -132,6 +132,11 @@ class TrialRecord:
     def done(self) -> bool:
         return self.outcome is not None and self.outcome.done
 
+    @property
+    def complete(self) -> bool:
+        """Trained to the end with a finite metric (not diverged)."""
+        return self.outcome is Outcome.COMPLETE
+
     def next_try(self) -> tuple[int, int] | None:
         """The (attempt, lost) to enqueue this ended try's retry with; None when it has no
         try left: a crash uses one of MAX_RETRIES, a lost worker one of MAX_LOST."""
