@@ -46,7 +46,6 @@ _NUMBER = "ablate.trial_number"
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 _BATCH = 100  # MLflow accepts at most 100 params (1000 metrics) in one log_batch call
 FLUSH_S = 5.0  # a trial's metrics reach MLflow at least this often
-_clock = time.monotonic  # what FLUSH_S is measured with (tests move it)
 _CONCURRENT_FROM = 8  # cells from which their runs are updated by several threads at once
 
 
@@ -207,9 +206,19 @@ def trial_run_name(cell: str, seed: int) -> str:
 
 
 class TrialRun:
-    """The MLflow run of one trial; owns it from creation to its terminal status."""
+    """The MLflow run of one trial; owns it from creation to its terminal status. `clock`
+    is what FLUSH_S is measured with."""
 
-    def __init__(self, tree: RunTree, study_name: str, cell: str, seed: int, number: int) -> None:
+    def __init__(
+        self,
+        tree: RunTree,
+        study_name: str,
+        cell: str,
+        seed: int,
+        number: int,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = _client(tree.tracking_uri)
         run = self._client.create_run(
             tree.experiment_id,
@@ -228,7 +237,8 @@ class TrialRun:
         self._tracking_uri = tree.tracking_uri
         self._artifacts: Any = None
         self._pending: list[Any] = []  # metrics not yet sent
-        self._sent = _clock()
+        self._clock = clock
+        self._sent = clock()
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         log_params("", self.run_id, params, client=self._client)
@@ -252,7 +262,7 @@ class TrialRun:
         for key, points in (series or {}).items():
             batch += [Metric(key, float(v), now, i) for i, v in points]
         self._pending += batch
-        if _clock() - self._sent >= FLUSH_S:
+        if self._clock() - self._sent >= FLUSH_S:
             self.flush()
 
     def flush(self) -> None:
@@ -260,7 +270,7 @@ class TrialRun:
         while self._pending:  # what fails to be sent stays pending for the next try
             self._client.log_batch(self.run_id, metrics=self._pending[:1000])
             del self._pending[:1000]
-        self._sent = _clock()
+        self._sent = self._clock()
 
     def _log_file(self, write: Callable[[Path], object], name: str) -> None:
         """Write the artifact `name` (a run-relative posix path) with `write(path)`, then store

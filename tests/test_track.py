@@ -79,12 +79,11 @@ def test_creating_the_tracking_database_prints_nothing(tmp_path: Path) -> None:
 
 
 def test_metrics_are_held_back_for_flush_s_then_sent_and_the_rest_when_the_run_ends(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     now = [100.0]
-    monkeypatch.setattr(track, "_clock", lambda: now[0])
     tree = _tree(tmp_path)
-    run = TrialRun(tree, "track", "a", 0, 0)
+    run = TrialRun(tree, "track", "a", 0, 0, clock=lambda: now[0])
     client = MlflowClient(tree.tracking_uri)
 
     def steps() -> list[int]:
