@@ -18,8 +18,7 @@ import pytest
 from rich.console import Console
 
 from ablate.design import Pair
-from ablate.study import Locations, Outcome, Queue, TrialRecord, load_existing, run_study
-from ablate.study import _run as study_run
+from ablate.study import Locations, Outcome, Queue, TrialRecord, load_existing, start_study
 from ablate.study._optuna import open_storage
 from ablate.study_file import load_study
 from tests.study.test_run_cli import STUDY
@@ -50,10 +49,7 @@ def _start_without_training(root: Path, url: str, *overrides: str) -> set[CellSe
     (cell, seed) enqueued, the MLflow study and cell runs), and no training. The design's pairs."""
     study = load_study(root / "tiny.yaml", overrides)
     where = Locations.resolve(root / "results", study.spec.name, url, None)
-    with pytest.MonkeyPatch.context() as patch:
-        # the run tree is built before the workers start; start none
-        patch.setattr(study_run, "run_workers", lambda *args, **kwargs: None)
-        run_study(study, where, None, 1, Console(quiet=True))
+    start_study(study, where, Console(quiet=True))
     return {(p.cell, p.seed) for p in study.design.pairs(None)}
 
 

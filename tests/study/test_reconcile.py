@@ -7,9 +7,7 @@ import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from ablate.study import Locations, Outcome, Queue, TrialResult, load_existing, reconcile
-from ablate.study import _run as study_run
-from ablate.study._storage import run_tree_of
+from ablate.study import Locations, Outcome, Queue, TrialResult, reconcile, start_study
 from ablate.study_file import load_study
 from ablate.track import RunTree, TrialRun
 from tests.study.test_run_cli import STUDY
@@ -21,17 +19,13 @@ HISTORY = [
 
 
 @pytest.fixture()
-def started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Queue, RunTree]:
+def started(tmp_path: Path) -> tuple[Queue, RunTree]:
     """`ablate run` up to its workers: the queue with every pair, the MLflow run tree."""
     (tmp_path / "tiny.yaml").write_text(STUDY)
     study = load_study(tmp_path / "tiny.yaml")
     where = Locations.resolve(tmp_path / "results", "tiny", None, None)
-    monkeypatch.setattr(study_run, "run_workers", lambda *args, **kwargs: None)
-    study_run.run_study(study, where, None, 1, Console(quiet=True))
-    queue = load_existing("tiny", where.storage_url)
-    tree = run_tree_of(queue)
-    assert tree is not None
-    return queue, tree
+    started = start_study(study, where, Console(quiet=True))
+    return started.queue, started.tree
 
 
 def _claim(queue: Queue, tree: RunTree, record_run: bool = True) -> tuple[int, TrialRun]:
