@@ -187,7 +187,7 @@ def start_study(
     with study_lock(where.storage_url, study.spec.name):  # another `ablate run` may be starting
         check_not_lost(study, where, console, start_over)
         queue = create_or_load(study, where.storage_url, where.tracking_uri)
-        study.design.advance(queue)  # e.g. a search that ended in an earlier run
+        queue.advance(study.design)  # e.g. a search that ended in an earlier run
         queued = queue.sync(study.design.pairs(queue))
         tree = prepare(study, where, queue, console)  # one study and cell run each
     return Started(queue, tree, queued)

@@ -417,6 +417,6 @@ def work(cfg: WorkerConfig, report: Report) -> None:
                     except KeyboardInterrupt as stop:  # killed now, not after the grace period
                         queue.abandon(trial_id, f"interrupted ({_signal_name(stop)})")
                         raise
-            elif not (queue.wait_for_pending() or cfg.study.design.advance(queue)):
+            elif not (queue.wait_for_pending() or queue.advance(cfg.study.design)):
                 break
     report(WorkerExited(cfg.worker))

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from ablate.cli import app
 from ablate.design import Pair, SearchDesign, confirmed_cells
-from ablate.design._search import CONFIRMATION
 from ablate.report import write_report
 from ablate.study import Locations, Outcome, Queue, TrialRecord, create_or_load, run_study
 from ablate.study_file import Study, build_study
@@ -192,7 +191,7 @@ def test_a_search_without_confirmation_names_its_best_but_tests_nothing(
     outcome = run(study, tmp_path, url)
     assert outcome.total == 3 and {s for _, s in fake_training.trained()} == {5}
     queue = create_or_load(study, url)
-    assert CONFIRMATION not in queue.attrs
+    assert confirmed_cells(queue.attrs) == {}
     report = write_report(study, queue, tmp_path / "results")
     assert report.summary["verdict"].iloc[0] == "best of the search (one seed)"
     assert set(report.summary["verdict"].iloc[1:]) == {"n/a (one seed)"}
@@ -219,7 +218,7 @@ def test_a_crashed_search_trial_is_retried_with_the_values_it_was_given(
 def _choose(study: Study, url: str, barrier: Any, results: Any) -> None:
     queue = create_or_load(study, url)
     barrier.wait()
-    results.put(design_of(study).choose(queue))
+    results.put(queue.advance(study.design))
 
 
 def test_the_confirmation_is_chosen_and_enqueued_once_when_workers_race(
@@ -238,10 +237,10 @@ def test_the_confirmation_is_chosen_and_enqueued_once_when_workers_race(
     ]
     for p in procs:
         p.start()
-    won = [results.get(timeout=120) for _ in procs]
+    looked = [results.get(timeout=120) for _ in procs]
     for p in procs:
         p.join()
-    assert sorted(won) == [False, False, False, True]
+    assert True in looked  # the process that recorded the choice enqueued it
     confirmed = confirmed_cells(queue.attrs)
     assert list(confirmed) == ["search-03", "search-02"]
     assert [v["train.lr"] for v in confirmed.values()] == [lrs[3], lrs[2]]
@@ -266,10 +265,14 @@ def test_no_confirmation_while_a_failed_search_trial_awaits_its_retry(tmp_path: 
     end_search_trial(study, queue, done, Outcome.COMPLETE, value=0.5)
     failed = Pair("search-01", 0, {}, sampled=True)
     end_search_trial(study, queue, failed, Outcome.FAILED)
-    assert not design_of(study).choose(queue)  # its retry is not enqueued yet
+    # its retry is not enqueued yet: nothing to add, nothing recorded
+    assert study.design.next_round(queue.records(), queue.attrs) is None
+    assert not queue.advance(study.design)
+    assert confirmed_cells(queue.attrs) == {}
     end_search_trial(study, queue, failed, Outcome.FAILED, attempt=3)
-    assert design_of(study).choose(queue)  # retries used up: the search has ended
+    assert queue.advance(study.design)  # retries used up: the search has ended
     assert list(confirmed_cells(queue.attrs)) == ["search-00"]
+    assert not queue.advance(study.design)  # chosen and enqueued: nothing more
 
 
 @pytest.mark.slow
