@@ -17,7 +17,9 @@ from pydantic import (
 
 from ablate.errors import did_you_mean
 from ablate.names import (
+    DISK_DATASETS,
     FIXED_CLASSES,
+    GENERATED_DATASETS,
     MODELS,
     AuxTarget,
     DatasetName,
@@ -37,6 +39,12 @@ from ablate.spec._base import (
     MAX_WEIGHT_DECAY,
     _Frozen,
 )
+
+
+def _listed(names: tuple[str, ...]) -> str:
+    """`a`, `b` and `c`: names in a field's description."""
+    quoted = [f"`{n}`" for n in names]
+    return ", ".join(quoted[:-1]) + f" and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
 
 
 class ShapesSpec(_Frozen):
@@ -96,8 +104,8 @@ class DataSpec(_Frozen):
     name: DatasetName = Field(
         "shapes",
         description="`shapes` (procedural scenes) and `digits` (scenes of scikit-learn's "
-        "handwritten digits) are generated; `folder`, `cityscapes`, `ade20k` and `voc` are "
-        "read from `root` in their standard layouts.",
+        f"handwritten digits) are generated; {_listed(DISK_DATASETS)} are read from `root` "
+        "in their standard layouts.",
     )
     num_classes: int = Field(
         6,
@@ -139,8 +147,8 @@ class DataSpec(_Frozen):
     )
     root: str | None = Field(
         None,
-        description="The dataset's folder; required by `folder`, `cityscapes`, `ade20k` and "
-        "`voc`, unused by generated data.",
+        description=f"The dataset's folder; required by {_listed(DISK_DATASETS)}, unused by "
+        "generated data.",
     )
     num_workers: int = Field(
         2,
@@ -188,9 +196,9 @@ class DataSpec(_Frozen):
             raise ValueError(f"{self.name} has {fixed} classes: set num_classes: {fixed}")
         if self.name == "shapes" and self.num_classes > 8:
             raise ValueError("shapes has at most 8 classes (background + 7 shape kinds)")
-        if self.name not in ("shapes", "digits") and self.root is None:
+        if self.name not in GENERATED_DATASETS and self.root is None:
             raise ValueError(f"{self.name} is read from disk: set root to its folder")
-        if self.name in ("shapes", "digits") and self.test_split is not None:
+        if self.name in GENERATED_DATASETS and self.test_split is not None:
             raise ValueError(f"{self.name} is generated: set test_size, not test_split")
         if self.name != "shapes" and self.shapes != ShapesSpec():
             raise ValueError(f"shapes knobs apply to name: shapes, not {self.name}")
