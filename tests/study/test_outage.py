@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 
 from ablate.errors import StorageDown
-from ablate.study import create_or_load, load_existing
-from ablate.study._optuna import storage_fault
+from ablate.study import create_or_load, load_existing, storage_fault
 from ablate.study_file import load_study
 from tests.outage import Proxy
 from tests.postgres import new_database
