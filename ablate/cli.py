@@ -3,7 +3,6 @@ fetch-weights, schema."""
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -20,7 +19,6 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from ablate.errors import SpecError, UserError
-from ablate.names import metric_info
 from ablate.study_file import Study, load_study
 
 
@@ -213,9 +211,10 @@ def plan(
 ) -> None:
     """What a study will train: its trials by model, and with --probe the estimated wall
     time, from timing a few iterations and one evaluation of each distinct model."""
+    from ablate.formats import duration
     from ablate.options import check_devices
     from ablate.plan import make_plan
-    from ablate.study._pool import _duration, plan_devices
+    from ablate.study import plan_devices
 
     s = load_study(study, set_ or ())
     check_devices(devices)
@@ -235,14 +234,14 @@ def plan(
     made = make_plan(s, len(placed), timer)
     console.print(f"{s.path}: {s.describe()} = {made.trials} trials", highlight=False)
     for line in made.lines:
-        each = f", {_duration(line.trial_s)} per trial" if line.trial_s is not None else ""
+        each = f", {duration(line.trial_s)} per trial" if line.trial_s is not None else ""
         cells = ", ".join(line.cells[:4]) + (
             f" and {len(line.cells) - 4} more" * (len(line.cells) > 4)
         )
         console.print(f"  {line.model}: {line.trials} trials ({cells}){each}", highlight=False)
     if made.wall_s is not None:
         console.print(
-            f"estimated wall time: {_duration(made.wall_s)} on {len(placed)} worker(s) "
+            f"estimated wall time: {duration(made.wall_s)} on {len(placed)} worker(s) "
             f"({', '.join(d for d, _ in placed)}), from {len(made.lines)} probe(s); data "
             "loading from disk and the report are not counted",
             highlight=False,
@@ -277,7 +276,7 @@ def run(
     check_devices(devices)  # before anything is written
     check_places(s.spec.name, results, storage, tracking_uri, checkpoint_dir)
     _stop_on_sigterm()
-    from ablate.report import write_report
+    from ablate.report import print_summary, write_report
     from ablate.study import Locations, create_or_load, run_study, run_tree_of
     from ablate.train import preflight
 
@@ -290,7 +289,7 @@ def run(
     if tree is not None:
         _publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
-    _print_summary(rep.summary, rep.comparison, s)
+    print_summary(console, rep, s)
     if outcome.failed:
         err_console.print(
             f"[red]{len(outcome.failed)} trial(s) failed after retries:[/] "
@@ -504,7 +503,7 @@ def report(
 ) -> None:
     """Rebuild trials.csv, summary.csv, plots and report.md from storage, without training."""
     from ablate.options import check_tracking_uri
-    from ablate.report import write_report
+    from ablate.report import print_summary, write_report
     from ablate.study import reconcile_and_say, run_tree_of
 
     s, queue = _existing(study, results, storage, read_only=True)
@@ -517,7 +516,7 @@ def report(
     if tree is not None:
         _publish(rep, s, tree)
     console.print(f"report: {rep.folder / 'report.md'}")
-    _print_summary(rep.summary, rep.comparison, s)
+    print_summary(console, rep, s)
 
 
 @app.command()
@@ -611,53 +610,6 @@ def _publish(rep: Any, s: Study, tree: Any) -> None:
         )
 
 
-def _print_summary(summary: Any, comparison: Any, s: Study) -> None:
-    metric = s.spec.metric.name
-    info = metric_info(metric)
-    unit = "points" if info.scale != 1.0 else info.unit
-    table = Table(
-        "cell",
-        "n",
-        f"{metric} ({info.unit or 'raw'})",
-        "95% CI of mean",
-        f"Δ vs baseline ({unit or 'raw'}) [paired 95% CI]",
-        "MDE",
-        "p (Holm)",
-        "verdict",
-        title=f"{s.spec.name}: {metric} over seeds",
-    )
-    shown = s.design.summary_rows(comparison)  # the rest are in the files
-    rows = summary[summary["cell"].isin(shown)]
-
-    def f(x: float, signed: bool = False) -> str:
-        return "–" if x != x else (f"{x * info.scale:+.2f}" if signed else f"{x * info.scale:.2f}")
-
-    for _, row in rows.iterrows():
-        diff = f(row["diff"], True)
-        if row["diff_ci_low"] == row["diff_ci_low"]:
-            diff += f" [{f(row['diff_ci_low'], True)}, {f(row['diff_ci_high'], True)}]"
-        table.add_row(  # a cell's name and verdict are text: "[x]" in them is no markup
-            escape(str(row["cell"])),
-            str(int(row["n"])),
-            f(row["mean"]),
-            f"{f(row['ci_low'])} … {f(row['ci_high'])}",
-            diff,
-            f(row.get("mde", math.nan)),
-            "–" if row["p_holm"] != row["p_holm"] else f"{row['p_holm']:.3f}",
-            escape(str(row["verdict"])),
-        )
-    console.print(table)
-    if len(rows) < len(summary):
-        console.print(f"… {len(summary) - len(rows)} more rows in summary.csv")
-    problems = (
-        rows[rows["health"].astype(object).fillna("").astype(bool)]
-        if "health" in rows
-        else rows[:0]
-    )
-    if len(problems):
-        console.print(f"[yellow]health: {len(problems)} cell(s) failed a check (report.md, Health)")
-
-
 @app.command("fetch-weights")
 @_user_errors
 def fetch_weights(
@@ -687,7 +639,7 @@ def diagnose(
     """Where companion heads go: train the base recipe for a few hundred steps (no Optuna, no
     MLflow), print each stage's mean |gradient| and flag those under 1e-7, the placement rule
     of Wang et al. (2015); plot the gradients to results/<name>/diagnose.png."""
-    from ablate.report._plot_stages import plot_stage_gradients
+    from ablate.report.plots import plot_stage_gradients
     from ablate.train import preflight
     from ablate.train.diagnose import check_device
     from ablate.train.diagnose import diagnose as measure

@@ -10,7 +10,7 @@ import torch
 from mlflow import MlflowClient
 
 from ablate import track
-from ablate.report._publish import cell_aggregates
+from ablate.report import Level, Paired, SummaryRow, cell_aggregates
 from ablate.track import CellInfo, RunTree, TrialRun, _client, ensure_run_tree
 
 
@@ -152,21 +152,20 @@ def test_a_trial_run_is_named_by_its_cell_and_seed(tmp_path: Path) -> None:
 
 
 def test_cell_aggregates_are_in_the_metric_s_display_unit_and_say_so(tmp_path: Path) -> None:
-    row = {
-        "n": 3,
-        "mean": 0.432,
-        "std": 0.01,
-        "ci_low": 0.41,
-        "ci_high": 0.45,
-        "diff": 0.02,
-        "diff_ci_low": -0.005,
-        "diff_ci_high": 0.045,
-        "p_value": 0.04,
-        "p_holm": 0.08,
-        "mde": 0.03,
-        "verdict": "helps",
-        "d_av": 1.2,  # a column the cell runs do not carry
-    }
+    row = SummaryRow(
+        "a",
+        level=Level(n=3, mean=0.432, std=0.01, ci_low=0.41, ci_high=0.45),
+        paired=Paired(
+            diff=0.02,
+            diff_ci_low=-0.005,
+            diff_ci_high=0.045,
+            n_pairs=3,
+            p_value=0.04,
+            p_holm=0.08,
+            mde=0.03,
+            d_av=1.2,  # a column the cell runs do not carry
+        ),
+    )
     values = cell_aggregates(row, "val/mIoU")
     assert values == pytest.approx(
         {
@@ -183,8 +182,8 @@ def test_cell_aggregates_are_in_the_metric_s_display_unit_and_say_so(tmp_path: P
             "val/mIoU/p_holm": 0.08,
         }
     )
-    loss = cell_aggregates({"n": 2, "mean": 0.53, "diff": float("nan")}, "val/loss")
-    assert loss == {"val/loss/n": 2, "val/loss/mean_nats": 0.53}  # NaN and missing left out
+    loss = cell_aggregates(SummaryRow("a", level=Level(n=2, mean=0.53)), "val/loss")
+    assert loss == {"val/loss/n": 2, "val/loss/mean_nats": 0.53}  # NaN values left out
 
     tree = _tree(tmp_path)
     track.log_cell_aggregates(tree, {"a": values}, finished=["a"])

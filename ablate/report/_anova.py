@@ -130,7 +130,7 @@ def _grid_values(
     Levels are the key values of every trial (any state), in order of first appearance; i and
     j index them. Raises if two cells fall on the same (row, col) pair.
     """
-    require_columns(trials, ["number", "state", "cell", "seed", metric, row_key, col_key])
+    require_columns(trials, ["number", "outcome", "cell", "seed", metric, row_key, col_key])
     row_codes, row_levels = pd.factorize(trials[row_key], use_na_sentinel=False)
     col_codes, col_levels = pd.factorize(trials[col_key], use_na_sentinel=False)
     coded = trials.assign(i=row_codes, j=col_codes)

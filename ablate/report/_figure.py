@@ -1,13 +1,15 @@
-"""What every report figure shares: the check on its table, axis units and labels, category
-ticks, a grid drawn as an image with readable text on it, and writing it as PNG and SVG."""
+"""What every report figure shares: what a report draws from (`FigureData`), the check on its
+table, axis units and labels, category ticks, a grid drawn as an image with readable text on
+it, and writing it as PNG and SVG."""
 
 from __future__ import annotations
 
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,9 +24,33 @@ from matplotlib.text import Text
 from ablate.names import is_fraction_metric
 from ablate.report._files import write_bytes
 
+if TYPE_CHECKING:
+    from ablate.report._summary import Summary
+
 DPI = 150
 PAGE_HEIGHT_IN = 24.0  # taller figures are written as PNG only
 _MAX_FLAT_LABEL = 8  # longer category labels are rotated so neighbours cannot overlap
+
+
+@dataclass(frozen=True)
+class FigureData:
+    """What a report's common figures are drawn from: the compared cells' trials and summary
+    rows (training curves and gradients: the cells the console shows), the per-class
+    differences and the auxiliary weight's schedule, and where the figures go."""
+
+    out: Path  # the report's plots folder
+    metric: str
+    baseline: str
+    against: str | None  # what the cells are compared with, in words, when not the baseline
+    factors: Sequence[str]  # two crossed keys: a heatmap
+    axis: str | None  # the one key the cells lie along
+    trials: pd.DataFrame  # the compared cells' trials (an `outcome` column among them)
+    complete: pd.DataFrame  # those that ended COMPLETE
+    summary: Summary  # the compared cells' rows
+    history: pd.DataFrame  # per-epoch metrics of the COMPLETE trials
+    gradients: pd.DataFrame  # gradient-flow samples of the COMPLETE trials
+    per_class: pd.DataFrame  # per-class IoU differences (`per_class_diff`)
+    aux: pd.DataFrame  # α_t against progress, where a schedule moves it
 
 
 def require(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:

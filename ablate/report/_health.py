@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from ablate.formats import Units
 from ablate.names import metric_info
-from ablate.report._verdict import amount
+from ablate.report._seeds import complete
 
 LATE_GAIN_POINTS = 1.0  # a still-rising curve: more than 1 point gained over the last quarter
 LATE_GAIN_RELATIVE = 0.01  # the same for metrics shown raw (a loss): 1 % of its final value
@@ -34,7 +36,17 @@ LAST_SHARE = 0.25  # "the end of training" the late gain looks at
 MIN_POINTS = 3  # evaluations a slope needs; fewer in total and convergence is not judged
 IOU_PREFIX = "val/iou/"
 
-HEALTH_COLUMNS = ("collapsed", "late_gain", "converged", "health")
+
+@dataclass(frozen=True)
+class CellHealth:
+    """A cell's checks: its COMPLETE seeds predicting one class, the late gain of its mean
+    curve (stored units; NaN where not judged), whether that curve had settled (None where
+    not judged) and one line naming each problem ("" when none)."""
+
+    collapsed: int = 0
+    late_gain: float = math.nan
+    converged: bool | None = None
+    health: str = ""
 
 
 def collapsed(trials: pd.DataFrame) -> pd.Series:
@@ -52,7 +64,7 @@ def collapsed(trials: pd.DataFrame) -> pd.Series:
 def never_learned(trials: pd.DataFrame) -> list[str]:
     """The classes whose IoU is 0 in every COMPLETE trial that measured them (none measured: not
     listed). Classes absent from validation have a NaN IoU and are not 'never learned'."""
-    done = trials[trials["state"] == "COMPLETE"]
+    done = trials[complete(trials)]
     out = []
     for column in (c for c in trials.columns if c.startswith(IOU_PREFIX)):
         values = pd.to_numeric(done[column], errors="coerce").dropna()
@@ -92,7 +104,7 @@ def trial_health(
 ) -> pd.DataFrame:
     """Per trial (the trials table's index): `collapsed` and `late_gain` (stored units, NaN
     where not judged or not COMPLETE), for trials.csv."""
-    done = (trials["state"] == "COMPLETE").to_numpy()
+    done = complete(trials).to_numpy()
     gains = pd.Series(math.nan, index=trials.index)
     if len(history) and metric in history.columns:
         curves = {
@@ -112,13 +124,11 @@ def cell_health(
     metric: str,
     goal: Literal["maximize", "minimize"],
     cells: Sequence[str],
-) -> dict[str, dict[str, Any]]:
-    """Per cell: `collapsed` (COMPLETE seeds predicting one class), `late_gain` (stored units;
-    NaN when not judged), `converged` (False, True, or None when not judged) and `health`, one
-    line naming each problem ("" when none)."""
-    done = trials[trials["state"] == "COMPLETE"]
+) -> dict[str, CellHealth]:
+    """Per cell, its checks (`CellHealth`)."""
+    done = trials[complete(trials)]
     flags = collapsed(done)
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, CellHealth] = {}
     gains = _cell_late_gains(history, metric, goal)
     for cell in cells:
         mine = flags[done["cell"] == cell]
@@ -130,15 +140,9 @@ def cell_health(
         if mine.any():
             problems.append(f"{int(mine.sum())} of {len(mine)} seeds predict one class")
         if converged is False:
-            problems.append(
-                f"not converged ({amount(gain, metric, signed=True)} over the last quarter)"
-            )
-        out[cell] = {
-            "collapsed": int(mine.sum()),
-            "late_gain": gain,
-            "converged": converged,
-            "health": "; ".join(problems),
-        }
+            shown = Units.of(metric).amount(gain, signed=True)
+            problems.append(f"not converged ({shown} over the last quarter)")
+        out[cell] = CellHealth(int(mine.sum()), gain, converged, "; ".join(problems))
     return out
 
 

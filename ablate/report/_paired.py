@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -39,15 +40,50 @@ def holm(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
     return out
 
 
-def level_stats(x: np.ndarray, confidence: float) -> dict[str, float]:
+@dataclass(frozen=True)
+class Level:
+    """A cell's metric over its seeds: how many, the mean, the sample std (ddof 1) and the
+    Student-t interval of the mean; NaN where too few seeds give none."""
+
+    n: int = 0
+    mean: float = math.nan
+    std: float = math.nan
+    ci_low: float = math.nan
+    ci_high: float = math.nan
+
+
+def level_stats(x: np.ndarray, confidence: float) -> Level:
     """Mean, sample std and the Student-t interval of the mean; NaN where n is too small."""
     n = len(x)
     mean = float(np.mean(x)) if n else math.nan
     if n < 2:
-        return {"n": n, "mean": mean, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+        return Level(n, mean)
     std = float(np.std(x, ddof=1))
     half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * std / math.sqrt(n)
-    return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+    return Level(n, mean, std, mean - half, mean + half)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """A cell's comparison with the cell it is paired with (by seed), from the differences
+    cell − reference: their mean with its t-interval, the tests, effect sizes, and what the
+    comparison could detect. `p_holm`, `mde` and `seeds_needed` depend on how many cells are
+    compared, so the summary, which sees them all, sets them. The baseline's own row has only
+    `n_pairs`: its number of seeds."""
+
+    diff: float = math.nan
+    diff_ci_low: float = math.nan
+    diff_ci_high: float = math.nan
+    n_pairs: int = 0
+    p_value: float = math.nan
+    p_holm: float = math.nan
+    p_wilcoxon: float = math.nan
+    d_z: float = math.nan
+    boot_low: float = math.nan
+    boot_high: float = math.nan
+    d_av: float = math.nan
+    mde: float = math.nan
+    seeds_needed: float = math.nan
 
 
 def paired_differences(cell: pd.Series, base: pd.Series) -> np.ndarray:
@@ -56,32 +92,41 @@ def paired_differences(cell: pd.Series, base: pd.Series) -> np.ndarray:
     return cell.loc[both].to_numpy(dtype=float) - base.loc[both].to_numpy(dtype=float)
 
 
-def no_comparison(n: int) -> dict[str, Any]:
-    empty = dict.fromkeys(
-        ("diff", "diff_ci_low", "diff_ci_high", "p_value", "p_wilcoxon", "d_z", "d_av"), math.nan
-    )
-    return {**empty, "boot_low": math.nan, "boot_high": math.nan, "n_pairs": n}
-
-
-def paired_stats(d: np.ndarray, confidence: float, n_boot: int, rng_seed: int) -> dict[str, Any]:
-    """Paired comparison from the per-seed differences d (cell − baseline)."""
+def paired_stats(
+    cell: pd.Series, base: pd.Series, confidence: float, n_boot: int, rng_seed: int
+) -> tuple[Paired, float]:
+    """The paired comparison of a cell's per-seed values with its reference's, and the
+    standard deviation of the differences (NaN below two pairs), which its MDE is
+    computed from."""
+    d = paired_differences(cell, base)
     level = level_stats(d, confidence)
-    out = no_comparison(len(d))
-    out.update(diff=level["mean"], diff_ci_low=level["ci_low"], diff_ci_high=level["ci_high"])
+    out = Paired(level.mean, level.ci_low, level.ci_high, len(d))
     if len(d) < 2:
-        return out
-    out["p_value"], out["d_z"] = _t_test(d, level)
+        return out, math.nan
+    p_value, d_z = _t_test(d, level)
+    p_wilcoxon = math.nan
     if np.any(d) and len(d) >= wilcoxon_min_n(1.0 - confidence):
         with warnings.catch_warnings():  # scipy warns about ties and zeros with few pairs
             warnings.simplefilter("ignore", RuntimeWarning)
             warnings.simplefilter("ignore", UserWarning)
-            out["p_wilcoxon"] = float(stats.wilcoxon(d, alternative="two-sided").pvalue)
+            p_wilcoxon = float(stats.wilcoxon(d, alternative="two-sided").pvalue)
+    boot = (math.nan, math.nan)
     if n_boot > 0 and len(d) >= BOOTSTRAP_MIN_N:
-        out["boot_low"], out["boot_high"] = _bootstrap_mean_ci(d, confidence, n_boot, rng_seed)
-    return out
+        boot = _bootstrap_mean_ci(d, confidence, n_boot, rng_seed)
+    both = cell.index.intersection(base.index)
+    paired = replace(
+        out,
+        p_value=p_value,
+        p_wilcoxon=p_wilcoxon,
+        d_z=d_z,
+        boot_low=boot[0],
+        boot_high=boot[1],
+        d_av=cohens_d_av(d, cell.loc[both].to_numpy(float), base.loc[both].to_numpy(float)),
+    )
+    return paired, level.std
 
 
-def _t_test(d: np.ndarray, level: dict[str, float]) -> tuple[float, float]:
+def _t_test(d: np.ndarray, level: Level) -> tuple[float, float]:
     """(p, d_z) of the one-sample t-test of d against 0; at least two values."""
     spread = float(np.ptp(d))
     if spread <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
@@ -90,11 +135,11 @@ def _t_test(d: np.ndarray, level: dict[str, float]) -> tuple[float, float]:
         # around that shift, where p → 0 and d_z → ±inf.
         if not np.any(d):
             return 1.0, 0.0
-        return 0.0, math.copysign(math.inf, level["mean"])
+        return 0.0, math.copysign(math.inf, level.mean)
     # Student's one-sample t-test by its formula: scipy.stats.ttest_1samp gives the same p
     # (tests/report check it) at a hundred times the cost, paid per cell and class
-    t = level["mean"] / (level["std"] / math.sqrt(len(d)))
-    return float(2.0 * special.stdtr(len(d) - 1, -abs(t))), level["mean"] / level["std"]
+    t = level.mean / (level.std / math.sqrt(len(d)))
+    return float(2.0 * special.stdtr(len(d) - 1, -abs(t))), level.mean / level.std
 
 
 def mean_difference(d: np.ndarray, confidence: float) -> dict[str, Any]:
@@ -102,9 +147,9 @@ def mean_difference(d: np.ndarray, confidence: float) -> dict[str, Any]:
     t-test's p: one row of a per-class or effects table."""
     level = level_stats(d, confidence)
     return {
-        "estimate": level["mean"],
-        "ci_low": level["ci_low"],
-        "ci_high": level["ci_high"],
+        "estimate": level.mean,
+        "ci_low": level.ci_low,
+        "ci_high": level.ci_high,
         "n": len(d),
         "p_value": _t_test(d, level)[0] if len(d) >= 2 else math.nan,
     }

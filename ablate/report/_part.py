@@ -3,13 +3,13 @@ markdown table both use."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from ablate.formats import significant
 from ablate.report._text import md_text
 
 
@@ -30,7 +30,7 @@ def markdown_rows(frame: pd.DataFrame, columns: Sequence[str]) -> str:
         for c in cols:
             v = row[c]
             if isinstance(v, float):
-                cells.append("–" if math.isnan(v) else f"{v:.4g}")
+                cells.append(significant(v, 4))
             else:
                 cells.append(md_text(v))
         lines.append("| " + " | ".join(cells) + " |")

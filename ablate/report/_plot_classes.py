@@ -10,12 +10,19 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from ablate.report._figure import require, save, show_grid, text_color
+from ablate.report._figure import FigureData, require, save, show_grid, text_color
 from ablate.report._plot_heatmap import STAR_ALPHA
 
 _ANNOTATED_CLASSES = 10  # per-class heatmaps print values up to this many classes, else stars only
 _ROOMY_ROWS = 40  # beyond this many cells, rows are narrower
 _ANNOTATED_SQUARES = 400  # ... and up to this many squares (beyond, the colours carry the values)
+
+
+def report_per_class_diff(data: FigureData) -> list[Path]:
+    """Where a class was compared: the cells × classes grid of IoU differences."""
+    if not len(data.per_class) or not data.per_class["diff"].notna().any():
+        return []
+    return plot_per_class_diff(data.per_class, out_dir=data.out, stem="per_class_diff")
 
 
 def plot_per_class_diff(per_class: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:

@@ -4,25 +4,43 @@ the band of differences the study could not have detected (a forest plot)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from ablate.names import metric_info
-from ablate.report._figure import require, save
+from ablate.formats import Units
+from ablate.report._figure import FigureData, save
+from ablate.report._summary import SummaryRow
+from ablate.report._verdict import Kind
 
-# verdict → colour; anything else (missing, one seed, diverged) is drawn grey
-_COLORS = {"better": "#1a7f37", "worse": "#cf222e", "no detectable": "#0969da"}
+# the verdict's kind → colour; any other (missing, one seed, diverged, ...) is drawn grey
+_COLORS = {Kind.BETTER: "#1a7f37", Kind.WORSE: "#cf222e", Kind.NO_DIFFERENCE: "#0969da"}
 _GREY = "0.45"
 _NAMED_VERDICTS = 20
 
 
+def report_forest(data: FigureData) -> list[Path]:
+    """The report's main figure, where a cell besides the baseline has a row and some row has
+    a paired seed."""
+    rows = list(data.summary)
+    if not any(r.cell != data.baseline for r in rows) or not any(r.paired.n_pairs for r in rows):
+        return []
+    return plot_diff_vs_baseline(
+        rows,
+        metric=data.metric,
+        baseline=data.baseline,
+        out_dir=data.out,
+        stem="diff_vs_baseline",
+        against=data.against,
+    )
+
+
 def plot_diff_vs_baseline(
-    summary: pd.DataFrame,
+    summary: Sequence[SummaryRow],
     *,
     metric: str,
     baseline: str,
@@ -35,11 +53,11 @@ def plot_diff_vs_baseline(
     paired Student-t interval (a bar) and ±MDE around zero (a shaded band: true differences
     inside it the study would usually have missed). Colours follow the verdict. `against`
     names what the differences are from where it is not the baseline ("the row above")."""
-    cells = summary[summary["cell"] != baseline]
+    cells = [row for row in summary if row.cell != baseline]
     # two lines of small text per row (cell, verdict); beyond _NAMED_VERDICTS rows one (the
     # colour gives the verdict)
     height = 2.2 + (0.5 if len(cells) <= _NAMED_VERDICTS else 0.22) * max(1, len(cells))
-    labels = [*cells["cell"].astype(str), *(_short(str(v)) for v in cells["verdict"])]
+    labels = [*(row.cell for row in cells), *(row.verdict.short for row in cells)]
     names = 0.075 * max((len(t) for t in labels), default=4)
     fig = Figure(figsize=(max(7.2, 4.4 + names), height), layout="constrained")
     _draw_diff_vs_baseline(
@@ -55,7 +73,7 @@ def plot_diff_vs_baseline(
 
 def _draw_diff_vs_baseline(
     ax: Axes,
-    summary: pd.DataFrame,
+    summary: Sequence[SummaryRow],
     *,
     metric: str,
     baseline: str,
@@ -63,18 +81,16 @@ def _draw_diff_vs_baseline(
     against: str | None = None,
 ) -> None:
     """Draw onto `ax`; artists carry gids ("diff", "ci", "mde", "zero") for the tests."""
-    require(summary, ["cell", "diff", "diff_ci_low", "diff_ci_high", "verdict"], "summary")
-    cells = summary[summary["cell"] != baseline].reset_index(drop=True)
-    if not len(cells):
+    cells = [row for row in summary if row.cell != baseline]
+    if not cells:
         raise ValueError("summary has no cell besides the baseline: nothing to compare")
-    info = metric_info(metric)
+    units = Units.of(metric)
     y = np.arange(len(cells))[::-1].astype(float)  # first cell on top
-    diff = cells["diff"].to_numpy(dtype=float) * info.scale
-    low = cells["diff_ci_low"].to_numpy(dtype=float) * info.scale
-    high = cells["diff_ci_high"].to_numpy(dtype=float) * info.scale
-    mde = cells.get("mde", pd.Series(np.nan, index=cells.index)).to_numpy(dtype=float)
-    mde = mde * info.scale
-    colors = [_color(str(v)) for v in cells["verdict"]]
+    diff = np.array([row.paired.diff for row in cells], dtype=float) * units.scale
+    low = np.array([row.paired.diff_ci_low for row in cells], dtype=float) * units.scale
+    high = np.array([row.paired.diff_ci_high for row in cells], dtype=float) * units.scale
+    mde = np.array([row.paired.mde for row in cells], dtype=float) * units.scale
+    colors = [_COLORS.get(row.verdict.kind, _GREY) for row in cells]
 
     for yi, m in zip(y, mde, strict=True):
         if math.isfinite(m) and m > 0:
@@ -96,16 +112,12 @@ def _draw_diff_vs_baseline(
     named = len(cells) <= _NAMED_VERDICTS
     ax.set_yticks(
         y,
-        [
-            f"{c}\n{_short(v)}" if named else str(c)
-            for c, v in zip(cells["cell"], cells["verdict"], strict=True)
-        ],
+        [f"{row.cell}\n{row.verdict.short}" if named else row.cell for row in cells],
         fontsize="small",
     )
     ax.set_ylim(-0.7, len(cells) - 0.3)
-    unit = "points" if info.scale != 1.0 else (info.unit or "units")
     name = metric.split("/")[-1]
-    ax.set_xlabel(f"{name} − {against or f'baseline ({baseline})'}, {unit}")
+    ax.set_xlabel(f"{name} − {against or f'baseline ({baseline})'}, {units.name}")
     ax.grid(axis="x", alpha=0.3)
     level = f"{confidence * 100:g}%"
     handles = [
@@ -113,22 +125,7 @@ def _draw_diff_vs_baseline(
         Patch(color="0.85", label="± MDE: undetectable at 80% power (Holm-corrected α)"),
     ]
     if not named:  # the verdicts are not written beside the cells: their colours say them
-        handles += [
-            Patch(color=c, label=f"verdict: {v}{' difference' if v == 'no detectable' else ''}")
-            for v, c in [*_COLORS.items(), ("other", _GREY)]
-        ]
+        handles += [Patch(color=c, label=f"verdict: {k.value}") for k, c in _COLORS.items()]
+        handles.append(Patch(color=_GREY, label="verdict: other"))
     ax.figure.legend(handles=handles, fontsize="small", loc="outside lower center", frameon=False)
     ax.set_title(f"Paired difference from {against or 'the baseline'}", fontsize="medium")
-
-
-def _color(verdict: str) -> str:
-    for start, color in _COLORS.items():
-        if verdict.startswith(start):
-            return color
-    return _GREY
-
-
-def _short(verdict: str) -> str:
-    """The verdict cut to its first clause, for a tick label."""
-    head = verdict.split(" (")[0].split(";")[0]
-    return head if len(head) <= 48 else head[:45] + "…"

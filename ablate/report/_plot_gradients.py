@@ -18,11 +18,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ablate.names import VANISHING_GRADIENT
-from ablate.report._figure import require, save
+from ablate.report._figure import FigureData, require, save
 
 # Wang et al. (2015) add a companion head where the layers' mean |gradient| falls below this.
 WANG_THRESHOLD = VANISHING_GRADIENT
 _PANEL_COLUMNS = 3  # gradient-flow panels per row (two rows hold the ~6 cells of a study)
+
+
+def report_gradient_flow(data: FigureData) -> list[Path]:
+    """Where trials sampled their gradients: one panel per cell."""
+    if not len(data.gradients):
+        return []
+    return plot_gradient_flow(data.gradients, out_dir=data.out, stem="gradient_flow")
 
 
 def plot_gradient_flow(grad: pd.DataFrame, *, out_dir: Path | str, stem: str) -> list[Path]:

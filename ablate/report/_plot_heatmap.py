@@ -13,12 +13,34 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablate.names import metric_scale
-from ablate.report._figure import save, set_category_ticks, show_grid, text_color, value_label
+from ablate.report._figure import (
+    FigureData,
+    save,
+    set_category_ticks,
+    show_grid,
+    text_color,
+    value_label,
+)
 
 STAR_ALPHA = 0.05  # a heatmap cell gets a star when p_holm is below this
 # Summary columns measured in the metric's unit, hence shown ×100 for fraction metrics.
 _METRIC_UNIT_COLUMNS = {"mean", "std", "ci_low", "ci_high", "diff", "diff_ci_low", "diff_ci_high"}
 _METRIC_UNIT_COLUMNS |= {"boot_low", "boot_high"}
+
+
+def report_heatmap(data: FigureData) -> list[Path]:
+    """Two crossed keys whose trials measured the metric: the differences over the grid."""
+    if len(data.factors) != 2 or not data.complete[data.metric].notna().any():
+        return []
+    return plot_heatmap(
+        data.summary.frame(),
+        row_key=data.factors[0],
+        col_key=data.factors[1],
+        out_dir=data.out,
+        stem="diff_heatmap",
+        metric=data.metric,
+        baseline=data.baseline,
+    )
 
 
 def plot_heatmap(
@@ -30,15 +52,18 @@ def plot_heatmap(
     out_dir: Path | str,
     stem: str,
     metric: str | None = None,
+    baseline: str | None = None,
 ) -> list[Path]:
     """Two-key studies: a grid of `value` (default: mean difference from baseline), annotated.
 
-    A star marks cells with p_holm < 0.05; the baseline and cells without data are labelled as
-    such. Pass `metric` so that fraction metrics are shown in points.
+    A star marks cells with p_holm < 0.05; the `baseline` cell and cells without data are
+    labelled as such. Pass `metric` so that fraction metrics are shown in points.
     """
     fig = Figure(figsize=(6.4, 4.4), layout="constrained")
     ax = fig.subplots()
-    _draw_heatmap(ax, summary, row_key=row_key, col_key=col_key, value=value, metric=metric)
+    _draw_heatmap(
+        ax, summary, row_key=row_key, col_key=col_key, value=value, metric=metric, baseline=baseline
+    )
     return save(fig, out_dir, stem)
 
 
@@ -50,6 +75,7 @@ def _draw_heatmap(
     col_key: str,
     value: str,
     metric: str | None,
+    baseline: str | None = None,
 ) -> np.ndarray:
     """Draw the grid and return the plotted matrix (rows: row_key values, cols: col_key values)."""
     scale = metric_scale(metric) if metric is not None and value in _METRIC_UNIT_COLUMNS else 1.0
@@ -70,7 +96,7 @@ def _draw_heatmap(
             )
         filled[i, j] = True
         grid[i, j] = float(row[value]) * scale
-        notes[i, j] = _heatmap_note(row, grid[i, j])
+        notes[i, j] = "baseline" if row["cell"] == baseline else _heatmap_note(row, grid[i, j])
 
     diverging = value.startswith("diff") or value == "d_z"
     image, norm = show_grid(ax, grid, diverging=diverging)
@@ -90,8 +116,6 @@ def _draw_heatmap(
 
 
 def _heatmap_note(row: dict[str, Any], shown: float) -> str:
-    if row.get("verdict") == "baseline":
-        return "baseline"
     if not np.isfinite(shown):
         return "missing"
     star = "*" if row.get("p_holm", math.nan) < STAR_ALPHA else ""

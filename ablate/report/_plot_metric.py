@@ -14,12 +14,28 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ablate.names import metric_scale
-from ablate.report._figure import axis_label, save, set_category_ticks, value_label
+from ablate.report._figure import FigureData, axis_label, save, set_category_ticks, value_label
+from ablate.report._seeds import complete
 
 _CATEGORY_JITTER = 0.12  # seed points spread ± this around a category (categories are 1 apart)
 _NAMED_CATEGORIES = 40  # beyond this many, categories are numbered, not named ...
 _NUMBERED_TICKS = 12  # ... at about this many ticks
 _NUMERIC_JITTER = 0.015  # seed points spread ± this share of the key's range
+
+
+def report_metric_vs_key(data: FigureData) -> list[Path]:
+    """Where trials measured the metric: every cell's seeds and mean along the study's axis."""
+    if not data.complete[data.metric].notna().any():
+        return []
+    return plot_metric_vs_key(
+        data.complete,
+        data.summary.frame(),
+        key=data.axis,
+        metric=data.metric,
+        baseline=data.baseline,
+        out_dir=data.out,
+        stem="metric_vs_cell",
+    )
 
 
 def plot_metric_vs_key(
@@ -120,7 +136,7 @@ def _draw_seeds(
     jitter: float,
 ) -> None:
     """Every COMPLETE seed as a point, jittered sideways (reproducibly) so ties stay visible."""
-    done = trials[(trials["state"] == "COMPLETE") & trials["cell"].isin(list(positions))]
+    done = trials[complete(trials) & trials["cell"].isin(list(positions))]
     y = pd.to_numeric(done[metric], errors="coerce").to_numpy(dtype=float) * scale
     x = done["cell"].map(positions).to_numpy(dtype=float)
     keep = np.isfinite(y)

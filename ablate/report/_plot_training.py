@@ -14,9 +14,28 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ablate.names import metric_scale
-from ablate.report._figure import axis_label, require, save
+from ablate.report._figure import FigureData, axis_label, require, save
 
 NAMED_CURVES = 12  # up to this many cells each curve has a band and a legend entry
+
+
+def report_training_curves(data: FigureData) -> list[Path]:
+    """Where trials kept a history: the CE term (not the total: totals with different aux
+    weights are not comparable), the metric and the other validation metrics, per epoch."""
+    if not len(data.history):
+        return []
+    wanted = ["train/loss/ce", data.metric, "val/loss", "val/boundary_iou", "val/small_iou"]
+    metrics = [m for m in dict.fromkeys(wanted) if m in data.history.columns]
+    return plot_training_curves(
+        data.history, metrics=metrics, out_dir=data.out, stem="training_curves"
+    )
+
+
+def report_aux_weight(data: FigureData) -> list[Path]:
+    """Where a cell's schedule moves the auxiliary weight: α_t over training."""
+    if not len(data.aux):
+        return []
+    return plot_aux_weight(data.aux, out_dir=data.out, stem="aux_weight")
 
 
 def plot_training_curves(

@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from ablate.report._text import md_code, md_fence, md_text
-from ablate.study import TrialRecord
+from ablate.study import Outcome, TrialRecord
 from ablate.study_file import Study
 from ablate.urls import mask_secrets
 
@@ -73,7 +73,7 @@ def provenance(
     if program in ("__main__.py", "-m", "-c"):
         program = "python -m ablate"
     recipe = study.spec.base.model_dump(mode="json")
-    devices = sorted({r.device for r in records if r.state == "COMPLETE" and r.device})
+    devices = sorted({r.device for r in records if r.outcome is Outcome.COMPLETE and r.device})
     return Provenance(
         command=shlex.join([program, *args[1:]]) if args else "ablate",
         overrides=tuple(_overrides(args[1:])),

@@ -4,11 +4,10 @@ run."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
 
 from ablate.names import metric_info
 from ablate.report._build import Report
+from ablate.report._summary import SummaryRow
 from ablate.study_file import Study
 from ablate.track import RunTree, log_cell_aggregates, log_study_artifacts
 
@@ -31,13 +30,14 @@ def aggregate_names(metric: str) -> dict[str, str]:
     }
 
 
-def cell_aggregates(row: Mapping[str, Any], metric: str) -> dict[str, float]:
+def cell_aggregates(row: SummaryRow, metric: str) -> dict[str, float]:
     """A summary row's values as a cell run's metrics (`aggregate_names`), values in the
-    metric's unit scaled to its display unit; missing and NaN values left out."""
+    metric's unit scaled to its display unit; NaN values left out."""
     scale = metric_info(metric).scale
+    columns = row.columns()
     values = {}
     for column, name in aggregate_names(metric).items():
-        if column in row and not math.isnan(value := float(row[column])):
+        if not math.isnan(value := float(columns[column])):
             values[name] = value * scale if column in _IN_UNIT else value
     return values
 
@@ -49,11 +49,11 @@ def publish(report: Report, study: Study, tree: RunTree) -> None:
     metric = study.spec.metric.name
     aggregates = {}
     finished = []
-    for _, row in report.summary.iterrows():
-        aggregates[str(row["cell"])] = cell_aggregates(row, metric)
-        planned = report.planned.get(str(row["cell"]), len(study.spec.sweep.seed_list))
-        if int(row["n"]) + int(row.get("diverged", 0)) >= planned:
-            finished.append(str(row["cell"]))
+    for row in report.rows:
+        aggregates[row.cell] = cell_aggregates(row, metric)
+        planned = report.planned.get(row.cell, len(study.spec.sweep.seed_list))
+        if row.level.n + row.diverged >= planned:
+            finished.append(row.cell)
     log_cell_aggregates(tree, aggregates, finished)
     log_study_artifacts(
         tree,

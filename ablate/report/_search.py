@@ -14,10 +14,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ablate.design import BASELINE, Comparison, SearchDesign
+from ablate.formats import Units
 from ablate.names import metric_scale
 from ablate.report._figure import axis_label, require, save
 from ablate.report._files import write_text
 from ablate.report._part import Part, markdown_rows
+from ablate.report._seeds import complete
+from ablate.report._summary import Summary
 from ablate.report._text import md_code
 from ablate.study_file import Study
 
@@ -28,14 +31,15 @@ def search_table(
     design: SearchDesign, metric: str, trials: pd.DataFrame, confirmed: Sequence[str]
 ) -> pd.DataFrame:
     """One row per search configuration, best first: its rank among the completed ones, its
-    values, the metric on the search seed, its state and whether it was confirmed."""
+    values, the metric on the search seed, its state (and its `outcome`, which search.csv
+    leaves out) and whether it was confirmed."""
     keys = list(design.space)
     mine = trials[(trials["cell"] != BASELINE) & (trials["seed"] == design.search_seed)]
     # the last try of each cell tells its state (earlier tries failed and were retried)
     last = mine.sort_values("number").groupby("cell", sort=False).tail(1)
-    table = last[["number", "cell", *keys, "state", metric]].copy()
+    table = last[["number", "cell", *keys, "state", metric, "outcome"]].copy()
     table["confirmed"] = table["cell"].isin(list(confirmed))
-    done = table["state"] == "COMPLETE"
+    done = complete(table)
     ascending = design.goal != "maximize"
     ranked = table[done].sort_values([metric, "number"], ascending=[ascending, True])
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
@@ -49,9 +53,9 @@ def selection_notes(
 ) -> list[str]:
     """Per confirmed cell, its mean difference from the baseline on the seeds it was *not*
     chosen on: the estimate the winner's curse does not touch."""
-    scale = metric_scale(metric)
-    unit = " points" if scale != 1 else ""
-    done = trials[(trials["state"] == "COMPLETE") & (trials["seed"] != design.search_seed)]
+    units = Units.of(metric)
+    unit = " points" if units.in_points else ""
+    done = trials[complete(trials) & (trials["seed"] != design.search_seed)]
     base = done[done["cell"] == BASELINE].set_index("seed")[metric]
     notes = []
     for cell in confirmed:
@@ -60,9 +64,9 @@ def selection_notes(
         if not len(paired):
             notes.append(f"- {md_code(cell)}: no confirmation seed has finished yet")
             continue
-        diff = float((own[paired] - base[paired]).mean()) * scale
+        diff = units.fixed(float((own[paired] - base[paired]).mean()), signed=True)
         notes.append(
-            f"- {md_code(cell)}: {diff:+.2f}{unit} against the baseline on the {len(paired)} "
+            f"- {md_code(cell)}: {diff}{unit} against the baseline on the {len(paired)} "
             f"seed(s) it was not chosen on ({', '.join(str(s) for s in paired)})"
         )
     return notes
@@ -85,8 +89,8 @@ def plot_search(
     so far against the order tried. `confirmed` (summary rows: cell, mean, ci_low, ci_high)
     adds each confirmed configuration's mean over every seed with its interval, drawn beside
     its ring: how far the search seed flattered it."""
-    require(table, ["number", "state", metric, *keys], "the search table")
-    done = table[table["state"] == "COMPLETE"].sort_values("number")
+    require(table, ["number", "outcome", metric, *keys], "the search table")
+    done = table[complete(table)].sort_values("number")
     scale = metric_scale(metric)
     panels = len(keys) + 1
     ncols = min(_PANEL_COLUMNS, panels)
@@ -152,7 +156,7 @@ def search_part(
     study: Study,
     comparison: Comparison,
     trials: pd.DataFrame,
-    summary: pd.DataFrame,
+    summary: Summary,
     folder: Path,
 ) -> Part:
     """search.csv, the search plot and the report's "Search" section."""
@@ -162,20 +166,20 @@ def search_part(
     confirmed = [c for c in comparison.compared if c != comparison.baseline]
     table = search_table(design, metric, trials, confirmed)
     csv = folder / "search.csv"
-    write_text(csv, table.to_csv(index=False))
+    write_text(csv, table.drop(columns="outcome").to_csv(index=False))
     files = [csv]
-    if (table["state"] == "COMPLETE").any():
-        baseline = summary.loc[summary["cell"] == design.baseline, "mean"]
+    if complete(table).any():
+        baseline = summary.get(design.baseline)
         files += plot_search(
             table,
             keys=list(design.space),
             log_keys=[k for k, r in design.space.items() if r.log],
             metric=metric,
             goal=design.goal,
-            baseline_mean=float(baseline.iloc[0]) if len(baseline) else math.nan,
+            baseline_mean=baseline.level.mean if baseline else math.nan,
             out_dir=folder / "plots",
             stem="search",
-            confirmed=summary[summary["cell"].isin(confirmed)],
+            confirmed=summary.only(confirmed).frame(),
         )
     return Part(files, _section(design, metric, table, trials, confirmed))
 

@@ -1,5 +1,8 @@
 """One value per (cell, seed) read from the trials table: only COMPLETE trials with a finite value,
-the latest trial winning if a seed somehow completed twice."""
+the latest trial winning if a seed somehow completed twice.
+
+The table's `outcome` column holds each trial's `Outcome` (None while it waits or runs); its
+`state` column is that outcome's name in trials.csv, for people, and is not read here."""
 
 from __future__ import annotations
 
@@ -7,6 +10,18 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 import pandas as pd
+
+from ablate.study import Outcome
+
+
+def ended(trials: pd.DataFrame, outcome: Outcome) -> pd.Series:
+    """Per trial (the table's index), whether it ended with `outcome`."""
+    return trials["outcome"].map(lambda o: o is outcome).astype(bool)
+
+
+def complete(trials: pd.DataFrame) -> pd.Series:
+    """Per trial (the table's index), whether it ended COMPLETE."""
+    return ended(trials, Outcome.COMPLETE)
 
 
 def require_columns(trials: pd.DataFrame, columns: Sequence[str]) -> None:
@@ -41,7 +56,7 @@ def seed_values(trials: pd.DataFrame, column: str) -> dict[Hashable, pd.Series]:
 def complete_rows(trials: pd.DataFrame, column: str) -> pd.DataFrame:
     """The COMPLETE rows with a finite `column`, one per (cell, seed) (the latest trial wins),
     with that column as float under the name "value"; the index is the trials table's."""
-    done = trials[trials["state"] == "COMPLETE"].sort_values("number", kind="stable")
+    done = trials[complete(trials)].sort_values("number", kind="stable")
     done = done.drop_duplicates(["cell", "seed"], keep="last")
     value = pd.to_numeric(done[column], errors="coerce").astype(float)
     keep = np.isfinite(value.to_numpy())

@@ -5,58 +5,245 @@ IoU differences from the baseline."""
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from ablate.design import Comparison
 from ablate.names import metric_info
-from ablate.report._health import cell_health, never_learned
+from ablate.report._health import CellHealth, cell_health, never_learned
 from ablate.report._paired import (
-    cohens_d_av,
+    Level,
+    Paired,
     holm,
     level_stats,
     mean_difference,
-    no_comparison,
     paired_differences,
     paired_stats,
 )
 from ablate.report._power import mde, seeds_needed
 from ablate.report._seeds import cell_order, empty_series, require_columns, seed_values
-from ablate.report._verdict import verdict_of
+from ablate.report._verdict import Kind, Verdict, verdict_of
+from ablate.study import Outcome
 
-SUMMARY_STATS = (
-    "n",
-    "mean",
-    "std",
-    "ci_low",
-    "ci_high",
-    "diverged",
-    "divergence_rate",
-    "diff",
-    "diff_ci_low",
-    "diff_ci_high",
-    "n_pairs",
-    "p_value",
-    "p_holm",
-    "p_wilcoxon",
-    "d_z",
-    "boot_low",
-    "boot_high",
-    "d_av",
-    "mde",
-    "seeds_needed",
-    "collapsed",
-    "late_gain",
-    "converged",
-    "health",
-    "verdict",
-)
+_OPTIONAL = {"optional": True}  # a column only studies that have it get (field metadata)
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One cell of summary.csv, typed: its swept values, its metric over seeds, its diverged
+    seeds, its paired comparison, its health checks and the verdict built from them. The
+    columns of summary.csv are these fields in order, nested ones flattened (`columns`)."""
+
+    cell: str
+    values: Mapping[str, Any] = field(default_factory=dict)  # swept key -> the cell's value
+    level: Level = field(default_factory=Level)
+    diverged: int = 0  # seeds whose loss turned NaN/inf (counted, not in `level`)
+    divergence_rate: float = math.nan  # of the seeds that ended, the share that diverged
+    paired: Paired = field(default_factory=Paired)
+    checks: CellHealth = field(default_factory=CellHealth)
+    verdict: Verdict = field(default_factory=lambda: Verdict(Kind.MISSING))
+    # the cell it is compared with, where a design names one ("" for the baseline)
+    reference: str = field(default="", metadata=_OPTIONAL)
+    # on the held-out test split: the mean, and the mean paired difference from `reference`
+    test_mean: float = field(default=math.nan, metadata=_OPTIONAL)
+    test_diff: float = field(default=math.nan, metadata=_OPTIONAL)
+    # adaptive seeds: the seeds its sequential test used, and why it stopped
+    seeds_used: float = field(default=math.nan, metadata=_OPTIONAL)
+    stopped: str = field(default="", metadata=_OPTIONAL)
+
+    def columns(self) -> dict[str, Any]:
+        """The row as summary.csv writes it (every optional column too): field by field, a
+        nested record's fields in its place, the verdict as its text."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "values":
+                out.update(value)
+            elif isinstance(value, Verdict):
+                out[f.name] = value.text
+            elif is_dataclass(value) and not isinstance(value, type):
+                out.update(asdict(value))
+            else:
+                out[f.name] = value
+        return out
+
+
+def _column_names(optional: bool) -> list[str]:
+    """The columns of summary.csv after the cell and its swept keys: the optional ones, or
+    those every summary has (`SUMMARY_STATS`), in field order."""
+    empty = SummaryRow("")
+    names = []
+    for f in fields(SummaryRow):
+        if f.name in ("cell", "values") or bool(f.metadata.get("optional")) != optional:
+            continue
+        value = getattr(empty, f.name)
+        nested = is_dataclass(value) and not isinstance(value, Verdict | type)
+        names += [sub.name for sub in fields(value)] if nested else [f.name]
+    return names
+
+
+SUMMARY_STATS = tuple(_column_names(optional=False))
+_OPTIONAL_COLUMNS = tuple(_column_names(optional=True))
+
+
+@dataclass(frozen=True)
+class Summary:
+    """summary.csv, typed: a row per cell in the comparison's order. The report's text, the
+    console and MLflow read these rows; `frame` is the table written to summary.csv and drawn
+    by the plots. `optional` names the optional columns this study has (a design with
+    references, a held-out test split, adaptive seeds)."""
+
+    rows: tuple[SummaryRow, ...]
+    keys: tuple[str, ...]
+    metric: str
+    baseline: str
+    optional: frozenset[str] = frozenset()
+
+    def __iter__(self) -> Iterator[SummaryRow]:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def get(self, cell: str) -> SummaryRow | None:
+        return next((row for row in self.rows if row.cell == cell), None)
+
+    def only(self, cells: Sequence[str]) -> Summary:
+        """The rows of `cells`, in the summary's order."""
+        wanted = set(cells)
+        return replace(self, rows=tuple(row for row in self.rows if row.cell in wanted))
+
+    def frame(self) -> pd.DataFrame:
+        """The table summary.csv holds: cell, one column per swept key, `SUMMARY_STATS`,
+        then the optional columns this study has."""
+        optional = [c for c in _OPTIONAL_COLUMNS if c in self.optional]
+        columns = ["cell", *self.keys, *SUMMARY_STATS, *optional]
+        return pd.DataFrame([row.columns() for row in self.rows], columns=columns)
+
 
 # Outcome of one (cell, seed), best first: a seed retried after a crash counts by its best try.
-_OUTCOME_RANK = {"COMPLETE": 0, "DIVERGED": 1, "FAIL": 2}
+_OUTCOME_RANK = {Outcome.COMPLETE: 0, Outcome.DIVERGED: 1, Outcome.FAILED: 2}
 _IOU_PREFIX = "val/iou/"
+
+
+def build_summary(
+    trials: pd.DataFrame,
+    comparison: Comparison,
+    *,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+    keys: Sequence[str],
+    history: pd.DataFrame | None = None,
+    effect: float | None = None,
+    confidence: float = 0.95,
+    n_boot: int = 10_000,
+    rng_seed: int = 0,
+) -> Summary:
+    """One row per cell of `comparison.cells` (a cell with no completed trial still gets one,
+    n = 0, so a report shows it as missing): the metric over its COMPLETE seeds and its paired
+    comparison with the baseline, or with the cell `comparison.references` names.
+
+    A verdict of "better" or "worse" needs p_holm < 1 - confidence (0.05 by default), or with
+    adaptive seeds the sequential test's decision (`comparison.sequential`); a cell whose
+    models collapsed or diverged, or whose curves still rose (from `history`, the long
+    per-evaluation table), is "inconclusive" instead of "no detectable difference".
+
+    `mde` is the difference the paired t-test detects with 80 % power at the corrected level
+    α/m (m the cells tested: Holm's first, strictest step), from the cell's seed spread;
+    `seeds_needed`, with `effect` (the smallest difference that matters, in display units such
+    as IoU points), is how many seeds would detect it. The baseline row carries its own n as
+    n_pairs and NaN in every comparison column.
+    """
+    require_columns(trials, ["number", "outcome", "cell", "seed", metric, *keys])
+    if goal not in ("maximize", "minimize"):
+        raise ValueError(f"goal must be 'maximize' or 'minimize', not {goal!r}")
+    baseline = comparison.baseline
+    order = cell_order(trials, comparison.cells)
+    values = seed_values(trials, metric)
+    if baseline not in order and baseline not in set(trials["cell"]):
+        raise ValueError(f"baseline cell {baseline!r} is not among the cells {order}")
+    against = {cell: baseline for cell in order if cell != baseline} | dict(comparison.references)
+    key_values = _key_values(trials, keys)
+    outcomes = _outcome_counts(trials)
+    health = cell_health(
+        trials,
+        history if history is not None else pd.DataFrame(),
+        metric=metric,
+        goal=goal,
+        cells=order,
+    )
+
+    rows, sds = [], []
+    for cell in order:
+        own = values.get(cell, empty_series())
+        if cell == baseline:
+            paired, sd = Paired(n_pairs=len(own)), math.nan
+        else:
+            base = values.get(against[cell], empty_series())
+            paired, sd = paired_stats(own, base, confidence, n_boot, rng_seed)
+        diverged, rate = _divergence(outcomes, cell)
+        rows.append(
+            SummaryRow(
+                cell,
+                key_values.get(cell, dict.fromkeys(keys)),
+                level_stats(own.to_numpy(), confidence),
+                diverged,
+                rate,
+                paired,
+                health[cell],
+                reference=against.get(cell, "") if comparison.references else "",
+            )
+        )
+        sds.append(sd)
+
+    compared = [row.cell != baseline for row in rows]
+    p_holm = holm([row.paired.p_value for row, c in zip(rows, compared, strict=True) if c])
+    alpha = 1.0 - confidence
+    tested = max(1, sum(1 for r in rows if r.cell != baseline and not math.isnan(r.paired.p_value)))
+    scale = metric_info(metric).scale
+    corrected = iter(p_holm)
+    for i, (row, c, sd) in enumerate(zip(rows, compared, sds, strict=True)):
+        if not c:
+            continue
+        rows[i] = replace(
+            row,
+            paired=replace(
+                row.paired,
+                p_holm=float(next(corrected)),
+                mde=mde(sd, row.paired.n_pairs, alpha / tested),
+                seeds_needed=(
+                    seeds_needed(effect / scale, sd, alpha / tested) if effect else math.nan
+                ),
+            ),
+        )
+    by_cell = {row.cell: row for row in rows}
+    rows = [
+        replace(
+            row,
+            verdict=verdict_of(
+                row,
+                by_cell.get(against.get(row.cell, baseline)),
+                comparison=comparison,
+                goal=goal,
+                alpha=alpha,
+                metric=metric,
+            ),
+        )
+        for row in rows
+    ]
+    optional = {"reference"} if comparison.references else set()
+    test = _test_values(rows, trials, metric, against)
+    if test is not None:
+        rows = [replace(r, test_mean=m, test_diff=d) for r, (m, d) in zip(rows, test, strict=True)]
+        optional |= {"test_mean", "test_diff"}
+    if comparison.sequential:
+        rows = [_stopped(row, comparison) for row in rows]
+        optional |= {"seeds_used", "stopped"}
+    return Summary(tuple(rows), tuple(keys), metric, baseline, frozenset(optional))
 
 
 def summarize(
@@ -74,120 +261,56 @@ def summarize(
     n_boot: int = 10_000,
     rng_seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per cell: the metric over its COMPLETE seeds and its paired comparison with baseline.
-
+    """summary.csv's table for `trials` compared with `baseline` (`build_summary`'s rows as a
+    frame): cells in the order of `cells` when given, else of their first appearance;
     `references` maps a cell to the cell it is compared with instead of the baseline (a
-    cumulative design: the row above); then a `reference` column names each row's.
-
-    Cells follow `cells` when given (a listed cell with no completed trial still gets a row, with
-    n = 0 and NaNs, so a report can show it as missing), else their first appearance in `trials`.
-    A verdict of "better" or "worse" needs p_holm < 1 - confidence (0.05 by default); a cell
-    whose models collapsed or diverged, or whose curves still rose (from `history`, the long
-    per-evaluation table), is "inconclusive" instead of "no detectable difference".
-
-    `mde` is the difference the paired t-test detects with 80 % power at the corrected level
-    α/m (m the cells tested: Holm's first, strictest step), from the cell's seed spread;
-    `seeds_needed`, with `effect` (the smallest difference that matters, in display units such
-    as IoU points), is how many seeds would detect it. The baseline row carries its own n as
-    n_pairs and NaN in every comparison column.
-    """
-    require_columns(trials, ["number", "state", "cell", "seed", metric, *keys])
-    if goal not in ("maximize", "minimize"):
-        raise ValueError(f"goal must be 'maximize' or 'minimize', not {goal!r}")
+    cumulative design: the row above), and then a `reference` column names each row's."""
+    require_columns(trials, ["cell"])
     order = cell_order(trials, cells)
-    values = seed_values(trials, metric)
-    if baseline not in order and baseline not in set(trials["cell"]):
-        raise ValueError(f"baseline cell {baseline!r} is not among the cells {order}")
-    against = {cell: baseline for cell in order if cell != baseline} | dict(references or {})
-    key_values = _key_values(trials, keys)
-    outcomes = _outcome_counts(trials)
-    health = cell_health(
+    comparison = Comparison(order, baseline, [], references=dict(references or {}))
+    return build_summary(
         trials,
-        history if history is not None else pd.DataFrame(),
+        comparison,
         metric=metric,
         goal=goal,
-        cells=order,
-    )
-
-    rows = []
-    for cell in order:
-        own = values.get(cell, empty_series())
-        row: dict[str, Any] = {"cell": cell}
-        row.update(key_values.get(cell, dict.fromkeys(keys)))
-        row.update(level_stats(own.to_numpy(), confidence))
-        row.update(_divergence(outcomes, cell))
-        if cell == baseline:
-            row.update(no_comparison(len(own)))
-        else:
-            base = values.get(against[cell], empty_series())
-            diffs = paired_differences(own, base)
-            row.update(paired_stats(diffs, confidence, n_boot, rng_seed))
-            paired = pd.concat({"c": own, "b": base}, axis=1, join="inner")
-            row["d_av"] = cohens_d_av(diffs, paired["c"].to_numpy(), paired["b"].to_numpy())
-            row["_sd"] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
-        row.update(health[cell])
-        rows.append(row)
-
-    summary = pd.DataFrame(rows, columns=["cell", *keys, *SUMMARY_STATS, "_sd"])
-    compared = (summary["cell"] != baseline).to_numpy()
-    p_holm = np.full(len(summary), np.nan)
-    p_holm[compared] = holm(summary.loc[compared, "p_value"].to_numpy(dtype=float))
-    summary["p_holm"] = p_holm
-    alpha = 1.0 - confidence
-    tested = max(1, int(summary.loc[compared, "p_value"].notna().sum()))
-    sds = summary["_sd"].to_numpy(dtype=float)
-    n_pairs = summary["n_pairs"].to_numpy()
-    summary["mde"] = [
-        mde(sd, int(k), alpha / tested) if c else math.nan
-        for sd, k, c in zip(sds, n_pairs, compared, strict=True)
-    ]
-    scale = metric_info(metric).scale
-    summary["seeds_needed"] = [
-        seeds_needed(effect / scale, sd, alpha / tested) if c and effect else math.nan
-        for sd, c in zip(sds, compared, strict=True)
-    ]
-    summary = summary.drop(columns="_sd")
-    by_cell = {row["cell"]: row for row in summary.to_dict("records")}
-    summary["verdict"] = [
-        verdict_of(
-            row,
-            by_cell.get(against.get(row["cell"], baseline)),
-            baseline=baseline,
-            goal=goal,
-            alpha=alpha,
-            metric=metric,
-            reference=against.get(row["cell"]),
-        )
-        for row in summary.to_dict("records")
-    ]
-    if references:
-        summary["reference"] = [against.get(cell, "") for cell in summary["cell"]]
-    _add_test(summary, trials, metric, against)
-    return summary
+        keys=keys,
+        history=history,
+        effect=effect,
+        confidence=confidence,
+        n_boot=n_boot,
+        rng_seed=rng_seed,
+    ).frame()
 
 
-def _add_test(
-    summary: pd.DataFrame, trials: pd.DataFrame, metric: str, against: Mapping[str, str]
-) -> None:
-    """`test_mean` and `test_diff` (mean paired difference from the cell's reference, the
-    baseline unless `against` says otherwise) of the metric on the held-out test split, where
-    the trials measured one. Verdicts stay on `metric`: the test split is where a choice made
-    on validation is checked, not made."""
+def _stopped(row: SummaryRow, comparison: Comparison) -> SummaryRow:
+    """Adaptive seeds: the seeds the row's sequential test used and why it stopped."""
+    decision = comparison.sequential.get(row.cell)
+    if decision is None:
+        return row
+    return replace(row, seeds_used=decision.n, stopped=decision.reason)
+
+
+def _test_values(
+    rows: Sequence[SummaryRow], trials: pd.DataFrame, metric: str, against: Mapping[str, str]
+) -> list[tuple[float, float]] | None:
+    """Per row, the mean of the metric on the held-out test split and its mean paired
+    difference from the cell's reference (the baseline unless `against` says otherwise);
+    None where the trials measured no test split. Verdicts stay on `metric`: the test split
+    is where a choice made on validation is checked, not made."""
     test = "test/" + metric.removeprefix("val/")
     if not metric.startswith("val/") or test not in trials.columns:
-        return
+        return None
     values = seed_values(trials, test)
-    means, diffs = [], []
-    for cell in summary["cell"]:
-        own = values.get(cell, empty_series())
-        means.append(float(own.mean()) if len(own) else np.nan)
-        if cell not in against:
-            diffs.append(np.nan)
+    out = []
+    for row in rows:
+        own = values.get(row.cell, empty_series())
+        mean = float(own.mean()) if len(own) else math.nan
+        if row.cell not in against:
+            out.append((mean, math.nan))
             continue
-        paired = paired_differences(own, values.get(against[cell], empty_series()))
-        diffs.append(float(np.mean(paired)) if len(paired) else np.nan)
-    summary["test_mean"] = means
-    summary["test_diff"] = diffs
+        paired = paired_differences(own, values.get(against[row.cell], empty_series()))
+        out.append((mean, float(np.mean(paired)) if len(paired) else math.nan))
+    return out
 
 
 def per_class_diff(
@@ -208,9 +331,9 @@ def per_class_diff(
     by chance). `never_learned` marks a class with IoU 0 in every COMPLETE trial of the study,
     whose difference of 0 is no evidence of anything. Non-baseline cells only.
     """
-    require_columns(trials, ["number", "state", "cell", "seed", *class_columns])
+    require_columns(trials, ["number", "outcome", "cell", "seed", *class_columns])
     order = [cell for cell in cell_order(trials, cells) if cell != baseline]
-    unlearned = set(never_learned(trials[["number", "state", "cell", "seed", *class_columns]]))
+    unlearned = set(never_learned(trials[["number", "outcome", "cell", "seed", *class_columns]]))
     rows = []
     for column in class_columns:
         values = seed_values(trials, column)
@@ -263,18 +386,18 @@ def _key_values(trials: pd.DataFrame, keys: Sequence[str]) -> dict[Hashable, dic
 
 
 def _outcome_counts(trials: pd.DataFrame) -> pd.DataFrame:
-    """Per cell, how many seeds ended COMPLETE, DIVERGED and FAIL, each seed counted once."""
-    finished = trials[trials["state"].isin(list(_OUTCOME_RANK))]
-    rank = finished["state"].map(_OUTCOME_RANK)
+    """Per cell, how many seeds ended COMPLETE, DIVERGED and FAILED, each seed counted once."""
+    rank = trials["outcome"].map(_OUTCOME_RANK)
+    finished, rank = trials[rank.notna()], rank[rank.notna()].astype(int)
     best = rank.groupby([finished["cell"], finished["seed"]]).min()
     counts = best.groupby(level=0).value_counts().unstack(fill_value=0)
     return counts.reindex(columns=list(_OUTCOME_RANK.values()), fill_value=0)
 
 
-def _divergence(outcomes: pd.DataFrame, cell: str) -> dict[str, Any]:
+def _divergence(outcomes: pd.DataFrame, cell: str) -> tuple[int, float]:
+    """The cell's diverged seeds, and their share of its seeds that ended."""
     if cell not in outcomes.index:
-        return {"diverged": 0, "divergence_rate": math.nan}
+        return 0, math.nan
     counts = outcomes.loc[cell]
-    diverged = int(counts[_OUTCOME_RANK["DIVERGED"]])
-    finished = int(counts.sum())
-    return {"diverged": diverged, "divergence_rate": diverged / finished}
+    diverged = int(counts[_OUTCOME_RANK[Outcome.DIVERGED]])
+    return diverged, diverged / int(counts.sum())

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ablate.design import Comparison, TricksDesign
-from ablate.names import metric_info
+from ablate.formats import Units, p_value
 from ablate.report._files import write_text
 from ablate.report._paired import holm, level_stats, mean_difference, paired_differences
 from ablate.report._part import Part
 from ablate.report._seeds import empty_series, seed_values
+from ablate.report._summary import Summary
 from ablate.report._text import md_code, md_text
-from ablate.report._verdict import amount
 from ablate.study_file import Study
 
 EFFECT_COLUMNS = ("effect", "kind", "estimate", "ci_low", "ci_high", "n", "p_value", "p_holm")
@@ -66,7 +66,7 @@ def factorial_effects(
 
 
 def tricks_part(
-    study: Study, comparison: Comparison, trials: pd.DataFrame, summary: pd.DataFrame, out: Path
+    study: Study, comparison: Comparison, trials: pd.DataFrame, summary: Summary, out: Path
 ) -> Part:
     design = getattr(study.design, "inner", study.design)  # adaptive seeds wrap it
     assert isinstance(design, TricksDesign)
@@ -82,7 +82,7 @@ def tricks_part(
         write_text(path, effects.to_csv(index=False))
         files.append(path)
         lines += _effects_section(effects, metric)
-        if summary["health"].fillna("").astype(str).str.len().gt(0).any():
+        if any(row.checks.health for row in summary):
             lines += [
                 "Some cells failed a health check (see Health): effects computed from them "
                 "share their problem and are not evidence on their own.",
@@ -99,25 +99,14 @@ def _legend(design: TricksDesign) -> str:
     return f"Tricks: {what}. Each row is compared with {md_text(design.against)} (paired by seed)."
 
 
-def _interval(mean: float, low: float, high: float, metric: str) -> str:
-    if math.isnan(mean):
-        return "–"
-    shown = amount(mean, metric, signed=True, unit=False)
-    if math.isnan(low):
-        return shown
-    lo = amount(low, metric, signed=True, unit=False)
-    hi = amount(high, metric, signed=True, unit=False)
-    return f"{shown} [{lo}, {hi}]"
-
-
 def _paper_table(
-    design: TricksDesign, trials: pd.DataFrame, summary: pd.DataFrame, metric: str
+    design: TricksDesign, trials: pd.DataFrame, summary: Summary, metric: str
 ) -> list[str]:
     """One row per cell: ✓ per trick applied, the metric's mean ± std (n), the difference
     from what it is compared with and, for a cumulative design, the running total."""
-    info = metric_info(metric)
+    units = Units.of(metric)
     tricks = list(design.patches)
-    unit = "points" if info.scale != 1.0 else (info.unit or "units")
+    unit = units.name
     name = metric.split("/")[-1]
     cumulative = design.design == "cumulative"
     step = "step gain" if cumulative else f"Δ vs {md_text(design.baseline)}"
@@ -128,22 +117,22 @@ def _paper_table(
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
     values = seed_values(trials, metric) if len(trials) else {}
     base = values.get(design.baseline, empty_series())
-    rows = summary.set_index("cell")
     for cell in design.cells:
-        row = rows.loc[cell.name] if cell.name in rows.index else None
+        row = summary.get(cell.name)
         marks = ["✓" if t in design.members[cell.name] else "" for t in tricks]
-        if row is None or not int(row["n"]):
+        if row is None or not row.level.n:
             level, diff, verdict = "–", "–", "missing"
         else:
-            std = "" if math.isnan(row["std"]) else f" ± {row['std'] * info.scale:.2f}"
-            level = f"{row['mean'] * info.scale:.2f}{std} ({int(row['n'])})"
-            diff = _interval(row["diff"], row["diff_ci_low"], row["diff_ci_high"], metric)
-            verdict = md_text(row["verdict"])
+            std = "" if math.isnan(row.level.std) else f" ± {units.fixed(row.level.std)}"
+            level = f"{units.fixed(row.level.mean)}{std} ({row.level.n})"
+            paired = row.paired
+            diff = units.interval(paired.diff, paired.diff_ci_low, paired.diff_ci_high)
+            verdict = md_text(row.verdict.text)
         cells = [*marks, level, diff]
         if cumulative:
             own = values.get(cell.name, empty_series())
             total = level_stats(paired_differences(own, base), 0.95)
-            running = _interval(total["mean"], total["ci_low"], total["ci_high"], metric)
+            running = units.interval(total.mean, total.ci_low, total.ci_high)
             cells.append("–" if cell.name == design.baseline else running)
         cells.append(verdict)
         lines.append("| " + " | ".join(cells) + " |")
@@ -151,8 +140,8 @@ def _paper_table(
 
 
 def _effects_section(effects: pd.DataFrame, metric: str) -> list[str]:
-    info = metric_info(metric)
-    unit = "points" if info.scale != 1.0 else (info.unit or "units")
+    units = Units.of(metric)
+    unit = units.name
     n = int(effects["n"].max()) if len(effects) else 0
     lines = [
         "## Factorial effects",
@@ -168,8 +157,6 @@ def _effects_section(effects: pd.DataFrame, metric: str) -> list[str]:
         "| --- | --- | --- |",
     ]
     for _, row in effects.iterrows():
-        p = row["p_holm"]
-        shown = "–" if math.isnan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-        interval = _interval(row["estimate"], row["ci_low"], row["ci_high"], metric)
-        lines.append(f"| {md_text(row['effect'])} | {interval} | {shown} |")
+        interval = units.interval(row["estimate"], row["ci_low"], row["ci_high"])
+        lines.append(f"| {md_text(row['effect'])} | {interval} | {p_value(row['p_holm'])} |")
     return [*lines, ""]

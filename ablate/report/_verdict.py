@@ -1,150 +1,196 @@
-"""The verdict on a summary row (better, worse, no detectable difference, ...) and the plain
-sentence a report prints for it."""
+"""The verdict on a comparison as a value: what it found (a `Kind`) and the reasons and caveats
+that go with it, built once from the summary row, the row it is compared with and, with
+adaptive seeds, the sequential test's decision. summary.csv, report.md and .html, the console
+and the plots render it (`Verdict.text`, `Verdict.short`, `Verdict.kind`); nothing patches its
+words afterwards."""
 
 from __future__ import annotations
 
+import enum
 import math
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-from ablate.names import metric_info
+from ablate.formats import Units
+
+if TYPE_CHECKING:
+    from ablate.design import Comparison
+    from ablate.report._summary import SummaryRow
+
+
+class Kind(enum.Enum):
+    """What a comparison found; the value is the words its verdict starts with."""
+
+    BASELINE = "baseline"  # the row the others are compared with
+    BEST_SEARCHED = "best of the search"  # a search without baseline: the others ranked on it
+    BETTER = "better"
+    WORSE = "worse"
+    NO_DIFFERENCE = "no detectable difference"  # the fixed-n test found none
+    EQUIVALENT = "no difference that matters"  # adaptive seeds: the equivalence test
+    UNDECIDED = "undecided: more seeds are queued"  # adaptive seeds, still running
+    UNDECIDED_AT_MAX = "undecided at the most seeds"  # adaptive seeds, none of the above
+    ONE_SEED = "n/a"  # one paired seed: no test possible
+    INCONCLUSIVE = "inconclusive"  # the comparison cannot be trusted (`Verdict.reasons`)
+    DIVERGED = "diverged"  # every seed of the cell diverged
+    MISSING = "missing"  # no completed seed
+
+    @property
+    def tested(self) -> bool:
+        """A healthy comparison's fixed-n test said it: more seeds would sharpen it."""
+        return self in (Kind.BETTER, Kind.WORSE, Kind.NO_DIFFERENCE)
+
+
+_SHORT_CUT = 48  # a plot's tick label holds at most this many characters of the verdict
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A kind and its reasons. `n`: the pairs a test used ("no detectable difference at n =
+    4", "undecided at the most seeds (n = 8)"), or the seeds that diverged. `reasons`: why an
+    inconclusive comparison cannot be trusted. `unconverged`: the sides whose curves still
+    rose ("not converged", "baseline not converged"): a finding holds "at this training
+    length", no finding is inconclusive. `detectable`: what a test that found nothing could
+    have found. `reference_collapsed`: the reference predicted one class while this cell
+    learned, said beside the finding (a trick that rescued training)."""
+
+    kind: Kind
+    n: int = 0
+    reasons: tuple[str, ...] = ()
+    unconverged: tuple[str, ...] = ()
+    detectable: str = ""
+    reference_collapsed: str = ""
+
+    @property
+    def text(self) -> str:
+        """The verdict in words, as summary.csv writes it (plain text: a renderer escapes it)."""
+        head = self._head()
+        return f"{head} ({self.reference_collapsed})" if self.reference_collapsed else head
+
+    @property
+    def short(self) -> str:
+        """Its first clause, for a plot's tick label."""
+        kind = self.kind
+        if kind is Kind.INCONCLUSIVE:
+            head = f"inconclusive: {self.reasons[0] if self.reasons else self._still_rising()}"
+        elif kind in (Kind.BETTER, Kind.WORSE):
+            head = kind.value + (" at this training length" if self.unconverged else "")
+        elif kind is Kind.NO_DIFFERENCE:
+            head = f"{kind.value} at n = {self.n}"
+        else:
+            head = kind.value
+        return head if len(head) <= _SHORT_CUT else head[: _SHORT_CUT - 3] + "…"
+
+    def _head(self) -> str:
+        kind = self.kind
+        if kind is Kind.INCONCLUSIVE:
+            if self.reasons:
+                return "inconclusive: " + "; ".join(self.reasons)
+            return f"inconclusive: {self._still_rising()}; longer training may show a difference"
+        if kind in (Kind.BETTER, Kind.WORSE) and self.unconverged:
+            return f"{kind.value} at this training length ({self._still_rising()})"
+        if kind is Kind.NO_DIFFERENCE:
+            could = f" (could detect ≥ {self.detectable})" if self.detectable else ""
+            return f"{kind.value} at n = {self.n}{could}"
+        if kind is Kind.UNDECIDED_AT_MAX:
+            return f"{kind.value} (n = {self.n})"
+        if kind is Kind.DIVERGED:
+            return f"diverged ({self.n} of {self.n} seeds)"
+        if kind in (Kind.ONE_SEED, Kind.BEST_SEARCHED):
+            return f"{kind.value} (one seed)"
+        return kind.value
+
+    def _still_rising(self) -> str:
+        return ", ".join(self.unconverged)
+
+
+# what the sequential test decided, as the verdict's kind
+_SEQUENTIAL = {
+    "better": Kind.BETTER,
+    "worse": Kind.WORSE,
+    "equivalent": Kind.EQUIVALENT,
+    "max": Kind.UNDECIDED_AT_MAX,
+    "undecided": Kind.UNDECIDED,
+}
 
 
 def verdict_of(
-    row: Mapping[str, Any],
-    base: Mapping[str, Any] | None,
+    row: SummaryRow,
+    base: SummaryRow | None,
     *,
-    baseline: str,
-    goal: str,
+    comparison: Comparison,
+    goal: Literal["maximize", "minimize"],
     alpha: float,
     metric: str,
-    reference: str | None = None,
-) -> str:
-    """The verdict on a summary row, given the row of the cell it is compared with (the
-    baseline's unless `reference` names another; None when it has none).
+) -> Verdict:
+    """The verdict on a summary row, given the row of the cell it is compared with (None when
+    it has none) and the comparison the design made (its baseline, the references, whether
+    the baseline is a search's best, the sequential decisions of adaptive seeds).
 
     A comparison that cannot be trusted says so before any test is read: models of the cell
-    that collapsed to one class, or diverged seeds on either side, make it "inconclusive: <why>"
-    (a difference between failures says nothing about the trick). A baseline that collapsed
-    while the cell learned keeps the test's verdict, with the collapse named beside it. A cell
-    whose curves still rose at the end is "inconclusive" when no difference is found (one may
-    appear with longer training) and keeps a found difference, marked as measured at this
-    training length. Only a healthy comparison reads "no detectable
-    difference", with the smallest difference it could have detected.
+    that collapsed to one class, or diverged seeds on either side, make it inconclusive (a
+    difference between failures says nothing about the trick). A reference that collapsed
+    while the cell learned keeps the test's verdict, with the collapse named beside it. The
+    test is the sequential one where seeds were added adaptively (the fixed-n p-value is not
+    valid after optional stopping), else the Holm-corrected paired t-test. A cell whose curves
+    still rose at the end is inconclusive when no difference is found (one may appear with
+    longer training) and keeps a found difference, marked as measured at this training
+    length. Only a healthy comparison reads "no detectable difference", with the smallest
+    difference it could have detected.
     """
-    if row["cell"] == baseline:
-        return "baseline"
-    who = "baseline" if reference in (None, baseline) else str(reference)
-    k = int(row["n_pairs"])
+    if row.cell == comparison.baseline:
+        return Verdict(Kind.BEST_SEARCHED if comparison.best_searched else Kind.BASELINE)
+    reference = comparison.references.get(row.cell, comparison.baseline)
+    who = "baseline" if reference == comparison.baseline else reference
+    k = row.paired.n_pairs
     if k == 0:
-        if int(row.get("diverged") or 0) and not int(row["n"]):
-            return f"diverged ({int(row['diverged'])} of {int(row['diverged'])} seeds)"
-        if base is not None and int(base.get("diverged") or 0) and not int(base["n"]):
-            return f"inconclusive: {'the ' * (who == 'baseline')}{who} diverged on every seed"
-        return "missing"
+        if row.diverged and not row.level.n:
+            return Verdict(Kind.DIVERGED, n=row.diverged)
+        if base is not None and base.diverged and not base.level.n:
+            the = "the " if who == "baseline" else ""
+            return Verdict(Kind.INCONCLUSIVE, reasons=(f"{the}{who} diverged on every seed",))
+        return Verdict(Kind.MISSING)
     own = [*_collapsed(row, ""), *_diverged(row, "")]
     base_collapsed = _collapsed(base, f"{who}: ")
     base_diverged = _diverged(base, f"{who}: ")
-    # A baseline that collapsed while this cell learned is a finding (the trick rescued
+    # A reference that collapsed while this cell learned is a finding (the trick rescued
     # training: deep supervision on a plain net), not a failure: its paired values are real.
     if own or base_diverged:
-        return "inconclusive: " + "; ".join(own + base_collapsed + base_diverged)
-    verdict = _tested(row, base, k, goal=goal, alpha=alpha, metric=metric, who=who)
-    return f"{verdict} ({base_collapsed[0]})" if base_collapsed else verdict
-
-
-def _tested(
-    row: Mapping[str, Any],
-    base: Mapping[str, Any] | None,
-    k: int,
-    *,
-    goal: str,
-    alpha: float,
-    metric: str,
-    who: str = "baseline",
-) -> str:
-    """The verdict of a comparison whose models learned: the test, the convergence caveat and
-    what it could detect."""
+        return Verdict(Kind.INCONCLUSIVE, reasons=(*own, *base_collapsed, *base_diverged))
+    beside = base_collapsed[0] if base_collapsed else ""
     if k == 1:
-        return "n/a (one seed)"
-    unconverged = [
+        return Verdict(Kind.ONE_SEED, reference_collapsed=beside)
+    unconverged = tuple(
         f"{name}not converged"
         for name, r in (("", row), (f"{who} ", base))
-        if r is not None and r.get("converged") is False
-    ]
-    if row["p_holm"] < alpha:
-        improved = row["diff"] > 0 if goal == "maximize" else row["diff"] < 0
-        verdict = "better" if improved else "worse"
-        if unconverged:
-            return f"{verdict} at this training length ({', '.join(unconverged)})"
-        return verdict
+        if r is not None and r.checks.converged is False
+    )
+    decision = comparison.sequential.get(row.cell)
+    if decision is not None:
+        kind, n = _SEQUENTIAL[decision.status], decision.n
+    elif row.paired.p_holm < alpha:
+        improved = row.paired.diff > 0 if goal == "maximize" else row.paired.diff < 0
+        kind, n = (Kind.BETTER if improved else Kind.WORSE), k
+    else:
+        kind, n = Kind.NO_DIFFERENCE, k
+    if kind in (Kind.BETTER, Kind.WORSE):
+        return Verdict(kind, n, unconverged=unconverged, reference_collapsed=beside)
     if unconverged:
-        return "inconclusive: " + ", ".join(unconverged) + "; longer training may show a difference"
-    detectable = row.get("mde", math.nan)
-    if detectable is None or math.isnan(detectable):
-        return f"no detectable difference at n = {k}"
-    return f"no detectable difference at n = {k} (could detect ≥ {amount(detectable, metric)})"
+        return Verdict(Kind.INCONCLUSIVE, unconverged=unconverged, reference_collapsed=beside)
+    if kind is Kind.NO_DIFFERENCE and not math.isnan(row.paired.mde):
+        could = Units.of(metric).amount(row.paired.mde)
+        return Verdict(kind, n, detectable=could, reference_collapsed=beside)
+    return Verdict(kind, n, reference_collapsed=beside)
 
 
-def _collapsed(row: Mapping[str, Any] | None, who: str) -> list[str]:
+def _collapsed(row: SummaryRow | None, who: str) -> list[str]:
     """The row's seeds whose model predicts one class, in words ([] when none)."""
-    if row is None or not int(row.get("collapsed") or 0):
+    if row is None or not row.checks.collapsed:
         return []
-    return [f"{who}{int(row['collapsed'])} of {int(row['n'])} seeds predict one class"]
+    return [f"{who}{row.checks.collapsed} of {row.level.n} seeds predict one class"]
 
 
-def _diverged(row: Mapping[str, Any] | None, who: str) -> list[str]:
+def _diverged(row: SummaryRow | None, who: str) -> list[str]:
     """The row's diverged seeds, in words ([] when none)."""
-    if row is None or not int(row.get("diverged") or 0):
+    if row is None or not row.diverged:
         return []
-    diverged = int(row["diverged"])
-    return [f"{who}{diverged} of {int(row['n']) + diverged} seeds diverged"]
-
-
-def amount(
-    value: float, metric: str, *, signed: bool = False, unit: bool = True, points: str = " points"
-) -> str:
-    """A value in the metric's display unit: "1.94 points" for IoU, "0.031 nats" for a loss;
-    every sentence of a report writes its numbers through this one function."""
-    info = metric_info(metric)
-    text = _fmt(value * info.scale, signed=signed)
-    if not unit or text == "n/a":
-        return text
-    return text + (points if info.scale != 1.0 else f" {info.unit}".rstrip())
-
-
-def verdict_sentence(row: Mapping[str, Any], metric: str, *, confidence: float = 0.95) -> str:
-    """One plain sentence for a summary row, e.g. "x: mIoU +1.42 points vs baseline (paired 95%
-    t-interval +0.31 to +2.53 points, p_holm = 0.004, n = 3) — better."
-
-    Fraction metrics (IoU, accuracy) are shown ×100 as points, others in their own units.
-    """
-    name = metric.split("/")[-1]
-    cell, verdict = row["cell"], row["verdict"]
-    if verdict == "baseline":
-        mean = amount(row["mean"], metric, points="%")
-        return f"{cell}: baseline, {name} = {mean} (n = {row['n']})."
-    if int(row["n_pairs"]) == 0:
-        against = row.get("reference") or "the baseline"
-        return f"{cell}: no completed seed paired with {against} — {verdict}."
-    against = row.get("reference") or "baseline"
-    diff = f"{name} {amount(row['diff'], metric, signed=True)} vs {against}"
-    if row["n_pairs"] < 2:
-        return f"{cell}: {diff} (one paired seed, no test possible) — {verdict}."
-    low = amount(row["diff_ci_low"], metric, signed=True, unit=False)
-    high = amount(row["diff_ci_high"], metric, signed=True)
-    level = f"paired {confidence * 100:g}% t-interval {low} to {high}"
-    return f"{cell}: {diff} ({level}, {_fmt_p(row['p_holm'])}, n = {row['n_pairs']}) — {verdict}."
-
-
-def _fmt(x: float, *, signed: bool = False) -> str:
-    if math.isnan(x):
-        return "n/a"
-    sign = "+" if signed else ""
-    return f"{x:{sign}.2f}" if abs(x) >= 0.01 or x == 0 else f"{x:{sign}.3g}"
-
-
-def _fmt_p(p: float) -> str:
-    if math.isnan(p):
-        return "p_holm n/a"
-    return "p_holm < 0.001" if p < 0.001 else f"p_holm = {p:.3f}"
+    return [f"{who}{row.diverged} of {row.level.n + row.diverged} seeds diverged"]

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
+from ablate.formats import Units, p_value
+from ablate.report._summary import SummaryRow
 from ablate.report._text import md_text, one_line
-from ablate.report.stats import is_fraction_metric
 
 Goal = Literal["maximize", "minimize"]
-
-_COLUMNS = ("cell", "n", "mean", "std", "diff", "diff_ci_low", "diff_ci_high", "p_holm")
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}",
     "&": r"\&",
@@ -82,7 +80,7 @@ _MARKDOWN = _Syntax(
 
 
 def ablation_table(
-    summary: pd.DataFrame,
+    summary: Iterable[SummaryRow],
     *,
     metric: str,
     keys: Sequence[str],
@@ -114,7 +112,7 @@ def ablation_table(
 
 
 def markdown_table(
-    summary: pd.DataFrame,
+    summary: Iterable[SummaryRow],
     *,
     metric: str,
     keys: Sequence[str],
@@ -133,7 +131,7 @@ def _markdown_row(cells: Sequence[str]) -> str:
 
 
 def _content(
-    summary: pd.DataFrame,
+    summary: Iterable[SummaryRow],
     metric: str,
     keys: Sequence[str],
     baseline: str,
@@ -141,23 +139,21 @@ def _content(
     syntax: _Syntax,
 ) -> tuple[list[str], list[list[str]]]:
     """The header and the body rows, each cell already written in `syntax`."""
-    missing = [c for c in (*_COLUMNS, *keys) if c not in summary.columns]
-    if missing:
-        raise ValueError(f"summary lacks column(s) {missing}; it has {list(summary.columns)}")
-    if baseline not in set(summary["cell"]):
+    rows = list(summary)
+    if baseline not in {row.cell for row in rows}:
         raise ValueError(f"baseline cell {baseline!r} is not in the summary")
-    fraction = is_fraction_metric(metric)
-    scale, digits = (100.0, 2) if fraction else (1.0, 3)
+    units = Units.of(metric)
+    digits = units.digits
     goal = goal or ("minimize" if "loss" in metric.lower() else "maximize")
 
-    means = [round(float(m) * scale, digits) for m in summary["mean"]]
+    means = [round(row.level.mean * units.scale, digits) for row in rows]
     finite = [m for m in means if not math.isnan(m)]
     best = (max if goal == "maximize" else min)(finite) if finite else math.nan
     if len(set(finite)) == 1 and len(finite) > 1:
         best = math.nan  # every cell ties: none is best, none is bold
 
     n_header, unit, diff_header, mde_header, p_header = syntax.headers
-    name = syntax.text(metric.removeprefix("val/")) + (unit if fraction else "")
+    name = syntax.text(metric.removeprefix("val/")) + (unit if units.in_points else "")
     header = [
         syntax.text("cell"),
         *map(syntax.text, keys),
@@ -167,25 +163,21 @@ def _content(
         mde_header,
         p_header,
     ]
-    rows = []
-    for row, mean in zip(summary.to_dict("records"), means, strict=True):
-        cell = str(row["cell"]) + (" (baseline)" if row["cell"] == baseline else "")
-        values = [_value_text(row[key], syntax) for key in keys]
-        spread = _mean_std(mean, float(row["std"]) * scale, digits, syntax, bold=mean == best)
-        if row["cell"] == baseline:
-            diff = syntax.missing
-        else:
-            diff = _difference(row, scale, digits, syntax)
-        detectable = float(row.get("mde", math.nan)) * scale
-        mde = (
-            syntax.missing
-            if math.isnan(detectable)
-            else syntax.number(f"{detectable:.{digits}f}", False)
-        )
-        n = syntax.missing if pd.isna(row["n"]) else str(int(row["n"]))
-        p_holm = _p_value(float(row["p_holm"]), syntax)
-        rows.append([syntax.text(cell), *values, n, spread, diff, mde, p_holm])
-    return header, rows
+    body = []
+    for row, mean in zip(rows, means, strict=True):
+        cell = row.cell + (" (baseline)" if row.cell == baseline else "")
+        values = [_value_text(row.values.get(key), syntax) for key in keys]
+        spread = _mean_std(row, units, syntax, bold=mean == best)
+        diff = syntax.missing if row.cell == baseline else _difference(row, units, syntax)
+        mde = _number(row.paired.mde, units.fixed(row.paired.mde, digits), syntax)
+        p_holm = _number(row.paired.p_holm, p_value(row.paired.p_holm, tight=True), syntax)
+        body.append([syntax.text(cell), *values, str(row.level.n), spread, diff, mde, p_holm])
+    return header, body
+
+
+def _number(value: float, shown: str, syntax: _Syntax) -> str:
+    """`shown` (the formatted `value`) in `syntax`, or its dash where `value` is NaN."""
+    return syntax.missing if math.isnan(value) else syntax.number(shown, False)
 
 
 def _value_text(value: Any, syntax: _Syntax) -> str:
@@ -199,37 +191,33 @@ def _value_text(value: Any, syntax: _Syntax) -> str:
     return syntax.text(str(value))
 
 
-def _mean_std(mean: float, std: float, digits: int, syntax: _Syntax, *, bold: bool) -> str:
-    if math.isnan(mean):
+def _mean_std(row: SummaryRow, units: Units, syntax: _Syntax, *, bold: bool) -> str:
+    if math.isnan(row.level.mean):
         return syntax.missing
-    text = f"{mean:.{digits}f}"
-    if not math.isnan(std):  # one seed has no spread
-        text += f"{syntax.pm}{std:.{digits}f}"
+    text = units.fixed(row.level.mean, units.digits)
+    if not math.isnan(row.level.std):  # one seed has no spread
+        text += f"{syntax.pm}{units.fixed(row.level.std, units.digits)}"
     return syntax.number(text, bold)
 
 
-def _difference(row: dict[str, Any], scale: float, digits: int, syntax: _Syntax) -> str:
-    diff = float(row["diff"]) * scale
-    if math.isnan(diff):
+def _difference(row: SummaryRow, units: Units, syntax: _Syntax) -> str:
+    paired = row.paired
+    if math.isnan(paired.diff):
         return syntax.missing
-    text = syntax.number(f"{diff:+.{digits}f}", False)
-    low, high = float(row["diff_ci_low"]) * scale, float(row["diff_ci_high"]) * scale
-    if not (math.isnan(low) or math.isnan(high)):  # one paired seed has no interval
+    text = syntax.number(units.fixed(paired.diff, units.digits, signed=True), False)
+    if not (math.isnan(paired.diff_ci_low) or math.isnan(paired.diff_ci_high)):
         # Each number on its own: in LaTeX math mode the space before "[" would vanish.
-        bounds = (syntax.number(f"{x:+.{digits}f}", False) for x in (low, high))
+        bounds = (
+            syntax.number(units.fixed(x, units.digits, signed=True), False)
+            for x in (paired.diff_ci_low, paired.diff_ci_high)
+        )
         text += " [{}, {}]".format(*bounds)
     return text
 
 
-def _p_value(p: float, syntax: _Syntax) -> str:
-    if math.isnan(p):
-        return syntax.missing
-    return syntax.number("<0.001" if p < 0.001 else f"{p:.3f}", False)
-
-
 def _default_caption(metric: str) -> str:
     name = escape_latex(metric)
-    unit = " in points ($\\times 100$)" if is_fraction_metric(metric) else ""
+    unit = " in points ($\\times 100$)" if Units.of(metric).in_points else ""
     return (
         f"{name}{unit}: mean $\\pm$ std over $n$ seeds. $\\Delta$: mean paired (by seed) "
         r"difference from the baseline with its 95\% CI; MDE: the difference the paired test "

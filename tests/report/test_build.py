@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from optuna.trial import create_trial
 
-from ablate.report import write_report
-from ablate.report._build import aux_weight_series, trials_table
+from ablate.report import trials_table, write_report
+from ablate.report._tables import aux_weight_series
 from ablate.study import Outcome, Queue, TrialResult, _record
 from ablate.study_file import load_study
 

@@ -17,6 +17,7 @@ from ablate.report._health import (
     never_learned,
 )
 from ablate.report.stats import summarize
+from ablate.study import Outcome
 
 METRIC = "val/mIoU"
 KEY = "loss.aux.weight"
@@ -28,8 +29,10 @@ def trials_of(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return table
 
 
-def trial(cell: str, seed: int, miou: float, ious: list[float], state: str = "COMPLETE") -> dict:
-    row = {"state": state, "cell": cell, "seed": seed, KEY: 0.0 if cell == "a" else 0.4}
+def trial(
+    cell: str, seed: int, miou: float, ious: list[float], outcome: Outcome = Outcome.COMPLETE
+) -> dict:
+    row = {"outcome": outcome, "cell": cell, "seed": seed, KEY: 0.0 if cell == "a" else 0.4}
     row[METRIC] = miou
     row.update({f"val/iou/c{i}": v for i, v in enumerate(ious)})
     return row
@@ -50,7 +53,7 @@ def test_a_trial_predicting_one_class_is_collapsed():
             trial("a", 0, 0.12, [0.73, 0.0, 0.0]),  # background only
             trial("a", 1, 0.30, [0.80, 0.1, 0.0]),  # learned two classes
             trial("a", 2, 0.0, [0.0, 0.0, np.nan]),  # nothing at all
-            trial("a", 3, 0.5, [np.nan, np.nan, np.nan], state="FAIL"),
+            trial("a", 3, 0.5, [np.nan, np.nan, np.nan], outcome=Outcome.FAILED),
         ]
     )
     assert collapsed(trials).tolist() == [True, False, True, False]
@@ -61,7 +64,9 @@ def test_never_learned_needs_zero_in_every_complete_trial():
         [
             trial("a", 0, 0.3, [0.8, 0.0, 0.0, np.nan]),
             trial("b", 0, 0.3, [0.8, 0.0, 0.2, np.nan]),
-            trial("b", 1, 0.3, [0.8, 0.9, 0.9, np.nan], state="FAIL"),  # a failure counts not
+            trial(
+                "b", 1, 0.3, [0.8, 0.9, 0.9, np.nan], outcome=Outcome.FAILED
+            ),  # a failure counts not
         ]
     )
     # c3 was never measured (absent from validation): not "never learned"
@@ -88,17 +93,14 @@ def test_cell_health_flags_collapse_and_a_rising_mean_curve():
     rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # +10 points per evaluation
     history = history_of({("a", 0): flat, ("a", 1): flat, ("b", 0): rising, ("b", 1): rising})
     health = cell_health(trials, history, metric=METRIC, goal="maximize", cells=["a", "b"])
-    assert health["a"] == {
-        "collapsed": 0,
-        "late_gain": pytest.approx(0),
-        "converged": True,
-        "health": "",
-    }
+    a = health["a"]
+    assert (a.collapsed, a.converged, a.health) == (0, True, "")
+    assert a.late_gain == pytest.approx(0)
     b = health["b"]
-    assert b["collapsed"] == 1 and b["converged"] is False
-    assert b["late_gain"] == pytest.approx(0.1 * 6 / 4)  # 0.1 per 1/6 of training, a quarter
+    assert b.collapsed == 1 and b.converged is False
+    assert b.late_gain == pytest.approx(0.1 * 6 / 4)  # 0.1 per 1/6 of training, a quarter
     assert (
-        b["health"] == "1 of 2 seeds predict one class; not converged (+15.00 points over "
+        b.health == "1 of 2 seeds predict one class; not converged (+15.00 points over "
         "the last quarter)"
     )
 
@@ -145,8 +147,8 @@ def test_diverged_seeds_make_a_comparison_inconclusive_and_all_diverged_says_so(
     base = [0.60, 0.62, 0.61]
     rows = [trial("a", s, v, [0.8, 0.5]) for s, v in enumerate(base)]
     rows += [trial("b", s, v + 0.01, [0.8, 0.5]) for s, v in enumerate(base[:2])]
-    rows += [trial("b", 2, np.nan, [np.nan, np.nan], state="DIVERGED")]
-    rows += [trial("c", s, np.nan, [np.nan, np.nan], state="DIVERGED") for s in range(3)]
+    rows += [trial("b", 2, np.nan, [np.nan, np.nan], outcome=Outcome.DIVERGED)]
+    rows += [trial("c", s, np.nan, [np.nan, np.nan], outcome=Outcome.DIVERGED) for s in range(3)]
     summary = summary_of(trials_of(rows))
     assert summary.loc["b", "verdict"] == "inconclusive: 1 of 3 seeds diverged"
     assert summary.loc["c", "verdict"] == "diverged (3 of 3 seeds)"
@@ -181,6 +183,6 @@ def test_a_curve_counts_as_still_rising_above_one_point_or_one_percent():
     # gains over the last quarter of 0.9 and 1.1 points: flat enough, and still rising
     history = history_of({("a", 0): [0.5, 0.5, 0.5, 0.518], ("b", 0): [0.5, 0.5, 0.5, 0.522]})
     health = cell_health(trials, history, metric=METRIC, goal="maximize", cells=["a", "b"])
-    assert health["a"]["late_gain"] * 100 == pytest.approx(0.9, abs=0.01)
-    assert health["b"]["late_gain"] * 100 == pytest.approx(1.1, abs=0.01)
-    assert (health["a"]["converged"], health["b"]["converged"]) == (True, False)
+    assert health["a"].late_gain * 100 == pytest.approx(0.9, abs=0.01)
+    assert health["b"].late_gain * 100 == pytest.approx(1.1, abs=0.01)
+    assert (health["a"].converged, health["b"].converged) == (True, False)

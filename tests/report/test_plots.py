@@ -13,17 +13,18 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 from matplotlib.text import Text
 
+from ablate.report import Kind, Paired, SummaryRow, Verdict
+from ablate.report._plot_classes import _draw_per_class_diff, _per_class_figure
+from ablate.report._plot_forest import _draw_diff_vs_baseline
+from ablate.report._plot_gradients import _gradient_flow_figure
+from ablate.report._plot_heatmap import _draw_heatmap
+from ablate.report._plot_metric import _draw_metric_vs_key
+from ablate.report._plot_training import _aux_weight_figure, _draw_training_curve
 from ablate.report.plots import (
     DPI,
     WANG_THRESHOLD,
-    _aux_weight_figure,
-    _draw_heatmap,
-    _draw_metric_vs_key,
-    _draw_per_class_diff,
-    _draw_training_curve,
-    _gradient_flow_figure,
-    _per_class_figure,
     plot_aux_weight,
+    plot_diff_vs_baseline,
     plot_gradient_flow,
     plot_heatmap,
     plot_metric_vs_key,
@@ -31,6 +32,7 @@ from ablate.report.plots import (
     plot_training_curves,
 )
 from ablate.report.stats import summarize
+from ablate.study import Outcome
 
 METRIC = "val/mIoU"
 SEEDS = (0, 1, 2)
@@ -42,10 +44,10 @@ def make_trials(cells: Cells, keys: list[str]) -> pd.DataFrame:
     rows = []
     for i, (cell, values) in enumerate(cells.items()):
         for seed in SEEDS:
-            state = "DIVERGED" if cell == "dead" else "COMPLETE"
-            metric = 0.5 + 0.01 * (i + seed) if state == "COMPLETE" else np.nan
-            rows.append({"state": state, "cell": cell, "seed": seed, METRIC: metric, **values})
-    table = pd.DataFrame(rows, columns=["state", "cell", "seed", METRIC, *keys])
+            outcome = Outcome.DIVERGED if cell == "dead" else Outcome.COMPLETE
+            metric = 0.5 + 0.01 * (i + seed) if outcome is Outcome.COMPLETE else np.nan
+            rows.append({"outcome": outcome, "cell": cell, "seed": seed, METRIC: metric, **values})
+    table = pd.DataFrame(rows, columns=["outcome", "cell", "seed", METRIC, *keys])
     table.insert(0, "number", range(len(table)))
     return table
 
@@ -218,7 +220,15 @@ def test_heatmap_grid_holds_differences_in_points_with_stars():
     summary.loc[summary["cell"] == "tfull_w0.4", "p_holm"] = 0.5
     summary.loc[summary["cell"] == "tnearest_w0.0", "diff"] = np.nan  # no data
     ax = Figure().subplots()
-    grid = _draw_heatmap(ax, summary, row_key="target", col_key="w", value="diff", metric=METRIC)
+    grid = _draw_heatmap(
+        ax,
+        summary,
+        row_key="target",
+        col_key="w",
+        value="diff",
+        metric=METRIC,
+        baseline="tfull_w0.0",
+    )
     assert grid.shape == (3, 2)
     assert np.isnan(grid[0, 0])  # the baseline compares with nothing
     np.testing.assert_allclose(grid[0, 1], 1.0)  # cell index 1 vs 0: +0.01 -> +1 point
@@ -412,19 +422,20 @@ def test_aux_weight_draws_one_line_per_cell_against_progress():
     assert_no_overlapping_text(fig)
 
 
-def test_forest_plot_draws_each_cells_paired_interval_and_mde_band(tmp_path: Path):
-    from ablate.report.plots import _draw_diff_vs_baseline, plot_diff_vs_baseline
+def forest_row(cell: str, verdict: Verdict, *interval: float, mde: float = np.nan) -> SummaryRow:
+    """A summary row with a paired difference and its interval (none given: no pairs)."""
+    diff, low, high = interval or (np.nan, np.nan, np.nan)
+    paired = Paired(diff, low, high, n_pairs=3 if interval else 0, mde=mde)
+    return SummaryRow(cell, paired=paired, verdict=verdict)
 
-    summary = pd.DataFrame(
-        {
-            "cell": ["base", "gain", "flat", "gone"],
-            "diff": [np.nan, 0.02, 0.001, np.nan],
-            "diff_ci_low": [np.nan, 0.01, -0.01, np.nan],
-            "diff_ci_high": [np.nan, 0.03, 0.012, np.nan],
-            "mde": [np.nan, 0.008, 0.015, np.nan],
-            "verdict": ["baseline", "better", "no detectable difference at n = 3", "missing"],
-        }
-    )
+
+def test_forest_plot_draws_each_cells_paired_interval_and_mde_band(tmp_path: Path):
+    summary = [
+        forest_row("base", Verdict(Kind.BASELINE)),
+        forest_row("gain", Verdict(Kind.BETTER), 0.02, 0.01, 0.03, mde=0.008),
+        forest_row("flat", Verdict(Kind.NO_DIFFERENCE, n=3), 0.001, -0.01, 0.012, mde=0.015),
+        forest_row("gone", Verdict(Kind.MISSING)),
+    ]
     ax = Figure().subplots()
     _draw_diff_vs_baseline(ax, summary, metric=METRIC, baseline="base")
     intervals = [line for line in ax.lines if line.get_gid() == "ci"]
@@ -439,6 +450,7 @@ def test_forest_plot_draws_each_cells_paired_interval_and_mde_band(tmp_path: Pat
     assert len(colors) == 2  # better and no-difference read differently
     labels = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
     assert labels["gain\nbetter"] > labels["gone\nmissing"]  # first cell on top
+    assert "flat\nno detectable difference at n = 3" in labels
     assert "points" in ax.get_xlabel()
     paths = plot_diff_vs_baseline(
         summary, metric=METRIC, baseline="base", out_dir=tmp_path, stem="diff"
@@ -474,19 +486,15 @@ def test_a_figure_taller_than_a_page_is_written_as_png_only(tmp_path: Path):
 
 
 def test_a_forest_plot_of_many_cells_names_the_verdicts_by_colour(tmp_path: Path):
-    from ablate.report.plots import _draw_diff_vs_baseline
-
     n = 30
-    summary = pd.DataFrame(
-        {
-            "cell": ["base", *(f"c{i}" for i in range(n))],
-            "diff": [np.nan, *np.linspace(-0.02, 0.02, n)],
-            "diff_ci_low": [np.nan, *np.linspace(-0.03, 0.01, n)],
-            "diff_ci_high": [np.nan, *np.linspace(-0.01, 0.03, n)],
-            "mde": [np.nan, *[0.01] * n],
-            "verdict": ["baseline", *(["worse", "no detectable difference", "better"] * 10)],
-        }
+    kinds = [Kind.WORSE, Kind.NO_DIFFERENCE, Kind.BETTER] * 10
+    diffs, lows, highs = (
+        np.linspace(a, b, n) for a, b in ((-0.02, 0.02), (-0.03, 0.01), (-0.01, 0.03))
     )
+    summary = [forest_row("base", Verdict(Kind.BASELINE))] + [
+        forest_row(f"c{i}", Verdict(kinds[i], n=3), diffs[i], lows[i], highs[i], mde=0.01)
+        for i in range(n)
+    ]
     fig = Figure()
     ax = fig.subplots()
     _draw_diff_vs_baseline(ax, summary, metric=METRIC, baseline="base")
@@ -496,13 +504,11 @@ def test_a_forest_plot_of_many_cells_names_the_verdicts_by_colour(tmp_path: Path
 
 
 def test_hundreds_of_categories_are_numbered_in_the_summary_s_order():
-    from ablate.report.plots import _draw_metric_vs_key
-
     n = 120
     cells = [f"aux.weight={i / 100},loss.lovasz={i % 7 / 10}" for i in range(n)]
     summary = pd.DataFrame({"cell": cells, "n": 2, "mean": 0.5, "ci_low": 0.45, "ci_high": 0.55})
     trials = pd.DataFrame(
-        {"cell": cells * 2, "seed": [0] * n + [1] * n, "state": "COMPLETE", METRIC: 0.5}
+        {"cell": cells * 2, "seed": [0] * n + [1] * n, "outcome": Outcome.COMPLETE, METRIC: 0.5}
     )
     ax = Figure().subplots()
     _draw_metric_vs_key(ax, trials, summary, key=None, metric=METRIC, baseline=cells[0])

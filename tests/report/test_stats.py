@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from ablate.report import Kind, Paired, SummaryRow, Verdict, verdict_sentence
 from ablate.report.stats import (
     ANOVA_TERMS,
     SUMMARY_STATS,
@@ -19,8 +20,8 @@ from ablate.report.stats import (
     per_class_diff,
     summarize,
     two_way,
-    verdict_sentence,
 )
+from ablate.study import Outcome
 
 KEY = "loss.aux.weight"
 METRIC = "val/mIoU"
@@ -34,7 +35,9 @@ def make_trials(cells: dict[str, tuple[Any, list[float]]], extra: list[dict] | N
     rows: list[dict[str, Any]] = []
     for cell, (value, metrics) in cells.items():
         for seed, m in enumerate(metrics):
-            rows.append({"state": "COMPLETE", "cell": cell, "seed": seed, KEY: value, METRIC: m})
+            rows.append(
+                {"outcome": Outcome.COMPLETE, "cell": cell, "seed": seed, KEY: value, METRIC: m}
+            )
     rows += extra or []
     table = pd.DataFrame(rows)
     table.insert(0, "number", range(len(table)))
@@ -144,11 +147,11 @@ def test_cells_default_to_order_of_first_appearance():
 
 def test_retry_counts_seed_once_and_divergence_per_seed():
     extra = [
-        {"state": "FAIL", "cell": "b", "seed": 3, KEY: 0.4, METRIC: np.nan},
-        {"state": "COMPLETE", "cell": "b", "seed": 3, KEY: 0.4, METRIC: 0.64},
-        {"state": "DIVERGED", "cell": "b", "seed": 4, KEY: 0.4, METRIC: np.nan},
-        {"state": "RUNNING", "cell": "b", "seed": 5, KEY: 0.4, METRIC: np.nan},
-        {"state": "FAIL", "cell": "b", "seed": 6, KEY: 0.4, METRIC: np.nan},
+        {"outcome": Outcome.FAILED, "cell": "b", "seed": 3, KEY: 0.4, METRIC: np.nan},
+        {"outcome": Outcome.COMPLETE, "cell": "b", "seed": 3, KEY: 0.4, METRIC: 0.64},
+        {"outcome": Outcome.DIVERGED, "cell": "b", "seed": 4, KEY: 0.4, METRIC: np.nan},
+        {"outcome": None, "cell": "b", "seed": 5, KEY: 0.4, METRIC: np.nan},
+        {"outcome": Outcome.FAILED, "cell": "b", "seed": 6, KEY: 0.4, METRIC: np.nan},
     ]
     row = run(make_trials({"a": (0.0, BASE), "b": (0.4, AUX)}, extra)).loc["b"]
     assert row["n"] == 4  # seeds 0-3
@@ -265,34 +268,40 @@ def test_per_class_diff_pairs_finite_values_per_class():
     assert pole["ci_low"] == pytest.approx(0.05 - half)
 
 
+def sentence_row(kind: Kind, n_pairs: int, **paired: float) -> SummaryRow:
+    return SummaryRow(
+        "aux.weight=0.4", paired=Paired(n_pairs=n_pairs, **paired), verdict=Verdict(kind)
+    )
+
+
 def test_verdict_sentence_reads_in_points():
-    row = {
-        "cell": "aux.weight=0.4",
-        "verdict": "better",
-        "diff": 0.01423,
-        "diff_ci_low": 0.003,
-        "diff_ci_high": 0.025,
-        "p_holm": 0.031,
-        "n_pairs": 3,
-    }
+    row = sentence_row(
+        Kind.BETTER, 3, diff=0.01423, diff_ci_low=0.003, diff_ci_high=0.025, p_holm=0.031
+    )
     assert verdict_sentence(row, "val/mIoU") == (
         "aux.weight=0.4: mIoU +1.42 points vs baseline "
         "(paired 95% t-interval +0.30 to +2.50 points, p_holm = 0.031, n = 3) — better."
     )
-    loss = verdict_sentence(row | {"diff": -0.5, "verdict": "worse"}, "val/loss")
-    assert loss.startswith("aux.weight=0.4: loss -0.50 nats vs baseline")
+    loss = sentence_row(Kind.WORSE, 3, diff=-0.5, diff_ci_low=-0.6, diff_ci_high=-0.4, p_holm=0.031)
+    assert verdict_sentence(loss, "val/loss").startswith(
+        "aux.weight=0.4: loss -0.50 nats vs baseline"
+    )
 
 
 @pytest.mark.parametrize(
     ("verdict", "n_pairs", "expected"),
     [
-        ("missing", 0, "x: no completed seed paired with the baseline — missing."),
-        ("n/a (one seed)", 1, "x: mIoU +1.00 points vs baseline (one paired seed"),
-        ("diverged (3 of 3 seeds)", 0, "x: no completed seed paired with the baseline — diverged"),
+        (Verdict(Kind.MISSING), 0, "x: no completed seed paired with the baseline — missing."),
+        (Verdict(Kind.ONE_SEED), 1, "x: mIoU +1.00 points vs baseline (one paired seed"),
+        (
+            Verdict(Kind.DIVERGED, n=3),
+            0,
+            "x: no completed seed paired with the baseline — diverged (3 of 3 seeds)",
+        ),
     ],
 )
-def test_verdict_sentence_without_a_test(verdict: str, n_pairs: int, expected: str):
-    row = {"cell": "x", "verdict": verdict, "diff": 0.01, "n_pairs": n_pairs}
+def test_verdict_sentence_without_a_test(verdict: Verdict, n_pairs: int, expected: str):
+    row = SummaryRow("x", paired=Paired(diff=0.01, n_pairs=n_pairs), verdict=verdict)
     assert verdict_sentence(row, METRIC).startswith(expected)
 
 
@@ -325,7 +334,14 @@ SS_BLOCKED_ERROR = 4  # 1 + 1 + 1 + 1 = SS_WITHIN - SS_SEED, df (a b - 1)(r - 1)
 
 def grid_trials(grid: dict[tuple[Any, Any], list[float]], extra: list[dict] | None = None):
     rows = [
-        {"state": "COMPLETE", "cell": f"{t}_{w}", "seed": seed, "target": t, "w": w, METRIC: m}
+        {
+            "outcome": Outcome.COMPLETE,
+            "cell": f"{t}_{w}",
+            "seed": seed,
+            "target": t,
+            "w": w,
+            METRIC: m,
+        }
         for (t, w), values in grid.items()
         for seed, m in enumerate(values)
     ]
@@ -340,9 +356,22 @@ def anova(trials: pd.DataFrame, **kw: Any) -> dict[str, Any]:
 
 def test_two_way_tabulates_mean_and_n_of_complete_seeds():
     extra = [
-        {"state": "FAIL", "cell": "cpp_0.4", "seed": 3, "target": "cpp", "w": 0.4, METRIC: 99.0},
-        {"state": "COMPLETE", "cell": "cpp_0.4", "seed": 4, "target": "cpp", "w": 0.4},  # NaN
-        {"state": "FAIL", "cell": "lovasz_0.0", "seed": 0, "target": "lovasz", "w": 0.0},
+        {
+            "outcome": Outcome.FAILED,
+            "cell": "cpp_0.4",
+            "seed": 3,
+            "target": "cpp",
+            "w": 0.4,
+            METRIC: 99.0,
+        },
+        {
+            "outcome": Outcome.COMPLETE,
+            "cell": "cpp_0.4",
+            "seed": 4,
+            "target": "cpp",
+            "w": 0.4,
+        },  # NaN
+        {"outcome": Outcome.FAILED, "cell": "lovasz_0.0", "seed": 0, "target": "lovasz", "w": 0.0},
     ]
     table = two_way(grid_trials(GRID, extra), metric=METRIC, row_key="target", col_key="w")
     assert list(table["mean"].index) == ["full", "cpp", "lovasz"]
@@ -353,7 +382,7 @@ def test_two_way_tabulates_mean_and_n_of_complete_seeds():
 
 
 def test_two_way_rejects_two_cells_on_one_pair():
-    extra = [{"state": "COMPLETE", "cell": "again", "seed": 0, "target": "cpp", "w": 0.4}]
+    extra = [{"outcome": Outcome.COMPLETE, "cell": "again", "seed": 0, "target": "cpp", "w": 0.4}]
     with pytest.raises(ValueError, match=r"share target=cpp, w=0\.4"):
         two_way(grid_trials(GRID, extra), metric=METRIC, row_key="target", col_key="w")
 
@@ -449,7 +478,7 @@ def test_one_seed_per_pair_has_no_test():
 
 
 def test_pair_without_results_makes_everything_nan():
-    extra = [{"state": "DIVERGED", "cell": "cpp_0.8", "seed": 0, "target": "cpp", "w": 0.8}]
+    extra = [{"outcome": Outcome.DIVERGED, "cell": "cpp_0.8", "seed": 0, "target": "cpp", "w": 0.8}]
     result = anova(grid_trials(GRID, extra))
     assert all(math.isnan(result[f"{s}_{t}"]) for s in ("F", "p", "ss") for t in ANOVA_TERMS)
     assert result["note"] == "no completed seed for target=full, w=0.8; target=cpp, w=0.8"

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from ablate.data import load_splits, load_test_split
 from ablate.errors import DatasetError
-from ablate.report._summary import summarize
+from ablate.report import summarize
 from ablate.spec import Recipe
+from ablate.study import Outcome
 from ablate.train import fit
 from tests.train.test_fit_data import MODEL, TRAIN, _folder_dataset
 
@@ -74,7 +75,7 @@ def test_the_summary_shows_the_test_metric_beside_the_verdicts() -> None:
             rows.append(
                 {
                     "number": len(rows),
-                    "state": "COMPLETE",
+                    "outcome": Outcome.COMPLETE,
                     "cell": cell,
                     "seed": seed,
                     "val/mIoU": 0.5 + shift + 0.01 * seed,
