@@ -28,6 +28,7 @@ from rich.progress import (
 )
 
 from ablate.errors import StorageError, UserError
+from ablate.formats import duration
 from ablate.names import metric_info
 from ablate.study._events import (
     EpochDone,
@@ -62,16 +63,6 @@ def plan_devices(devices: str | None, workers: int | None) -> list[tuple[str, in
         return [(f"cuda:{i}", 1) for i in range(torch.cuda.device_count())]
     n = workers or min(cores, 4)
     return [("cpu", max(1, cores // n))] * n
-
-
-def _duration(seconds: float) -> str:
-    """42s, 3m 05s, 2h 04m."""
-    s = round(seconds)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s // 3600}h {s % 3600 // 60:02d}m"
 
 
 @dataclass
@@ -182,7 +173,7 @@ class _Display:
         if left <= 0 or self.done <= 0:
             return ""
         pace = (self.clock() - self.started) / self.done
-        return f", ETA {_duration(pace * left)} for {left} trial{'s' if left > 1 else ''}"
+        return f", ETA {duration(pace * left)} for {left} trial{'s' if left > 1 else ''}"
 
 
 def _stop_when_orphaned(parent: int, poll_s: float = 1.0) -> None:
