@@ -118,8 +118,9 @@ def save(fig: Figure, out_dir: Path | str, stem: str) -> list[Path]:
     if fig.get_figheight() <= PAGE_HEIGHT_IN:
         paths.append(out / f"{stem}.svg")
         svg = io.BytesIO()
-        # text stays text (searchable, and smaller); no timestamp: re-runs give identical files
-        with rc_context({"svg.fonttype": "none"}):
+        # text stays text (searchable, and smaller); no timestamp and a fixed salt for the
+        # element ids (random by default): re-runs give identical files
+        with rc_context({"svg.fonttype": "none", "svg.hashsalt": "ablate"}):
             fig.savefig(svg, format="svg", metadata={"Date": None})
         write_bytes(paths[1], svg.getvalue())
     fig.clear()

@@ -176,7 +176,8 @@ def _health_section(compared: Summary, trials: pd.DataFrame) -> list[str]:
     cells = [row.cell for row in compared]
     done = trials[complete(trials) & trials["cell"].isin(cells)]
     lines = ["## Health", ""]
-    if len(done) and sum(row.checks.collapsed for row in compared) == len(done):
+    learned_nothing = bool(len(done)) and sum(row.checks.collapsed for row in compared) == len(done)
+    if learned_nothing:
         lines += [
             f"**The models did not learn: all {len(done)} completed trials predict one "
             "class.** Every comparison below is inconclusive; fix the recipe (learning "
@@ -201,7 +202,7 @@ def _health_section(compared: Summary, trials: pd.DataFrame) -> list[str]:
             f"somewhere, every cell's mean curve gained at most {LATE_GAIN_POINTS:g} point(s) "
             "(1 % for raw metrics) over the last quarter of training, and nothing diverged."
         )
-    elif not any(line.startswith("**") for line in lines):
+    elif not learned_nothing:
         lines.insert(
             2,
             "Checks that failed (a cell with a collapsed or diverged seed, or an unconverged "

@@ -50,21 +50,21 @@ class Verdict:
     inconclusive comparison cannot be trusted. `unconverged`: the sides whose curves still
     rose ("not converged", "baseline not converged"): a finding holds "at this training
     length", no finding is inconclusive. `detectable`: what a test that found nothing could
-    have found. `reference_collapsed`: the reference predicted one class while this cell
-    learned, said beside the finding (a trick that rescued training)."""
+    have found. `beside`: what is said beside the finding, in parentheses (the reference
+    predicted one class while this cell learned: a trick that rescued training)."""
 
     kind: Kind
     n: int = 0
     reasons: tuple[str, ...] = ()
     unconverged: tuple[str, ...] = ()
     detectable: str = ""
-    reference_collapsed: str = ""
+    beside: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
         """The verdict in words, as summary.csv writes it (plain text: a renderer escapes it)."""
         head = self._head()
-        return f"{head} ({self.reference_collapsed})" if self.reference_collapsed else head
+        return f"{head} ({'; '.join(self.beside)})" if self.beside else head
 
     @property
     def short(self) -> str:
@@ -156,9 +156,9 @@ def verdict_of(
     # training: deep supervision on a plain net), not a failure: its paired values are real.
     if own or base_diverged:
         return Verdict(Kind.INCONCLUSIVE, reasons=(*own, *base_collapsed, *base_diverged))
-    beside = base_collapsed[0] if base_collapsed else ""
+    beside = tuple(base_collapsed)
     if k == 1:
-        return Verdict(Kind.ONE_SEED, reference_collapsed=beside)
+        return Verdict(Kind.ONE_SEED, beside=beside)
     unconverged = tuple(
         f"{name}not converged"
         for name, r in (("", row), (f"{who} ", base))
@@ -173,13 +173,13 @@ def verdict_of(
     else:
         kind, n = Kind.NO_DIFFERENCE, k
     if kind in (Kind.BETTER, Kind.WORSE):
-        return Verdict(kind, n, unconverged=unconverged, reference_collapsed=beside)
+        return Verdict(kind, n, unconverged=unconverged, beside=beside)
     if unconverged:
-        return Verdict(Kind.INCONCLUSIVE, unconverged=unconverged, reference_collapsed=beside)
+        return Verdict(Kind.INCONCLUSIVE, unconverged=unconverged, beside=beside)
     if kind is Kind.NO_DIFFERENCE and not math.isnan(row.paired.mde):
         could = Units.of(metric).amount(row.paired.mde)
-        return Verdict(kind, n, detectable=could, reference_collapsed=beside)
-    return Verdict(kind, n, reference_collapsed=beside)
+        return Verdict(kind, n, detectable=could, beside=beside)
+    return Verdict(kind, n, beside=beside)
 
 
 def _collapsed(row: SummaryRow | None, who: str) -> list[str]:
