@@ -72,22 +72,12 @@ class SummaryRow:
         return out
 
 
-def _column_names(optional: bool) -> list[str]:
-    """The columns of summary.csv after the cell and its swept keys: the optional ones, or
-    those every summary has (`SUMMARY_STATS`), in field order."""
-    empty = SummaryRow("")
-    names = []
-    for f in fields(SummaryRow):
-        if f.name in ("cell", "values") or bool(f.metadata.get("optional")) != optional:
-            continue
-        value = getattr(empty, f.name)
-        nested = is_dataclass(value) and not isinstance(value, Verdict | type)
-        names += [sub.name for sub in fields(value)] if nested else [f.name]
-    return names
-
-
-SUMMARY_STATS = tuple(_column_names(optional=False))
-_OPTIONAL_COLUMNS = tuple(_column_names(optional=True))
+# the columns a study has only when it needs them (plain fields), and those every summary has
+# after the cell and its swept keys, in order
+_OPTIONAL_COLUMNS = tuple(f.name for f in fields(SummaryRow) if f.metadata.get("optional"))
+SUMMARY_STATS = tuple(
+    c for c in SummaryRow("").columns() if c != "cell" and c not in _OPTIONAL_COLUMNS
+)
 
 
 @dataclass(frozen=True)
@@ -177,6 +167,7 @@ def build_summary(
         cells=order,
     )
 
+    tests = _test_values(order, trials, metric, against)
     rows, sds = [], []
     for cell in order:
         own = values.get(cell, empty_series())
@@ -186,6 +177,8 @@ def build_summary(
             base = values.get(against[cell], empty_series())
             paired, sd = paired_stats(own, base, confidence, n_boot, rng_seed)
         diverged, rate = _divergence(outcomes, cell)
+        test_mean, test_diff = (tests or {}).get(cell, (math.nan, math.nan))
+        decision = comparison.sequential.get(cell)
         rows.append(
             SummaryRow(
                 cell,
@@ -196,30 +189,17 @@ def build_summary(
                 paired,
                 health[cell],
                 reference=against.get(cell, "") if comparison.references else "",
+                test_mean=test_mean,
+                test_diff=test_diff,
+                seeds_used=decision.n if decision else math.nan,
+                stopped=decision.reason if decision else "",
             )
         )
         sds.append(sd)
-
-    compared = [row.cell != baseline for row in rows]
-    p_holm = holm([row.paired.p_value for row, c in zip(rows, compared, strict=True) if c])
     alpha = 1.0 - confidence
-    tested = max(1, sum(1 for r in rows if r.cell != baseline and not math.isnan(r.paired.p_value)))
-    scale = metric_info(metric).scale
-    corrected = iter(p_holm)
-    for i, (row, c, sd) in enumerate(zip(rows, compared, sds, strict=True)):
-        if not c:
-            continue
-        rows[i] = replace(
-            row,
-            paired=replace(
-                row.paired,
-                p_holm=float(next(corrected)),
-                mde=mde(sd, row.paired.n_pairs, alpha / tested),
-                seeds_needed=(
-                    seeds_needed(effect / scale, sd, alpha / tested) if effect else math.nan
-                ),
-            ),
-        )
+    rows = _corrected(
+        rows, sds, baseline, alpha, effect / metric_info(metric).scale if effect else None
+    )
     by_cell = {row.cell: row for row in rows}
     rows = [
         replace(
@@ -236,14 +216,39 @@ def build_summary(
         for row in rows
     ]
     optional = {"reference"} if comparison.references else set()
-    test = _test_values(rows, trials, metric, against)
-    if test is not None:
-        rows = [replace(r, test_mean=m, test_diff=d) for r, (m, d) in zip(rows, test, strict=True)]
+    if tests is not None:
         optional |= {"test_mean", "test_diff"}
     if comparison.sequential:
-        rows = [_stopped(row, comparison) for row in rows]
         optional |= {"seeds_used", "stopped"}
     return Summary(tuple(rows), tuple(keys), metric, baseline, frozenset(optional))
+
+
+def _corrected(
+    rows: list[SummaryRow], sds: list[float], baseline: str, alpha: float, effect: float | None
+) -> list[SummaryRow]:
+    """The compared rows with what depends on how many cells are tested: p_holm (Holm over
+    the compared cells), the MDE and the seeds `effect` (raw units) needs, both at α/m."""
+    compared = [row.cell != baseline for row in rows]
+    p_holm = iter(holm([row.paired.p_value for row, c in zip(rows, compared, strict=True) if c]))
+    tested = max(
+        1,
+        sum(
+            1 for r, c in zip(rows, compared, strict=True) if c and not math.isnan(r.paired.p_value)
+        ),
+    )
+    level = alpha / tested
+    out = []
+    for row, c, sd in zip(rows, compared, sds, strict=True):
+        if c:
+            paired = replace(
+                row.paired,
+                p_holm=float(next(p_holm)),
+                mde=mde(sd, row.paired.n_pairs, level),
+                seeds_needed=seeds_needed(effect, sd, level) if effect else math.nan,
+            )
+            row = replace(row, paired=paired)
+        out.append(row)
+    return out
 
 
 def summarize(
@@ -282,34 +287,23 @@ def summarize(
     ).frame()
 
 
-def _stopped(row: SummaryRow, comparison: Comparison) -> SummaryRow:
-    """Adaptive seeds: the seeds the row's sequential test used and why it stopped."""
-    decision = comparison.sequential.get(row.cell)
-    if decision is None:
-        return row
-    return replace(row, seeds_used=decision.n, stopped=decision.reason)
-
-
 def _test_values(
-    rows: Sequence[SummaryRow], trials: pd.DataFrame, metric: str, against: Mapping[str, str]
-) -> list[tuple[float, float]] | None:
-    """Per row, the mean of the metric on the held-out test split and its mean paired
-    difference from the cell's reference (the baseline unless `against` says otherwise);
-    None where the trials measured no test split. Verdicts stay on `metric`: the test split
-    is where a choice made on validation is checked, not made."""
+    cells: Sequence[str], trials: pd.DataFrame, metric: str, against: Mapping[str, str]
+) -> dict[str, tuple[float, float]] | None:
+    """Per cell, the mean of the metric on the held-out test split and its mean paired
+    difference from the cell's reference (NaN for the baseline); None where the trials
+    measured no test split. Verdicts stay on `metric`: the test split is where a choice made
+    on validation is checked, not made."""
     test = "test/" + metric.removeprefix("val/")
     if not metric.startswith("val/") or test not in trials.columns:
         return None
     values = seed_values(trials, test)
-    out = []
-    for row in rows:
-        own = values.get(row.cell, empty_series())
+    out = {}
+    for cell in cells:
+        own = values.get(cell, empty_series())
         mean = float(own.mean()) if len(own) else math.nan
-        if row.cell not in against:
-            out.append((mean, math.nan))
-            continue
-        paired = paired_differences(own, values.get(against[row.cell], empty_series()))
-        out.append((mean, float(np.mean(paired)) if len(paired) else math.nan))
+        paired = paired_differences(own, values.get(against.get(cell, ""), empty_series()))
+        out[cell] = (mean, float(np.mean(paired)) if cell in against and len(paired) else math.nan)
     return out
 
 
