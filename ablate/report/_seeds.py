@@ -14,14 +14,9 @@ import pandas as pd
 from ablate.study import Outcome
 
 
-def ended(trials: pd.DataFrame, outcome: Outcome) -> pd.Series:
-    """Per trial (the table's index), whether it ended with `outcome`."""
-    return trials["outcome"].map(lambda o: o is outcome).astype(bool)
-
-
 def complete(trials: pd.DataFrame) -> pd.Series:
     """Per trial (the table's index), whether it ended COMPLETE."""
-    return ended(trials, Outcome.COMPLETE)
+    return trials["outcome"].map(lambda o: o is Outcome.COMPLETE).astype(bool)
 
 
 def require_columns(trials: pd.DataFrame, columns: Sequence[str]) -> None:
