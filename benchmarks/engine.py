@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import multiprocessing as mp
 import os
 import statistics
@@ -188,8 +189,8 @@ def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, 
     from ablate.study import Event, TrialEnded, _worker
 
     cfg, enqueue_ms = start(folder, url, trials)
-    real = (_worker.fit, _worker.TrialRun)
-    _worker.fit = fake_fit(0.0)
+    cfg = dataclasses.replace(cfg, train=fake_fit(0.0))
+    real = _worker.TrialRun
     if not mlflow:
         _worker.TrialRun = NoRun  # type: ignore[assignment,misc]
     ends: list[float] = []
@@ -203,7 +204,7 @@ def overhead(url: str, folder: Path, trials: int, mlflow: bool) -> tuple[float, 
     try:
         _worker.work(cfg, report)
     finally:
-        _worker.fit, _worker.TrialRun = real  # type: ignore[misc]
+        _worker.TrialRun = real  # type: ignore[misc]
     if endings != {"complete"} or len(ends) != trials:
         raise SystemExit(f"overhead: {len(ends)} of {trials} trials ended, as {sorted(endings)}")
     return enqueue_ms, 1000 * (ends[-1] - ends[0]) / (len(ends) - 1)
@@ -216,7 +217,7 @@ def _device(cfg: Any, sleep_s: float, ready: Any, go: Any, events: Any) -> None:
     """One simulated device: set up, wait for the start, drain the queue."""
     from ablate.study import Event, TrialEnded, TrialStarted, _worker, create_or_load
 
-    _worker.fit = fake_fit(sleep_s)
+    cfg = dataclasses.replace(cfg, train=fake_fit(sleep_s))
     create_or_load(cfg.study, cfg.storage_url)  # the storage's first connection, before the clock
     tree = cfg.tree  # and MLflow's first run in this process, before the clock too
     _worker.TrialRun(tree, "warm-up", next(iter(tree.cell_run_ids)), -1, -1).end("KILLED")

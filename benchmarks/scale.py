@@ -37,6 +37,7 @@ Rows, per size:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import multiprocessing as mp
 import os
 import queue
@@ -120,7 +121,6 @@ def _device(cfg: Any, ready: Any, go: Any, events: Any) -> None:
 
     as_worker_process()  # a worker's connection bounds, as `ablate run` gives its workers
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _worker.fit = made_up_fit  # type: ignore[assignment]
     pop = Queue.pop
 
     def timed_pop(self: Queue) -> int | None:
@@ -140,7 +140,7 @@ def _device(cfg: Any, ready: Any, go: Any, events: Any) -> None:
 
     ready.release()
     go.wait()
-    _worker.work(cfg, report)
+    _worker.work(dataclasses.replace(cfg, train=made_up_fit), report)
     events.put(("exit", cfg.worker, None, time.time()))
 
 
