@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 
 from ablate.names import metric_info
-from ablate.spec import Study, load_study
+from ablate.study_file import Study, load_study
 
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "docs" / "results"
