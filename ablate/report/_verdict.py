@@ -9,13 +9,14 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ablate.formats import Units
 
 if TYPE_CHECKING:
     from ablate.design import Comparison
-    from ablate.report._summary import SummaryRow
+    from ablate.report._health import CellHealth
+    from ablate.report._paired import Level, Paired
 
 
 class Kind(enum.Enum):
@@ -113,9 +114,24 @@ _SEQUENTIAL = {
 }
 
 
+class CellFacts(Protocol):
+    """What a verdict reads of a cell's summary row (`SummaryRow` has it all)."""
+
+    @property
+    def cell(self) -> str: ...
+    @property
+    def level(self) -> Level: ...  # the metric over its complete seeds
+    @property
+    def diverged(self) -> int: ...  # seeds whose loss turned NaN/inf
+    @property
+    def paired(self) -> Paired: ...  # the comparison with its reference
+    @property
+    def checks(self) -> CellHealth: ...
+
+
 def verdict_of(
-    row: SummaryRow,
-    base: SummaryRow | None,
+    row: CellFacts,
+    base: CellFacts | None,
     *,
     comparison: Comparison,
     goal: Literal["maximize", "minimize"],
@@ -182,14 +198,14 @@ def verdict_of(
     return Verdict(kind, n, beside=beside)
 
 
-def _collapsed(row: SummaryRow | None, who: str) -> list[str]:
+def _collapsed(row: CellFacts | None, who: str) -> list[str]:
     """The row's seeds whose model predicts one class, in words ([] when none)."""
     if row is None or not row.checks.collapsed:
         return []
     return [f"{who}{row.checks.collapsed} of {row.level.n} seeds predict one class"]
 
 
-def _diverged(row: SummaryRow | None, who: str) -> list[str]:
+def _diverged(row: CellFacts | None, who: str) -> list[str]:
     """The row's diverged seeds, in words ([] when none)."""
     if row is None or not row.diverged:
         return []
