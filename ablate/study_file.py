@@ -91,7 +91,7 @@ def check_design_size(file: Path, sweep: SweepSpec, design: Design) -> None:
     cannot name a file or an MLflow run: over MAX_CELL_NAME bytes in UTF-8 (a file name has
     at most 255, a checkpoint's adds its seed; MLflow's run names 250 characters), or holding
     a control character (a newline breaks every one-line message; PostgreSQL refuses NUL)."""
-    where = "sweep.tricks" if sweep.tricks else "sweep.search" if sweep.search else "sweep.grid"
+    where = f"sweep.{design.kind}"  # the key the design is read from: grid, tricks, search
     if len(design.cells) > MAX_CELLS:
         raise SpecError(
             f"{file}: {where}: {len(design.cells):,} cells; a study has at most {MAX_CELLS:,}"

@@ -138,7 +138,7 @@ class Design(Protocol):
     """Grid, variants, tricks and search implement this; the next designs plug in here."""
 
     @property
-    def kind(self) -> str: ...  # names the design's own part of the report, if it has one
+    def kind(self) -> str: ...  # its key under `sweep`: grid, tricks, search (its report part)
 
     @property
     def cells(self) -> tuple[Cell, ...]: ...
