@@ -105,7 +105,7 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
     """Check a study file as `run` does before it trains, without training or writing anything:
     every key, each disk dataset's layout, and each model built once and run on a batch."""
     s = load_study(study, set_ or ())
-    from ablate.train import preflight  # torch: the same check `run` makes, so ok means ok
+    from ablate.preflight import preflight  # torch: the same check `run` makes, so ok means ok
 
     preflight(s)
     baseline = f"; baseline {s.baseline!r}" if s.baseline else ""
@@ -138,7 +138,7 @@ def plan(
     placed = plan_devices(devices, workers)
     timer = None
     if probe:
-        from ablate.train import preflight
+        from ablate.preflight import preflight
         from ablate.train.probe import probe as time_recipe
 
         preflight(s)
@@ -193,9 +193,9 @@ def run(
     check_devices(devices)  # before anything is written
     check_places(s.spec.name, results, storage, tracking_uri, checkpoint_dir)
     stop_on_sigterm()
+    from ablate.preflight import preflight
     from ablate.report import print_summary, write_report
     from ablate.study import Locations, create_or_load, run_study, run_tree_of
-    from ablate.train import preflight
 
     preflight(s)
     where = Locations.resolve(results, s.spec.name, storage, tracking_uri, checkpoint_dir)
@@ -310,8 +310,8 @@ def submit(
     check_scheduler(executor)
     s = _study(study, set_, results, storage)
     from ablate.options import check_places
+    from ablate.preflight import preflight
     from ablate.study import Locations, start_study
-    from ablate.train import preflight
 
     check_places(s.spec.name, results, storage, tracking_uri, checkpoint_dir)
     preflight(s)
@@ -563,8 +563,8 @@ def diagnose(
     """Where companion heads go: train the base recipe for a few hundred steps (no Optuna, no
     MLflow), print each stage's mean |gradient| and flag those under 1e-7, the placement rule
     of Wang et al. (2015); plot the gradients to results/<name>/diagnose.png."""
+    from ablate.preflight import preflight
     from ablate.report.plots import plot_stage_gradients
-    from ablate.train import preflight
     from ablate.train.diagnose import check_device
     from ablate.train.diagnose import diagnose as measure
 
