@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ablate.design import Cell, Design, build_design
+from ablate.design import Cell, Claim, Design, build_design, resolve_claims
 from ablate.errors import SpecError
 from ablate.spec import (
     MAX_CELL_NAME,
@@ -33,12 +33,13 @@ from ablate.spec import (
 
 @dataclass(frozen=True)
 class Study:
-    """A validated study: the spec, where it came from, and its design (the cells, their
-    recipes, what is compared with what)."""
+    """A validated study: the spec, where it came from, its design (the cells, their
+    recipes, what is compared with what) and its declared claims."""
 
     spec: StudySpec
     path: Path
     design: Design
+    claims: tuple[Claim, ...] = ()  # the declared claims, their cells resolved
 
     @property
     def cells(self) -> tuple[Cell, ...]:
@@ -83,7 +84,7 @@ def build_study(raw: Mapping[str, Any], file: Path) -> Study:
     check_grid_size(file, spec.sweep)
     design = build_design(spec, file)
     check_design_size(file, spec.sweep, design)
-    return Study(spec=spec, path=file, design=design)
+    return Study(spec=spec, path=file, design=design, claims=resolve_claims(spec, design, file))
 
 
 def check_design_size(file: Path, sweep: SweepSpec, design: Design) -> None:

@@ -113,6 +113,17 @@ def validate(study: StudyArg, set_: SetOpt = None) -> None:
     console.print(f"{s.path}: ok — {s.describe()} = {s.n_trials} trials{baseline}", markup=False)
     for line in s.design.outline():
         console.print(line, highlight=False, markup=False)
+    for claim in s.claims:
+        console.print(
+            f"claim {claim.index}: {claim.sentence} ({claim.test}: {claim.method})",
+            markup=False,
+            highlight=False,
+        )
+    if not s.claims:
+        console.print(
+            "no claims declared: the comparisons with the baseline are exploratory",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ablate.design._adaptive import AdaptiveDesign, adaptive
+from ablate.design._claims import BASELINE_NAME, Claim, resolve_claims
 from ablate.design._grid import GridDesign, build_grid, expand_cells
 from ablate.design._protocol import (
     Cell,
@@ -47,14 +48,16 @@ def build_design(spec: StudySpec, file: Path) -> Design:
         return build_search(spec, spec.sweep.search, file)
     design: Design = build_tricks(spec, file) if spec.sweep.tricks else build_grid(spec, file)
     if isinstance(seeds, AdaptiveSeeds):
-        return adaptive(design, seeds, spec.metric)
+        return adaptive(design, seeds, spec.metric, resolve_claims(spec, design, file))
     return design
 
 
 __all__ = [
     "BASELINE",
+    "BASELINE_NAME",
     "AdaptiveDesign",
     "Cell",
+    "Claim",
     "Comparison",
     "Design",
     "GridDesign",
@@ -68,5 +71,6 @@ __all__ = [
     "build_design",
     "confirmed_cells",
     "expand_cells",
+    "resolve_claims",
     "search_kind",
 ]

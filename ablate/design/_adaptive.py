@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ablate.design._claims import Claim
 from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView, Round
 from ablate.design._sequential import Decision, SeedPlan, decide
 from ablate.names import metric_info
@@ -34,6 +35,7 @@ class AdaptiveDesign:
     metric: MetricSpec
     compared: tuple[tuple[str, str], ...]  # (cell, the cell it is compared with)
     alpha: float = 0.05
+    claims: tuple[Claim, ...] = ()  # the declared claims (their decisions: `Comparison.claims`)
 
     # -- what the inner design says
 
@@ -169,13 +171,16 @@ class AdaptiveDesign:
         return replace(inner, sequential=self.decisions(records))
 
 
-def adaptive(inner: Design, seeds: AdaptiveSeeds, metric: MetricSpec) -> AdaptiveDesign:
+def adaptive(
+    inner: Design, seeds: AdaptiveSeeds, metric: MetricSpec, claims: Sequence[Claim] = ()
+) -> AdaptiveDesign:
     """Adaptive seeds around a design whose comparisons are known before training (a grid,
-    variants, tricks)."""
+    variants, tricks). `claims`: the study's declared claims, resolved."""
     fixed = inner.comparison([], {})
     compared = tuple(
         (cell, fixed.references.get(cell, fixed.baseline))
         for cell in fixed.compared
         if cell != fixed.baseline
     )
-    return AdaptiveDesign(inner, SeedPlan(seeds.start, seeds.max, seeds.step), metric, compared)
+    plan = SeedPlan(seeds.start, seeds.max, seeds.step)
+    return AdaptiveDesign(inner, plan, metric, compared, claims=tuple(claims))

@@ -94,6 +94,9 @@ class Comparison:
     against: str = ""  # what the cells are compared with, in words, when not "the baseline"
     # adaptive seeds: cell -> where its sequential test stopped and why
     sequential: Mapping[str, Decision] = field(default_factory=dict)
+    # adaptive seeds with declared claims: a claim's index -> where its sequential test
+    # stopped and why (claims of a study with a fixed seed count are tested by the report)
+    claims: Mapping[int, Decision] = field(default_factory=dict)
 
 
 class QueueView(Protocol):

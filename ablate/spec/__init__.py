@@ -13,6 +13,7 @@ from ablate.spec._base import (
     MAX_BATCH,
     MAX_CELL_NAME,
     MAX_CELLS,
+    MAX_CLAIMS,
     MAX_CLASSES,
     MAX_COUNT,
     MAX_EPOCHS,
@@ -54,7 +55,10 @@ from ablate.spec._recipe import (
     TrainSpec,
 )
 from ablate.spec._study import (
+    CLAIM_TESTS,
     AdaptiveSeeds,
+    ClaimSpec,
+    ClaimTest,
     MetricSpec,
     RangeSpec,
     SearchSpec,
@@ -66,10 +70,12 @@ from ablate.spec._study import (
 from ablate.spec._yaml import MAX_DEPTH, MAX_DIGITS, MAX_YAML_NODES, load_yaml, shown
 
 __all__ = [
+    "CLAIM_TESTS",
     "IGNORE_INDEX",
     "MAX_BATCH",
     "MAX_CELLS",
     "MAX_CELL_NAME",
+    "MAX_CLAIMS",
     "MAX_CLASSES",
     "MAX_COUNT",
     "MAX_DEPTH",
@@ -90,6 +96,8 @@ __all__ = [
     "AuxSpec",
     "CeSpec",
     "CenterSpec",
+    "ClaimSpec",
+    "ClaimTest",
     "DataSpec",
     "DiagnosticsSpec",
     "EvalSpec",

@@ -42,6 +42,7 @@ MAX_LOSS_WEIGHT = 100.0  # the weight of a loss term (aux, Lovász, center) besi
 # 1000 × 1000 grid took 286 s and 10 GB to validate.
 MAX_CELLS = 10_000  # cells of one study (grid points, variants, tricks' rows, search trials)
 MAX_TRIALS = 100_000  # (cell, seed) trials of one study
+MAX_CLAIMS = 100  # declared claims of one study
 MAX_CELL_NAME = 200  # UTF-8 bytes of a cell's name: it names MLflow runs and checkpoint files
 MAX_FILE_BYTES = 1 << 20  # a study file (the shipped ones are a few KB)
 

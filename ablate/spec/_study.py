@@ -30,6 +30,7 @@ from ablate.names import (
 from ablate.spec._base import (
     MAX_CELL_NAME,
     MAX_CELLS,
+    MAX_CLAIMS,
     MAX_FACTORIAL_TRICKS,
     MAX_NAME,
     MAX_SEED,
@@ -279,6 +280,55 @@ class MetricSpec(_Frozen):
         )
 
 
+ClaimTest = Literal["superior", "noninferior", "equivalent", "different"]
+CLAIM_TESTS: tuple[str, ...] = ("superior", "noninferior", "equivalent", "different")
+_NEEDS_MARGIN = ("noninferior", "equivalent")
+
+
+class ClaimSpec(_Frozen):
+    """One claim the study sets out to show, declared before it runs: cell `a` against cell
+    `b`, paired by seed, by the test named."""
+
+    a: str = Field(
+        min_length=1,
+        description="A cell's name as `ablate validate` lists it (`aux.weight=0.4`, a variant's "
+        "or a trick combination's name), or `baseline`.",
+    )
+    b: str = Field(min_length=1, description="The cell `a` is compared with; as `a`.")
+    test: ClaimTest = Field(
+        description="`superior`: a beats b (by more than `margin` when one is given; one-sided "
+        "paired t-test); `noninferior`: a is at most `margin` worse than b (one-sided); "
+        "`equivalent`: |a − b| < `margin` (two one-sided tests, TOST); `different`: a and b "
+        "differ, either way (two-sided). Better and worse follow `metric.goal`."
+    )
+    margin: float | None = Field(
+        None,
+        ge=0,
+        le=1e6,
+        description="In the metric's display unit (points for IoU): needed by `noninferior` "
+        "and `equivalent` (above 0), optional for `superior` (default 0), not taken by "
+        "`different`.",
+    )
+
+    @model_validator(mode="after")
+    def _margin_fits_the_test(self) -> ClaimSpec:
+        if self.test in _NEEDS_MARGIN and not self.margin:
+            raise ValueError(
+                f"a {self.test!r} claim needs a margin above 0, in the metric's display unit "
+                "(points for IoU; e.g. margin: 1.0)"
+            )
+        if self.test == "different" and self.margin is not None:
+            raise ValueError("a 'different' claim takes no margin (it is two-sided, against 0)")
+        if self.a == self.b:
+            raise ValueError(f"a claim compares two cells; a and b are both {self.a!r}")
+        return self
+
+    @property
+    def shown_margin(self) -> float:
+        """The margin the test uses (0 where none is given), in display units."""
+        return self.margin or 0.0
+
+
 class StudySpec(_Frozen):
     """A study file: the recipe every trial starts from, what is swept, what is compared."""
 
@@ -301,6 +351,16 @@ class StudySpec(_Frozen):
         "one cell (`{loss.aux.weight: 0.0}`) or a cell's name; null: the first cell. In a "
         "search: overrides of the base (null: the base itself), trained beside the confirmed "
         "configurations.",
+    )
+    claims: list[ClaimSpec] = Field(
+        default_factory=list,
+        max_length=MAX_CLAIMS,
+        description="What the study sets out to show, declared before it runs: each item names "
+        "two cells, a test and, where the test needs one, a margin "
+        "(`{a: step, b: constant, test: noninferior, margin: 1.0}`). The report answers each "
+        "with supported / not supported / inconclusive, Holm-corrected over the claims, in "
+        "claims.csv and first in report.md; comparisons not declared are exploratory. Claims "
+        "are part of the study: changing them once a trial has completed is refused.",
     )
 
     @field_validator("name")
