@@ -14,6 +14,13 @@ from pathlib import Path
 import pandas as pd
 
 from ablate.design import Comparison
+from ablate.report._claims import (
+    ClaimResult,
+    claims_frame,
+    claims_section,
+    seed_plan,
+    tested_claims,
+)
 from ablate.report._figure import FigureData
 from ablate.report._files import cannot_write, write_text
 from ablate.report._health import trial_health
@@ -58,6 +65,7 @@ class Report:
     planned: dict[str, int]
     comparison: Comparison
     provenance: Provenance
+    claims: tuple[ClaimResult, ...] = ()
 
 
 def _figures(
@@ -135,6 +143,9 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
         effect=spec.metric.effect,
     )
     trials = trials.join(trial_health(trials, history, metric=metric, goal=spec.metric.goal))
+    claims = tested_claims(
+        study.claims, trials, summary, comparison, metric=metric, goal=spec.metric.goal
+    )
     made_by = provenance(study, records, argv)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
     per_class = (
@@ -155,6 +166,11 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
             stale.unlink()
 
     written = [folder / "trials.csv", folder / "summary.csv", folder / "provenance.json"]
+    if claims:
+        written.append(folder / "claims.csv")
+        write_text(written[-1], claims_frame(claims, metric).to_csv(index=False))
+    elif (folder / "claims.csv").exists():  # an earlier report's, from claims since removed
+        (folder / "claims.csv").unlink()
     table = summary.frame()
     write_text(written[0], trials.drop(columns="outcome").to_csv(index=False))
     write_text(written[1], table.to_csv(index=False))
@@ -173,8 +189,10 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
                 goal=spec.metric.goal,
             ),
         )
+    plan = seed_plan(spec.sweep.seeds, queue.attrs.get("plan"), _stopped(comparison, claims))
+    first = claims_section(claims, metric, 0.05, plan)
     text = report_markdown(
-        study, records, comparison, part, trials, summary, files, folder, made_by
+        study, records, comparison, part, trials, summary, files, folder, made_by, first
     )
     write_text(folder / "report.md", text)
     write_text(folder / "report.html", html_page(spec.name, text, _CSS))
@@ -188,7 +206,17 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
         planned_seeds(study, queue),
         comparison,
         made_by,
+        tuple(claims),
     )
+
+
+def _stopped(comparison: Comparison, claims: Sequence[ClaimResult]) -> str:
+    """Where the sequential tests of adaptive seeds stopped, in words ("" without any)."""
+    if claims and any(c.status for c in claims):
+        return "; ".join(f"claim {c.claim.index}: {c.sequential}" for c in claims if c.status)
+    if not comparison.sequential:
+        return ""
+    return "; ".join(f"{cell}: {d.reason}" for cell, d in comparison.sequential.items())
 
 
 _CSS = (

@@ -50,8 +50,10 @@ def report_markdown(
     files: list[Path],
     folder: Path,
     made_by: Provenance,
+    first: Sequence[str] = (),
 ) -> str:
-    """The whole of report.md."""
+    """The whole of report.md; `first`: the lines that open it after what was run (the
+    declared claims and their verdicts)."""
     spec = study.spec
     metric = spec.metric.name
     lines = [
@@ -61,6 +63,7 @@ def report_markdown(
         "",
         *_run_facts(study, records, trials),
         "",
+        *first,
     ]
     compared = summary.only(comparison.compared)
     if len(compared):

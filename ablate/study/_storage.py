@@ -20,6 +20,7 @@ from ablate.track import RunTree, flatten
 from ablate.urls import mask_password, sqlite_path, without_password
 
 _FINGERPRINT, _SPEC, _FILE, _MLFLOW = "fingerprint", "spec", "study_file", "mlflow"
+_PLAN = "plan"  # the claims and the seeds, and whether they were fixed before any result
 
 
 def default_storage_url(results: Path, name: str) -> str:
@@ -70,7 +71,7 @@ def _changes(stored: Mapping[str, Any], mine: Mapping[str, Any]) -> list[str]:
 
 def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = None) -> Queue:
     """The queue of this study file's Optuna study; refuses one run with another recipe or
-    another sweep (more seeds are fine)."""
+    another sweep, and, once a trial has a result, other seeds or claims (`study_plan`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     ostudy = optuna.create_study(
         study_name=study.spec.name,
@@ -88,16 +89,56 @@ def create_or_load(study: Study, storage_url: str, tracking_uri: str | None = No
         more = f" and {len(changes) - 5} more" if len(changes) > 5 else ""
         raise SpecError(
             f"{study.path}: study {study.spec.name!r} in {mask_password(storage_url)} was run "
-            f"with another recipe or sweep ({'; '.join(changes[:5])}{more}); only seeds may "
-            "be added to a study: give this one a new name (--set name=...) or delete its "
-            "results folder to start over"
+            f"with another recipe or sweep ({'; '.join(changes[:5])}{more}); a study's recipe "
+            "and cells are fixed (its seeds and claims too, once a trial has a result): give "
+            "this one a new name (--set name=...) or delete its results folder to start over"
         )
     else:
         if stored != mine:  # a study stored before the sweep was part of its fingerprint
             ostudy.set_user_attr(_FINGERPRINT, mine)
-        if ostudy.user_attrs.get(_SPEC) != (spec := study.spec.model_dump(mode="json")):
-            ostudy.set_user_attr(_SPEC, spec)  # e.g. more seeds; every worker opens the study
-    return Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
+    queue = Queue(ostudy, storage_url, tracking_uri or _tracking_of(ostudy))
+    _check_plan(study, queue, storage_url)
+    if ostudy.user_attrs.get(_SPEC) != (spec := study.spec.model_dump(mode="json")):
+        ostudy.set_user_attr(_SPEC, spec)  # every worker opens the study with it
+    return queue
+
+
+def study_plan(study: Study) -> dict[str, Any]:
+    """What is fixed once any trial has a result: the declared claims and the seeds (a list,
+    or the adaptive rule). Raising a fixed seed count after a look at the results, or
+    choosing claims after seeing them, inflates the chance of a false finding."""
+    return {
+        "claims": [c.model_dump(mode="json") for c in study.spec.claims],
+        "seeds": study.spec.sweep.model_dump(mode="json")["seeds"],
+    }
+
+
+def _check_plan(study: Study, queue: Queue, storage_url: str) -> None:
+    """Record the study's plan with whether any trial had a result then (`planned_before`),
+    or refuse another plan once one has: a changed claim or seed list is one line naming
+    each change and the remedies (a new study name, adaptive seeds declared up front)."""
+    mine = study_plan(study)
+    stored = queue.attrs.get(_PLAN)
+    if stored is not None and {k: stored.get(k) for k in mine} == mine:
+        return
+    results = sum(1 for r in queue.records(results=False) if r.done)
+    if stored is None or not results:
+        before = stored.get("planned_before", True) if stored is not None else not results
+        queue.ostudy.set_user_attr(_PLAN, {**mine, "planned_before": before})
+        return
+    changes = [
+        f"{key}: {_shown(stored.get(key, _UNSET))} -> {_shown(mine[key])}"
+        for key in mine
+        if json.dumps(stored.get(key), sort_keys=True) != json.dumps(mine[key], sort_keys=True)
+    ]
+    raise SpecError(
+        f"{study.path}: study {study.spec.name!r} in {mask_password(storage_url)} has "
+        f"{results} trial result(s) under another plan ({'; '.join(changes)}); claims and "
+        "seeds are fixed once a result is in (seeds raised after a look, or claims chosen "
+        "after one, make false findings likelier than the tests say): run the new plan as "
+        "a new study (--set name=...), or declare adaptive seeds up front (sweep.seeds: "
+        "{start: 3, max: 10, step: 2}), whose sequential test allows for its looks"
+    )
 
 
 def load_existing(name: str, storage_url: str, *, read_only: bool = False) -> Queue:

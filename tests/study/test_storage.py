@@ -1,21 +1,27 @@
 """One study name is one experiment: running it again with another recipe or another sweep is
-refused, saying what changed; more seeds are allowed."""
+refused, saying what changed; its claims and seeds may change only until a trial has a result."""
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ablate.design import Pair
 from ablate.errors import SpecError
-from ablate.study import create_or_load
-from ablate.study._storage import _FINGERPRINT, _SPEC
+from ablate.study import Outcome, create_or_load
+from ablate.study._storage import _FINGERPRINT, _PLAN, _SPEC
 from ablate.study_file import build_study
 
 BASE = {"data": {"num_classes": 4, "image_size": [32, 32]}}
 
 
-def _study(tmp_path: Path, sweep: dict[str, Any]) -> Any:
-    return build_study({"name": "same", "base": BASE, "sweep": sweep}, tmp_path / "same.yaml")
+def _study(tmp_path: Path, sweep: dict[str, Any], claims: Sequence[dict[str, Any]] = ()) -> Any:
+    raw = {"name": "same", "base": BASE, "sweep": sweep, "claims": list(claims)}
+    return build_study(raw, tmp_path / "same.yaml")
+
+
+CLAIMS = [{"a": "aux.weight=0.4", "b": "baseline", "test": "superior"}]
 
 
 GRID = {"grid": {"loss.aux.weight": [0.0, 0.4]}, "seeds": [0, 1]}
@@ -54,15 +60,63 @@ def test_another_sweep_under_the_same_name_is_refused_saying_what_changed(
         create_or_load(_study(tmp_path, sweep), url)
     message = str(refused.value)
     assert said in message
-    assert "same.yaml" in message and "only seeds may be added" in message
+    assert "same.yaml" in message and "a study's recipe and cells are fixed" in message
     assert first.attrs[_SPEC]["sweep"]["grid"] == GRID["grid"]  # nothing rewritten
 
 
-def test_more_seeds_are_allowed_and_recorded(tmp_path: Path) -> None:
+def _one_result(queue: Any) -> None:
+    """Train nothing, but end one of the study's trials COMPLETE, as a worker would."""
+    queue.sync([Pair("aux.weight=0", 0, {"loss.aux.weight": 0.0})])
+    trial_id = queue.pop()
+    assert trial_id is not None
+    assert queue.end(trial_id, Outcome.COMPLETE, 0.5)
+
+
+def test_seeds_and_claims_may_change_until_a_trial_has_a_result(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     create_or_load(_study(tmp_path, GRID), url)
     more = create_or_load(_study(tmp_path, {**GRID, "seeds": [0, 1, 2]}), url)
     assert more.attrs[_SPEC]["sweep"]["seeds"] == [0, 1, 2]
+    assert more.attrs[_PLAN]["seeds"] == [0, 1, 2] and more.attrs[_PLAN]["planned_before"]
+    claimed = create_or_load(_study(tmp_path, {**GRID, "seeds": [0, 1, 2]}, CLAIMS), url)
+    assert claimed.attrs[_PLAN]["claims"][0]["test"] == "superior"
+
+
+@pytest.mark.parametrize(
+    ("sweep", "claims", "said"),
+    [
+        ({**GRID, "seeds": [0, 1, 2]}, [], "seeds: [0, 1] -> [0, 1, 2]"),
+        ({**GRID, "seeds": [0]}, [], "seeds: [0, 1] -> [0]"),
+        (GRID, CLAIMS, "claims: [] -> [{"),
+    ],
+    ids=["more seeds", "fewer seeds", "a claim added"],
+)
+def test_seeds_or_claims_changed_after_a_result_are_refused_with_the_remedy(
+    tmp_path: Path, sweep: dict[str, Any], claims: list[dict[str, Any]], said: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    _one_result(create_or_load(_study(tmp_path, GRID), url))
+    with pytest.raises(SpecError) as refused:
+        create_or_load(_study(tmp_path, sweep, claims), url)
+    message = str(refused.value)
+    assert said in message and "same.yaml" in message and "1 trial result(s)" in message
+    assert "--set name=" in message and "adaptive seeds up front" in message
+    again = create_or_load(_study(tmp_path, GRID), url)  # the plan as it was is still fine
+    assert again.attrs[_PLAN]["seeds"] == [0, 1] and again.attrs[_SPEC]["sweep"] == {
+        **again.attrs[_SPEC]["sweep"],
+        "seeds": [0, 1],
+    }
+
+
+def test_a_plan_first_recorded_after_results_says_so(tmp_path: Path) -> None:
+    """A study stored by a release that kept no plan: its seeds may have been raised after a
+    look, and the stored plan says it was recorded late."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    queue = create_or_load(_study(tmp_path, GRID), url)
+    _one_result(queue)
+    queue.ostudy.set_user_attr(_PLAN, None)  # as an earlier release left it: no plan
+    later = create_or_load(_study(tmp_path, GRID), url)
+    assert later.attrs[_PLAN] == {"claims": [], "seeds": [0, 1], "planned_before": False}
 
 
 def test_a_study_stored_before_sweeps_were_compared_is_accepted_then_guarded(
