@@ -53,7 +53,8 @@ def sections(
     model: type[BaseModel] = StudySpec, path: str = ""
 ) -> Iterator[tuple[str, type[BaseModel]]]:
     """(dotted path, model) of the top level and every mapping below it, depth first; a
-    mapping of models (`sweep.search.space`) is `<path>.<key>`."""
+    mapping of models (`sweep.search.space`) is `<path>.<key>`, a list of them (`claims`)
+    `<path>.<i>`."""
     yield path, model
     for name, field in model.model_fields.items():
         for inner, suffix in _models_in(field.annotation):
@@ -68,6 +69,8 @@ def _models_in(annotation: Any) -> list[tuple[type[BaseModel], str]]:
         return _models_in(get_args(annotation)[0])
     if get_origin(annotation) is dict:
         return [(m, ".<key>" + s) for m, s in _models_in(get_args(annotation)[1])]
+    if get_origin(annotation) is list:
+        return [(m, ".<i>" + s) for m, s in _models_in(get_args(annotation)[0])]
     return [found for arg in _union_args(annotation) for found in _models_in(arg)]
 
 
@@ -80,7 +83,7 @@ def _join(path: str, name: str) -> str:
 
 
 def _anchor(path: str) -> str:
-    return "key-" + (path.replace(".", "-").replace("<key>", "key") or "top")
+    return "key-" + (path.replace(".", "-").replace("<key>", "key").replace("<i>", "i") or "top")
 
 
 # --------------------------------------------------------------------------- rendering

@@ -290,11 +290,10 @@ class ClaimSpec(_Frozen):
     `b`, paired by seed, by the test named."""
 
     a: str = Field(
-        min_length=1,
         description="A cell's name as `ablate validate` lists it (`aux.weight=0.4`, a variant's "
         "or a trick combination's name), or `baseline`.",
     )
-    b: str = Field(min_length=1, description="The cell `a` is compared with; as `a`.")
+    b: str = Field(description="The cell `a` is compared with; as `a`.")
     test: ClaimTest = Field(
         description="`superior`: a beats b (by more than `margin` when one is given; one-sided "
         "paired t-test); `noninferior`: a is at most `margin` worse than b (one-sided); "
@@ -360,7 +359,7 @@ class StudySpec(_Frozen):
         "(`{a: step, b: constant, test: noninferior, margin: 1.0}`). The report answers each "
         "with supported / not supported / inconclusive, Holm-corrected over the claims, in "
         "claims.csv and first in report.md; comparisons not declared are exploratory. Claims "
-        "are part of the study: changing them once a trial has completed is refused.",
+        "are part of the study: changing them once a trial has a result is refused.",
     )
 
     @field_validator("name")
