@@ -59,3 +59,21 @@ def print_summary(console: Console, report: Report, study: Study) -> None:
     problems = sum(1 for row in rows if row.checks.health)
     if problems:
         console.print(f"[yellow]health: {problems} cell(s) failed a check (report.md, Health)")
+    print_claims(console, report, units)
+
+
+def print_claims(console: Console, report: Report, units: Units) -> None:
+    """Each declared claim's verdict, one line each (claims.csv has the numbers), or that the
+    comparisons above are exploratory when none was declared."""
+    if not report.claims:
+        console.print("no claims declared: the comparisons above are exploratory")
+        return
+    console.print(f"claims (declared before the run; {len(report.claims)}, see claims.csv):")
+    for c in report.claims:
+        said = units.interval(c.diff, c.ci_low, c.ci_high)
+        adjusted = f", p (Holm) {p_value(c.p_adj, tight=True)}" if not math.isnan(c.p_adj) else ""
+        console.print(
+            f"  {c.claim.index}. {escape(c.claim.sentence)}: Δ {said} {units.name}{adjusted}"
+            f" — [bold]{escape(c.text)}[/bold]",
+            highlight=False,
+        )
