@@ -1,6 +1,10 @@
 """Adaptive seeds (`sweep.seeds: {start, max, step}`): any grid, variants or tricks design,
-trained on `start` seeds first, then `step` more per round for the comparisons still
-undecided, until each is decided by the sequential test (`_sequential`) or has `max` seeds.
+trained on `start` seeds first, then `step` more per round for the tests still undecided,
+until each is decided by its sequential test (`_sequential`) or has `max` seeds.
+
+The tests are the study's declared claims when it has any (each claim's two cells, by its
+own test, at α/m for m claims), else each cell against its reference (two-sided, with the
+equivalence stop when `metric.effect` is set, at α/m for m comparisons).
 
 The next round is what `next_round` returns from the records; the queue enqueues it once,
 under a key naming its pairs, so two idle workers never queue one seed twice.
@@ -17,7 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from ablate.design._claims import Claim
 from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView, Round
-from ablate.design._sequential import Decision, SeedPlan, decide
+from ablate.design._sequential import (
+    BETA,
+    Decision,
+    SeedPlan,
+    boundaries,
+    claim_boundaries,
+    decide,
+    decide_claim,
+)
 from ablate.names import metric_info
 from ablate.spec import AdaptiveSeeds, MetricSpec
 
@@ -88,70 +100,111 @@ class AdaptiveDesign:
         return f"{inner} × {p.start} to {p.max} seeds (adaptive, +{p.step} a round)"
 
     def outline(self) -> list[str]:
+        """The rule as `ablate validate` lists it: the looks, the α each test gets, its
+        boundaries per look (z scale) and its futility stop."""
         looks = ", ".join(str(n) for n in self.plan.looks)
+        lines = [*self.inner.outline()]
+        if self.claims:
+            m = len(self.claims)
+            level = self.alpha / m
+            lines.append(
+                f"seeds: looks at {looks} seeds, driven by the {m} declared claim(s), each at "
+                f"α = {level:.3g} ({self.alpha:g} / {m}, Bonferroni: Holm's step-down is not "
+                "valid for sequential tests); Lan–DeMets O'Brien–Fleming-type α-spending "
+                "on exact group-sequential boundaries, each look's paired t-test at its z "
+                "boundary's nominal level; cells in no claim train "
+                f"{self.plan.start} seeds, and comparisons not declared are exploratory"
+            )
+            for claim in self.claims:
+                b = claim_boundaries(self.plan, level, claim.test)
+                sided = {"different": "|z|", "equivalent": "TOST's smaller z"}.get(claim.test, "z")
+                coverage = 1 - level if b.sides == 2 else 1 - 2 * level
+                kind = {"different": "two-sided", "equivalent": "TOST"}.get(claim.test, "one-sided")
+                lines.append(
+                    f"seeds: claim {claim.index} ({claim.test}, {kind}): supported at {sided} ≥ "
+                    f"{_zs(b.upper)}; not supported (futility, non-binding: β = {BETA:g} "
+                    f"spent O'Brien–Fleming-type against the difference {self.plan.max} seeds "
+                    f"detect with {100 * (1 - BETA):g} % power) at {sided} ≤ "
+                    f"{_zs(b.lower[:-1])}; repeated {_percent(coverage)} CIs"
+                )
+            return lines
         m = len(self.compared)
-        return [
-            *self.inner.outline(),
-            f"seeds: looks at {looks} seeds; each of the {m} comparison(s) spends "
-            f"α = {self.alpha / max(1, m):.3g} over its looks (O'Brien–Fleming-type)",
-        ]
+        level = self.alpha / max(1, m)
+        two = boundaries(self.plan, level, 2, False)
+        lines.append(
+            f"seeds: looks at {looks} seeds; each of the {m} comparison(s) is a two-sided "
+            f"paired t-test at α = {level:.3g} ({self.alpha:g} / {max(1, m)}, Bonferroni), "
+            "Lan–DeMets O'Brien–Fleming-type α-spending on exact group-sequential boundaries "
+            f"|z| ≥ {_zs(two.upper)}, each look's t-test at its z boundary's nominal level; "
+            f"no futility stop; repeated {_percent(1 - level)} CIs"
+        )
+        if self.metric.effect:
+            one = boundaries(self.plan, level, 1, False)
+            points = " points" if metric_info(self.metric.name).scale != 1.0 else ""
+            lines.append(
+                f"seeds: a comparison also stops 'equivalent' when both one-sided tests against "
+                f"±{self.metric.effect:g}{points} (metric.effect) reach z ≥ {_zs(one.upper)}"
+            )
+        return lines
 
     def decisions(self, records: Sequence[TrialRecord]) -> dict[str, Decision]:
         """Each compared cell's sequential decision from the trials so far."""
-        values: dict[str, dict[int, float]] = defaultdict(dict)
-        settled: dict[str, set[int]] = defaultdict(set)
-        pending = {r.key for r in records if r.pending}
-        for r in records:
-            if r.done or (r.gave_up and r.key not in pending):
-                settled[r.cell].add(r.seed)
-            if r.done and r.value is not None and math.isfinite(r.value):
-                values[r.cell][r.seed] = float(r.value)
+        paired = _Paired.of(records, self.plan.max)
         info = metric_info(self.metric.name)
         effect = self.metric.effect / info.scale if self.metric.effect else None
         points = " points" if info.scale != 1.0 else ""
         level = self.alpha / max(1, len(self.compared))
         out = {}
         for cell, ref in self.compared:
-            lead = 0
-            while lead < self.plan.max and lead in settled[cell] and lead in settled[ref]:
-                lead += 1
-            diffs = {
-                s: values[cell][s] - values[ref][s]
-                for s in range(lead)
-                if s in values[cell] and s in values[ref]
-            }
+            diffs, lead = paired.between(cell, ref)
             out[cell] = decide(
                 diffs, lead, self.plan, level, effect, self.metric.goal, info.scale, points
             )
         return out
 
-    def _needed(self, decisions: Mapping[str, Decision]) -> dict[str, int]:
-        """How many seeds each cell trains as far as known now: what each of its comparisons
-        (as the cell or as the reference) has used or waits for."""
+    def claim_decisions(self, records: Sequence[TrialRecord]) -> dict[int, Decision]:
+        """Each declared claim's sequential decision (by `claim.index`) from the trials so
+        far; the family's α is split evenly over the claims."""
+        paired = _Paired.of(records, self.plan.max)
+        level = self.alpha / max(1, len(self.claims))
+        out = {}
+        for claim in self.claims:
+            diffs, lead = paired.between(claim.a, claim.b)
+            out[claim.index] = decide_claim(diffs, lead, self.plan, level, claim, self.metric.goal)
+        return out
+
+    def _tests(self, records: Sequence[TrialRecord]) -> list[tuple[str, str, Decision]]:
+        """The tests that drive the rounds, as (cell, the cell it is paired with, decision):
+        the declared claims when there are any, else each cell against its reference."""
+        if self.claims:
+            decided = self.claim_decisions(records)
+            return [(c.a, c.b, decided[c.index]) for c in self.claims]
+        decided_cells = self.decisions(records)
+        return [(cell, ref, decided_cells[cell]) for cell, ref in self.compared]
+
+    def _needed(self, tests: Sequence[tuple[str, str, Decision]]) -> dict[str, int]:
+        """How many seeds each cell trains as far as known now: what each test it is in has
+        used or waits for."""
         need = {c.name: self.plan.start for c in self.cells}
-        for cell, ref in self.compared:
-            decision = decisions[cell]
+        for a, b, decision in tests:
             wanted = decision.waiting_for or decision.n
-            need[cell] = max(need[cell], wanted)
-            need[ref] = max(need[ref], wanted)
+            need[a] = max(need[a], wanted)
+            need[b] = max(need[b], wanted)
         return need
 
     def _pairs(self, records: Sequence[TrialRecord]) -> list[Pair]:
-        need = self._needed(self.decisions(records))
+        need = self._needed(self._tests(records))
         return [Pair(c.name, s, c.overrides) for c in self.cells for s in range(need[c.name])]
 
     def pairs(self, queue: QueueView | None) -> list[Pair]:
         return self._pairs(queue.records() if queue is not None else [])
 
     def later(self, queue: QueueView) -> int:
-        """The seeds up to `max` of every cell in a comparison still undecided."""
-        decisions = self.decisions(queue.records())
-        need = self._needed(decisions)
+        """The seeds up to `max` of every cell in a test still undecided."""
+        tests = self._tests(queue.records())
+        need = self._needed(tests)
         open_cells = {
-            name
-            for cell, ref in self.compared
-            if decisions[cell].status == "undecided"
-            for name in (cell, ref)
+            name for a, b, decision in tests if decision.status == "undecided" for name in (a, b)
         }
         return sum(self.plan.max - need[c] for c in open_cells)
 
@@ -167,8 +220,58 @@ class AdaptiveDesign:
         return Round(_ROUND + digest, tuple(missing))
 
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
+        """The inner design's comparison with the sequential decisions: the declared claims'
+        when there are any (the cell comparisons are then exploratory: no seed was added for
+        them, so they carry no sequential decision), else each compared cell's."""
         inner = self.inner.comparison(records, attrs)
+        if self.claims:
+            return replace(inner, claims=self.claim_decisions(records))
         return replace(inner, sequential=self.decisions(records))
+
+
+@dataclass(frozen=True)
+class _Paired:
+    """The finite metric values by cell and seed, and the seeds whose trials have settled
+    (ended, or given up with no try pending)."""
+
+    values: Mapping[str, Mapping[int, float]]
+    settled: Mapping[str, set[int]]
+    max: int
+
+    @classmethod
+    def of(cls, records: Sequence[TrialRecord], max_seeds: int) -> _Paired:
+        values: dict[str, dict[int, float]] = defaultdict(dict)
+        settled: dict[str, set[int]] = defaultdict(set)
+        pending = {r.key for r in records if r.pending}
+        for r in records:
+            if r.done or (r.gave_up and r.key not in pending):
+                settled[r.cell].add(r.seed)
+            if r.done and r.value is not None and math.isfinite(r.value):
+                values[r.cell][r.seed] = float(r.value)
+        return cls(values, settled, max_seeds)
+
+    def between(self, a: str, b: str) -> tuple[dict[int, float], int]:
+        """The paired differences a − b by seed, and how many leading seeds both settled."""
+        lead = 0
+        while (
+            lead < self.max and lead in self.settled.get(a, ()) and lead in self.settled.get(b, ())
+        ):
+            lead += 1
+        va, vb = self.values.get(a, {}), self.values.get(b, {})
+        return {s: va[s] - vb[s] for s in range(lead) if s in va and s in vb}, lead
+
+
+def _zs(bounds: Sequence[float]) -> str:
+    """z boundaries as the outline lists them (∞: this look cannot stop that way)."""
+    shown = [
+        f"{z:.2f}".replace("-", "−") if math.isfinite(z) else ("∞" if z > 0 else "none")
+        for z in bounds
+    ]
+    return ", ".join(shown) if shown else "none"
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.3g} %"
 
 
 def adaptive(

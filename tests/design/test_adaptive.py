@@ -12,7 +12,7 @@ from rich.console import Console
 from ablate.design import AdaptiveDesign
 from ablate.errors import SpecError
 from ablate.report import write_report
-from ablate.study import Locations, create_or_load, run_study
+from ablate.study import Locations, Outcome, TrialRecord, TrialResult, create_or_load, run_study
 from ablate.study_file import build_study
 from ablate.train import EpochResult, FitResult
 
@@ -103,3 +103,75 @@ def test_adaptive_seeds_are_refused_for_a_search_and_checked(tmp_path: Path) -> 
         build_study(raw, tmp_path / "s.yaml")
     with pytest.raises(SpecError, match=r"max \(3\) must be at least start \(4\)"):
         _study(tmp_path, {"start": 4, "max": 3})
+
+
+class _View:
+    """The records so far, as a design reads a running study."""
+
+    def __init__(self, records: list[TrialRecord]) -> None:
+        self._records = records
+        self.attrs: dict[str, Any] = {}
+
+    def records(self) -> list[TrialRecord]:
+        return self._records
+
+    def sample(self, record: TrialRecord, space: Any, plan: Any) -> dict[str, Any]:
+        raise AssertionError("adaptive seeds sample nothing")
+
+
+def _trained(cell: str, seed: int, number: int) -> TrialRecord:
+    """A COMPLETE trial of `cell` on `seed`, its value as `_fit` would give."""
+    gain = {"big": GAIN[0.5], "small": GAIN[0.1]}.get(cell)
+    value = 0.5 + NOISE[seed] + (gain[seed] if gain else 0.0)
+    result = TrialResult(final={"val/mIoU": value})
+    return TrialRecord(
+        number, number, cell, seed, 1, {}, False, {}, Outcome.COMPLETE, False, value, result
+    )
+
+
+def test_declared_claims_drive_the_rounds_each_on_its_own_test(tmp_path: Path) -> None:
+    raw = {
+        "name": "claimed",
+        "base": {"data": {"num_classes": 4, "image_size": [32, 32]}},
+        "sweep": {
+            "variants": {
+                "none": {},
+                "big": {"loss.lovasz": 0.5},
+                "small": {"loss.lovasz": 0.1},
+                "other": {"loss.lovasz": 0.3},
+            },
+            "seeds": {"start": 2, "max": 8, "step": 2},
+        },
+        "metric": {"name": "val/mIoU", "effect": 2.0},
+        "baseline": "none",
+        "claims": [
+            {"a": "big", "b": "baseline", "test": "superior"},
+            {"a": "small", "b": "none", "test": "noninferior", "margin": 2.0},
+        ],
+    }
+    study = build_study(raw, tmp_path / "claimed.yaml")
+    design = study.design
+    assert isinstance(design, AdaptiveDesign) and len(design.claims) == 2
+    outline = "\n".join(design.outline())
+    assert "driven by the 2 declared claim(s), each at α = 0.025" in outline
+    assert (
+        "claim 0 (superior, one-sided): supported at z ≥ " in outline
+        and "futility, non-binding" in outline
+    )
+
+    records: list[TrialRecord] = []
+    while (round_ := design.next_round(records, {})) is not None:  # train what each asks
+        assert design.later(_View(records)) >= 0
+        records += [_trained(p.cell, p.seed, len(records) + i) for i, p in enumerate(round_.pairs)]
+    assert design.later(_View(records)) == 0
+
+    comparison = design.comparison(records, {})
+    assert comparison.sequential == {}  # the cell comparisons are exploratory
+    big, small = comparison.claims[0], comparison.claims[1]
+    assert big.status == "supported" and big.reason.startswith("supported: one-sided paired")
+    assert small.status == "supported" and "t-test rejected" in small.reason
+    assert big.ci_low > 0 and small.ci_low > -0.02  # a − b in stored units, above −margin
+    seeds = {c: sorted(r.seed for r in records if r.cell == c) for c in design.recipes}
+    assert seeds["big"] == list(range(big.n)) and seeds["small"] == list(range(small.n))
+    assert seeds["none"] == list(range(max(big.n, small.n)))  # what both claims need
+    assert seeds["other"] == [0, 1]  # in no claim: the first round only

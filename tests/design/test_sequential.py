@@ -1,75 +1,202 @@
-"""Adaptive seeds' stopping rule keeps its error rates under optional stopping: checked on
-simulated studies, the way the seeds would arrive, look by look."""
+"""Adaptive seeds' sequential tests: exact group-sequential boundaries and their futility
+bound (checked on the z scale, where they are exact), each z boundary applied to a t
+statistic at its nominal level, and the decisions with their reasons and repeated CIs.
+The error rates on t statistics are tests/design/test_error_rates.py's."""
 
 import math
 
 import numpy as np
 import pytest
+from scipy import special
 
-from ablate.design._sequential import SeedPlan, decide, look_levels, spent
+from ablate.design._claims import Claim
+from ablate.design._sequential import (
+    BETA,
+    SeedPlan,
+    boundaries,
+    claim_boundaries,
+    decide,
+    decide_claim,
+    spent,
+)
 
 PLAN = SeedPlan(start=3, max=10, step=2)  # looks at 3, 5, 7, 9, 10
 ALPHA = 0.05
-STUDIES = 2000
+PATHS = 200_000  # simulated z-statistic paths: MCSE of a 5 % rate ≈ 0.0005
 
 
-def _run(true_diff: float, effect: float | None, rng: np.random.Generator) -> tuple[list, list]:
-    """Each simulated study's decision and the seeds it used (paired differences ~ N(μ, 1))."""
-    statuses, used = [], []
-    for _ in range(STUDIES):
-        d = rng.normal(true_diff, 1.0, size=PLAN.max)
-        seen = 0
-        while True:  # seeds arrive a look at a time, as the engine queues them
-            decision = decide(dict(enumerate(d[:seen])), seen, PLAN, ALPHA, effect, "maximize")
-            if decision.status != "undecided":
-                break
-            seen = next(n for n in PLAN.looks if n > seen)
-        statuses.append(decision.status)
-        used.append(decision.n)
-    return statuses, used
+def _z_paths(plan: SeedPlan, mean: float, seed: int) -> np.ndarray:
+    """Z_k = S_k / √n_k at each look for PATHS studies of N(mean, 1) seeds: (PATHS, K)."""
+    sums = np.random.default_rng(seed).normal(mean, 1.0, (PATHS, plan.max)).cumsum(axis=1)
+    looks = np.array(plan.looks)
+    return sums[:, looks - 1] / np.sqrt(looks)
 
 
-def _bound(rate: float) -> float:
-    """α plus 3 Monte-Carlo standard errors."""
-    return rate + 3 * math.sqrt(rate * (1 - rate) / STUDIES)
+def _first(hit: np.ndarray) -> np.ndarray:
+    """The look index where each path first hits (K where it never does)."""
+    return np.where(hit.any(axis=1), hit.argmax(axis=1), hit.shape[1])
 
 
-def test_the_levels_spend_exactly_alpha_most_of_it_late() -> None:
-    levels = look_levels(PLAN, ALPHA)
-    assert sum(levels) == pytest.approx(ALPHA)
-    assert all(level > 0 for level in levels) and levels[0] < 1e-3
-    assert spent(1.0, ALPHA) == pytest.approx(ALPHA) and spent(0.5, ALPHA) < ALPHA / 5
+def test_boundaries_match_the_published_obrien_fleming_type_values() -> None:
+    # Lan–DeMets O'Brien–Fleming-type, two-sided α = 0.05 (α/2 a tail), equally spaced looks:
+    # the values of gsDesign, rpact and ldbounds
+    five = boundaries(SeedPlan(2, 10, 2), 0.05, 2, False)
+    assert five.upper == pytest.approx((4.8769, 3.3569, 2.6803, 2.2898, 2.0310), abs=2e-4)
+    two = boundaries(SeedPlan(2, 4, 2), 0.05, 2, False)
+    assert two.upper == pytest.approx((2.9626, 1.9686), abs=2e-4)
+    one_sided = boundaries(SeedPlan(2, 10, 2), 0.025, 1, False)
+    assert one_sided.upper == pytest.approx(five.upper, abs=2e-4)
+    single = boundaries(SeedPlan(5, 5, 1), 0.05, 1, False)  # one look: the fixed-n test
+    assert single.upper == pytest.approx((1.6449,), abs=1e-4)
 
 
-def test_null_studies_claim_a_difference_at_most_alpha_of_the_time() -> None:
-    statuses, used = _run(0.0, effect=0.5, rng=np.random.default_rng(0))
-    false = sum(s in ("better", "worse") for s in statuses) / STUDIES
-    print(f"null: false-positive rate {false:.4f}, mean seeds {np.mean(used):.2f} of {PLAN.max}")
-    assert false <= _bound(ALPHA)
-    assert np.mean(used) < PLAN.max  # equivalence stops some studies early
+@pytest.mark.parametrize("sides", [1, 2])
+def test_each_look_spends_its_share_of_alpha_exactly_on_the_z_scale(sides: int) -> None:
+    b = boundaries(PLAN, ALPHA, sides, False)
+    z = _z_paths(PLAN, 0.0, seed=sides)
+    stop = _first((np.abs(z) if sides == 2 else z) >= np.array(b.upper))
+    shares = [sides * spent(n / PLAN.max, ALPHA / sides) for n in PLAN.looks]
+    wanted = np.diff([0.0, *shares])
+    got = np.bincount(stop, minlength=len(PLAN.looks) + 1)[:-1] / PATHS
+    mcse = np.sqrt(wanted * (1 - wanted) / PATHS)
+    assert np.all(np.abs(got - wanted) <= 3 * mcse + 1e-5), (got, wanted)
+    assert abs(got.sum() - ALPHA) <= 3 * math.sqrt(ALPHA * (1 - ALPHA) / PATHS)
 
 
-def test_a_difference_that_matters_is_called_equivalent_at_most_alpha_of_the_time() -> None:
-    statuses, used = _run(0.5, effect=0.5, rng=np.random.default_rng(1))
-    wrong = sum(s == "equivalent" for s in statuses) / STUDIES
-    print(f"at the effect: false 'no difference' rate {wrong:.4f}, mean seeds {np.mean(used):.2f}")
-    assert wrong <= _bound(ALPHA)
+def test_futility_spends_beta_against_the_alternative_the_plan_detects_with_80_percent() -> None:
+    b = boundaries(PLAN, ALPHA, 1, True)
+    assert b.lower[-1] == b.upper[-1]  # the bounds meet at the last look
+    assert b.upper == boundaries(PLAN, ALPHA, 1, False).upper  # non-binding: efficacy ignores it
+    assert all(f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
+    z = _z_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=3)  # E[Z at max] = drift
+    efficacy = _first(z >= np.array(b.upper))
+    futility = _first(z <= np.array(b.lower))
+    power = np.mean(efficacy < futility)  # crossed the efficacy bound first
+    assert abs(power - (1 - BETA)) <= 3 * math.sqrt(BETA * (1 - BETA) / PATHS)
 
 
-def test_a_large_difference_stops_early_and_is_found() -> None:
-    statuses, used = _run(2.0, effect=0.5, rng=np.random.default_rng(2))
-    found = sum(s == "better" for s in statuses) / STUDIES
-    print(f"2 sd: found {found:.3f}, mean seeds {np.mean(used):.2f}")
-    assert found > 0.9 and np.mean(used) < 7
+def test_two_sided_futility_is_an_inner_wedge_that_meets_the_last_boundary() -> None:
+    b = claim_boundaries(PLAN, ALPHA, "different")
+    assert b.sides == 2 and b.lower[-1] == b.upper[-1]
+    assert all(0 <= f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
+    z = np.abs(_z_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=4))
+    power = np.mean(_first(z >= np.array(b.upper)) < _first(z <= np.array(b.lower)))
+    assert abs(power - (1 - BETA)) <= 3 * math.sqrt(BETA * (1 - BETA) / PATHS)
+
+
+def test_a_z_boundary_becomes_a_t_boundary_at_its_nominal_level() -> None:
+    b = boundaries(PLAN, ALPHA, 1, True)
+    for k in range(len(PLAN.looks)):
+        for df in (1, 2, 9, 10_000):
+            t = b.t_upper(k, df)
+            assert special.stdtr(df, -t) == pytest.approx(special.ndtr(-b.upper[k]), rel=1e-8)
+            assert t >= b.upper[k] - 1e-6  # t's heavier tails: a larger boundary
+        assert b.t_upper(k, 100_000) == pytest.approx(b.upper[k], abs=1e-3)
+        assert special.stdtr(2, b.t_lower(k, 2)) == pytest.approx(special.ndtr(b.lower[k]))
+    far = boundaries(SeedPlan(2, 1000, 499), ALPHA, 2, False)  # a first look at t = 0.002
+    assert math.isinf(far.upper[0]) and math.isinf(far.t_upper(0, 1))  # cannot reject there
+
+
+def test_boundaries_are_computed_once_per_plan_level_and_test() -> None:
+    assert boundaries(PLAN, 0.0125, 1, True) is boundaries(PLAN, 0.0125, 1, True)
+    assert claim_boundaries(PLAN, 0.0125, "superior") is boundaries(PLAN, 0.0125, 1, True)
 
 
 def test_a_look_waits_for_every_seed_it_needs_and_says_why_it_stopped() -> None:
     d = {0: 1.0, 1: 1.1, 2: 0.9, 3: 1.0}
     waiting = decide(d, 4, PLAN, ALPHA, None, "maximize")  # look 1 (3 seeds) not enough
     assert waiting.status == "undecided" and waiting.reason == "waiting for 5 seeds"
-    assert decide(d, 2, PLAN, ALPHA, None, "maximize").reason == "waiting for 3 seeds"
+    assert waiting.waiting_for == 5 and waiting.diff == pytest.approx(1.0)  # look 1's
+    first = decide(d, 2, PLAN, ALPHA, None, "maximize")
+    assert first.reason == "waiting for 3 seeds" and math.isnan(first.ci_low)
     constant = decide({i: 1.0 for i in range(3)}, 3, PLAN, ALPHA, None, "minimize")
     assert constant.status == "worse" and constant.n == 3  # a constant shift up, when lower wins
     assert "paired t-test rejected at n = 3" in constant.reason
+    assert constant.ci_low == constant.ci_high == 1.0
     flat = decide({i: 0.0 for i in range(10)}, 10, PLAN, ALPHA, None, "maximize")
     assert flat.status == "max" and flat.n == 10
+    assert flat.reason == "undecided at the largest sample, n = 10"
+
+
+def test_the_repeated_ci_is_the_stopping_looks_boundary_around_the_mean() -> None:
+    d = dict(enumerate([2.0, 2.5, 1.5, 2.2, 1.8, 2.1, 1.9]))
+    decision = decide(d, 7, PLAN, ALPHA, None, "maximize")
+    values = np.array(list(d.values())[:5])
+    se = values.std(ddof=1) / math.sqrt(5)
+    t = boundaries(PLAN, ALPHA, 2, False).t_upper(1, 4)
+    assert decision.status == "better" and decision.n == 5  # look 1 (3 seeds) too early
+    assert decision.diff == pytest.approx(values.mean())
+    assert decision.ci_low == pytest.approx(values.mean() - t * se)
+    assert decision.ci_high == pytest.approx(values.mean() + t * se)
+    assert decision.ci_level == pytest.approx(0.95) and decision.ci_low > 0
+    assert "biased away from 0" in decision.caveat
+
+
+def test_equivalence_stops_with_its_interval_inside_the_effect() -> None:
+    rng = np.random.default_rng(0)
+    d = dict(enumerate(rng.normal(0.0, 0.05, 10)))
+    decision = decide(d, 10, PLAN, ALPHA, 0.5, "maximize", unit=100.0, points=" points")
+    assert decision.status == "equivalent" and decision.n < 10
+    assert decision.reason.startswith("no difference of 50 points or more: equivalence test")
+    assert -0.5 < decision.ci_low < decision.ci_high < 0.5
+    assert decision.ci_level == pytest.approx(0.90)  # TOST's 1 − 2α interval
+
+
+def _claim(test: str, margin: float = 0.0) -> Claim:
+    return Claim(0, "a", "b", test, margin, 1.0, "")  # type: ignore[arg-type]
+
+
+def _noisy(mean: float, n: int = 10, sd: float = 0.1) -> dict[int, float]:
+    return dict(enumerate(np.random.default_rng(1).normal(mean, sd, n)))
+
+
+@pytest.mark.parametrize(
+    ("test", "margin", "mean", "goal", "status", "n"),
+    [
+        ("superior", 1.0, 3.0, "maximize", "supported", 3),
+        ("superior", 1.0, 3.0, "minimize", "not supported", 3),  # a − b = +3 is worse
+        ("superior", 1.0, -3.0, "minimize", "supported", 3),
+        ("noninferior", 1.0, -0.5, "maximize", "supported", 5),  # 0.5 worse, inside 1
+        ("noninferior", 1.0, -3.0, "maximize", "not supported", 3),
+        ("equivalent", 1.0, 0.0, "maximize", "supported", 3),
+        ("equivalent", 1.0, 2.0, "minimize", "not supported", 3),
+        ("different", 0.0, -1.0, "maximize", "supported", 5),  # |z| ≥ 3.93 first: t_2 > 40
+        ("different", 0.0, 0.0, "maximize", "not supported", 5),
+    ],
+)
+def test_each_claim_kind_stops_on_its_own_test(
+    test: str, margin: float, mean: float, goal: str, status: str, n: int
+) -> None:
+    decision = decide_claim(_noisy(mean), 10, PLAN, ALPHA, _claim(test, margin), goal)
+    assert (decision.status, decision.n) == (status, n), decision.reason
+    assert decision.ci_low <= decision.diff <= decision.ci_high
+    assert decision.diff == pytest.approx(mean, abs=0.2)  # a − b, not flipped for the goal
+    one_sided = test != "different"
+    assert decision.ci_level == pytest.approx(0.90 if one_sided else 0.95)
+
+
+def test_a_claims_reason_names_its_test_boundary_and_direction() -> None:
+    worse = decide_claim(_noisy(-1.0), 10, PLAN, ALPHA, _claim("different"), "maximize")
+    assert worse.reason.startswith("supported (a worse): two-sided paired t-test rejected at n = 5")
+    assert "for α = 0.05 two-sided" in worse.reason
+    futile = decide_claim(_noisy(-3.0), 10, PLAN, ALPHA, _claim("superior"), "maximize")
+    assert futile.reason.startswith("not supported: futility bound at n = 3 (t = ")
+
+
+def test_a_claim_not_supported_at_the_largest_sample_is_max() -> None:
+    one_look = SeedPlan(5, 5, 1)  # a single look: no futility stop before it
+    weak = {0: 0.1, 1: -0.2, 2: 0.3, 3: 0.0, 4: -0.1}
+    decision = decide_claim(weak, 5, one_look, ALPHA, _claim("superior"), "maximize")
+    assert decision.status == "max" and decision.n == 5
+    assert decision.reason.startswith("not supported at the largest sample, n = 5")
+    assert "not adjusted" in decision.caveat
+    failed = decide_claim({}, 5, one_look, ALPHA, _claim("superior"), "maximize")
+    assert failed.status == "max" and "fewer than 2 paired differences" in failed.reason
+    assert math.isnan(failed.ci_low)
+
+
+def test_an_undecided_claim_carries_its_last_looks_interval() -> None:
+    d = {0: 0.2, 1: -0.1, 2: 0.3, 3: 0.1}
+    decision = decide_claim(d, 4, PLAN, ALPHA, _claim("superior"), "maximize")
+    assert decision.status == "undecided" and decision.waiting_for == 5
+    assert decision.ci_low < decision.diff < decision.ci_high
