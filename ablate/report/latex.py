@@ -3,7 +3,10 @@
 One row per cell: the cell (the baseline marked), its swept values, the number of completed
 seeds, mean ± std of the metric, the mean paired difference from the baseline with its 95%
 Student-t interval, the minimal detectable effect (MDE, 80 % power at the corrected level) and
-the Holm-corrected p-value of the paired t-test; the best mean is bold (none when all tie).
+the Holm-corrected p-value of the paired t-test. Bold marks a significant best, never a mere
+highest number (`bold_means`): the best mean is bold only where its comparison says it is best,
+a cell's verdict being "better" than the baseline, or, for the baseline, every other cell's
+"worse"; no mean is bold otherwise (nor when all tie).
 Fraction metrics (IoU, accuracy) are shown ×100 in points with 2 decimals, as the rest of the
 report does; others in their own units with 3. A value that does not exist (a cell with no
 completed seed, the baseline's own difference, a swept key a cell leaves unset) is a dash.
@@ -22,6 +25,7 @@ import numpy as np
 from ablate.formats import Units, p_value
 from ablate.report._summary import SummaryRow
 from ablate.report._text import md_text, one_line
+from ablate.report._verdict import Kind
 
 Goal = Literal["maximize", "minimize"]
 _LATEX_SPECIAL = {
@@ -91,8 +95,9 @@ def ablation_table(
     """A LaTeX `table` (booktabs rules, needs `\\usepackage{booktabs}`) of the summary.
 
     `caption` is inserted as LaTeX, unescaped, so it may hold markup; None gives one that says
-    what the columns are. `goal` decides which mean is best (bold); None reads it from the
-    metric's name: lower is better for a loss, higher for anything else.
+    what the columns are. `goal` decides which mean is best (bold where its comparison shows
+    it significantly best: `bold_means`); None reads it from the metric's name: lower is
+    better for a loss, higher for anything else.
     """
     header, rows = _content(summary, metric, keys, baseline, goal, _LATEX)
     spec = "l" * (1 + len(keys)) + "r" * 5
@@ -147,10 +152,7 @@ def _content(
     goal = goal or ("minimize" if "loss" in metric.lower() else "maximize")
 
     means = [round(row.level.mean * units.scale, digits) for row in rows]
-    finite = [m for m in means if not math.isnan(m)]
-    best = (max if goal == "maximize" else min)(finite) if finite else math.nan
-    if len(set(finite)) == 1 and len(finite) > 1:
-        best = math.nan  # every cell ties: none is best, none is bold
+    bold = bold_means(rows, means, baseline, goal)
 
     n_header, unit, diff_header, mde_header, p_header = syntax.headers
     name = syntax.text(metric.removeprefix("val/")) + (unit if units.in_points else "")
@@ -164,15 +166,52 @@ def _content(
         p_header,
     ]
     body = []
-    for row, mean in zip(rows, means, strict=True):
+    for row, strong in zip(rows, bold, strict=True):
         cell = row.cell + (" (baseline)" if row.cell == baseline else "")
         values = [_value_text(row.values.get(key), syntax) for key in keys]
-        spread = _mean_std(row, units, syntax, bold=mean == best)
+        spread = _mean_std(row, units, syntax, bold=strong)
         diff = syntax.missing if row.cell == baseline else _difference(row, units, syntax)
         mde = _number(row.paired.mde, units.fixed(row.paired.mde, digits), syntax)
         p_holm = _number(row.paired.p_holm, p_value(row.paired.p_holm, tight=True), syntax)
         body.append([syntax.text(cell), *values, str(row.level.n), spread, diff, mde, p_holm])
     return header, body
+
+
+def bold_means(
+    rows: Sequence[SummaryRow], means: Sequence[float], baseline: str, goal: Goal
+) -> list[bool]:
+    """Per row, whether its mean (as shown, rounded) is bold: it is the best and its
+    comparison says so. A cell is bold when its verdict is a significant difference from the
+    baseline (better or worse: the Holm-corrected test, or adaptive seeds' sequential test)
+    in the favourable direction; the baseline when every other cell with a mean is
+    significantly worse than it. A comparison with another cell than the baseline (a
+    cumulative design's row above) says nothing about the best, and a table where every
+    mean ties has no best: no bold there."""
+    finite = [m for m in means if not math.isnan(m)]
+    if len(set(finite)) < 2:  # no mean, one, or all tie: none is best
+        return [False] * len(rows)
+    best = (max if goal == "maximize" else min)(finite)
+
+    def favours(row: SummaryRow) -> bool | None:
+        """Whether the cell's significant difference from the baseline favours it (None: no
+        significant difference from the baseline)."""
+        if row.reference not in ("", baseline) or row.verdict.kind not in _SIGNIFICANT:
+            return None
+        return row.paired.diff > 0 if goal == "maximize" else row.paired.diff < 0
+
+    others = [
+        favours(row)
+        for row, mean in zip(rows, means, strict=True)
+        if row.cell != baseline and not math.isnan(mean)
+    ]
+    return [
+        mean == best
+        and (all(f is False for f in others) if row.cell == baseline else favours(row) is True)
+        for row, mean in zip(rows, means, strict=True)
+    ]
+
+
+_SIGNIFICANT = (Kind.BETTER, Kind.WORSE)  # verdicts that found a difference
 
 
 def _number(value: float, shown: str, syntax: _Syntax) -> str:
@@ -222,5 +261,8 @@ def _default_caption(metric: str) -> str:
         f"{name}{unit}: mean $\\pm$ std over $n$ seeds. $\\Delta$: mean paired (by seed) "
         r"difference from the baseline with its 95\% CI; MDE: the difference the paired test "
         r"detects with 80\% power at the Holm-corrected level; $p_{\mathrm{Holm}}$: paired "
-        r"$t$-test, Holm-corrected over the compared cells. Best mean in bold; -- : no value."
+        r"$t$-test, Holm-corrected over the compared cells. Bold: the best mean, only where "
+        r"it is significantly best (a cell significantly better than the baseline, "
+        r"$p_{\mathrm{Holm}} < 0.05$, or the baseline when every other cell is significantly "
+        r"worse); -- : no value."
     )

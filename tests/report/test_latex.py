@@ -10,14 +10,30 @@ import pytest
 
 from ablate.report import Level, Paired, SummaryRow
 from ablate.report._text import md_text
+from ablate.report._verdict import Kind, Verdict
 from ablate.report.latex import ablation_table, escape_latex, markdown_table
 
 KEY = "loss.aux.weight"
 NAN = np.nan
 
 
-def row(cell: str, weight: Any, n: int, mean: float, std: float, **comparison: float) -> SummaryRow:
-    return SummaryRow(cell, {KEY: weight}, Level(n, mean, std), paired=Paired(**comparison))
+def row(
+    cell: str,
+    weight: Any,
+    n: int,
+    mean: float,
+    std: float,
+    kind: Kind = Kind.MISSING,
+    **comparison: float,
+) -> SummaryRow:
+    verdict = Verdict(kind, n)
+    return SummaryRow(
+        cell, {KEY: weight}, Level(n, mean, std), paired=Paired(**comparison), verdict=verdict
+    )
+
+
+def with_kinds(rows: list[SummaryRow], kinds: list[Kind]) -> list[SummaryRow]:
+    return [replace(r, verdict=Verdict(k, r.level.n)) for r, k in zip(rows, kinds, strict=True)]
 
 
 def with_means(rows: list[SummaryRow], means: list[float]) -> list[SummaryRow]:
@@ -26,13 +42,14 @@ def with_means(rows: list[SummaryRow], means: list[float]) -> list[SummaryRow]:
 
 # A baseline, a clear gain (p_holm < 0.001), an unclear one, one seed only, a cell that never ran.
 SUMMARY = [
-    row("aux_0", 0.0, 3, 0.61, 0.01),
+    row("aux_0", 0.0, 3, 0.61, 0.01, Kind.BASELINE),
     row(
         "aux_0.2",
         0.2,
         3,
         0.6423,
         0.0006,
+        Kind.BETTER,
         diff=0.0323,
         diff_ci_low=0.031,
         diff_ci_high=0.0336,
@@ -45,13 +62,14 @@ SUMMARY = [
         3,
         0.6367,
         0.0208,
+        Kind.NO_DIFFERENCE,
         diff=0.0267,
         diff_ci_low=-0.0113,
         diff_ci_high=0.0646,
         mde=0.1,
         p_holm=0.1134,
     ),
-    row("aux_1", 1.0, 1, 0.58, NAN, diff=-0.03),
+    row("aux_1", 1.0, 1, 0.58, NAN, Kind.ONE_SEED, diff=-0.03),
     row("no_run", None, 0, NAN, NAN),
 ]
 
@@ -135,7 +153,8 @@ def test_markdown_escapes_pipes_and_markup_but_keeps_inner_underscores():
 
 
 def test_minimize_goal_bolds_the_lowest_and_other_units_keep_three_decimals():
-    summary = SUMMARY[:3]
+    # read as a loss, both cells are significantly higher (worse) than the baseline
+    summary = with_kinds(SUMMARY[:3], [Kind.BASELINE, Kind.WORSE, Kind.WORSE])
     loss = markdown_table(summary, metric="val/loss", keys=[KEY], baseline="aux_0").splitlines()
     assert loss[0] == "| cell | loss.aux.weight | n | loss | Δ [95% CI] | MDE | p (Holm) |"
     # The goal is read from the name: lower is better for a loss.
@@ -156,13 +175,16 @@ def test_without_keys_only_the_cell_names_the_row():
         keys=[],
         baseline="aux_0",
     )
-    assert "| aux_0.4 | 3 | **0.250 ± 0.021** |" in table
+    assert "| aux_0.4 | 3 | 0.250 ± 0.021 |" in table  # the lowest, not significantly: not bold
     assert table.splitlines()[0] == "| cell | n | loss | Δ [95% CI] | MDE | p (Holm) |"
 
 
-def test_ties_for_best_are_all_bold():
+def test_ties_for_a_significant_best_are_all_bold():
     table = markdown_table(
-        with_means(SUMMARY[:3], [0.5, 0.6, 0.6000001]),
+        with_kinds(
+            with_means(SUMMARY[:3], [0.5, 0.6, 0.6000001]),
+            [Kind.BASELINE, Kind.BETTER, Kind.BETTER],
+        ),
         metric="val/mIoU",
         keys=[],
         baseline="aux_0",
@@ -193,3 +215,67 @@ def test_when_every_cell_ties_none_is_bold():
         baseline="aux_0",
     )
     assert "**" not in table and table.count("12.20 ±") == 3
+
+
+def _tables(summary: list[SummaryRow], **options: Any) -> tuple[str, str]:
+    """The Markdown and the LaTeX table of `summary` (mIoU, no keys, baseline aux_0)."""
+    kwargs: dict[str, Any] = {"metric": "val/mIoU", "keys": [], "baseline": "aux_0", **options}
+    return markdown_table(summary, **kwargs), ablation_table(summary, caption="", **kwargs)
+
+
+@pytest.mark.parametrize("kind", [Kind.NO_DIFFERENCE, Kind.INCONCLUSIVE, Kind.ONE_SEED])
+def test_a_best_mean_that_is_not_significantly_better_is_not_bold(kind: Kind):
+    # aux_0.4 has the highest mean, but its comparison with the baseline found no difference
+    # (p_holm 0.113), could not be trusted, or had one seed: the highest number is no finding
+    summary = with_kinds(
+        with_means(SUMMARY[:3], [0.61, 0.62, 0.65]), [Kind.BASELINE, Kind.BETTER, kind]
+    )
+    markdown, latex = _tables(summary)
+    assert "**" not in markdown and r"\mathbf" not in latex
+    assert "| aux_0.4 | 3 | 65.00 ± 2.08 |" in markdown
+
+
+def test_a_significantly_better_best_mean_is_bold_in_both_tables():
+    markdown, latex = _tables(SUMMARY)
+    assert markdown.count("**") == 2 and "| aux_0.2 | 3 | **64.23 ± 0.06** |" in markdown
+    assert latex.count(r"\mathbf") == 1 and r"$\mathbf{64.23 \pm 0.06}$" in latex
+
+
+def _baseline_best(*kinds: Kind) -> list[SummaryRow]:
+    """The baseline highest; each other cell below it, its verdict `kinds`."""
+    rows = [row("aux_0", 0.0, 3, 0.70, 0.01, Kind.BASELINE)]
+    for i, kind in enumerate(kinds):
+        rows.append(row(f"c{i}", 0.1, 3, 0.60 + i / 100, 0.01, kind, diff=-0.1, p_holm=0.01))
+    return rows
+
+
+def test_the_best_baseline_is_bold_only_when_every_other_cell_is_significantly_worse():
+    assert "**70.00 ± 1.00**" in _tables(_baseline_best(Kind.WORSE, Kind.WORSE))[0]
+    assert "**" not in _tables(_baseline_best(Kind.WORSE, Kind.NO_DIFFERENCE))[0]
+    # a cell that never ran has no mean to be beaten: it does not stand in the way
+    never_ran = [*_baseline_best(Kind.WORSE), row("no_run", None, 0, NAN, NAN)]
+    assert "**70.00 ± 1.00**" in _tables(never_ran)[0]
+    assert "**" not in _tables(_baseline_best())[0]  # nothing compared: no best
+
+
+def test_the_goal_says_which_side_of_a_significant_difference_is_bold():
+    lower = [
+        row("aux_0", 0.0, 3, 0.50, 0.01, Kind.BASELINE),
+        row("aux_0.2", 0.2, 3, 0.40, 0.01, Kind.BETTER, diff=-0.1, p_holm=0.01),
+    ]
+    assert _tables(lower, goal="minimize")[0].count("**") == 2  # only the cell's, lower
+    assert "| aux_0.2 | 3 | **40.00 ± 1.00** |" in _tables(lower, goal="minimize")[0]
+    higher = _tables(lower, goal="maximize")[0]  # the baseline is significantly higher
+    assert higher.count("**") == 2 and "| 3 | **50.00 ± 1.00** |" in higher
+
+
+def test_a_best_compared_with_another_cell_than_the_baseline_is_not_bold():
+    # a cumulative design's row is tested against the row above, which says nothing of the best
+    summary = [*SUMMARY[:1], replace(SUMMARY[1], reference="aux_0.4"), *SUMMARY[2:3]]
+    assert "**" not in _tables(summary)[0]
+
+
+def test_the_default_caption_says_what_bold_means():
+    caption = ablation_table(SUMMARY, metric="val/mIoU", keys=[KEY], baseline="aux_0")
+    assert "Bold: the best mean, only where it is significantly best" in caption
+    assert "every other cell is significantly worse" in caption
