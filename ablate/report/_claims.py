@@ -67,11 +67,10 @@ class Finding(enum.Enum):
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = Finding
 # what the sequential test of an adaptive study decided, as a claim's verdict
-_SEQUENTIAL = {"supported": SUPPORTED, "not supported": NOT_SUPPORTED}
-_UNDECIDED = {
-    "undecided": "undecided: more seeds are queued",
-    "max": "undecided at the most seeds (n = {n})",
-}
+# (the largest sample reached without crossing the efficacy bound is not supported: the
+# last look is the test's final analysis)
+_SEQUENTIAL = {"supported": SUPPORTED, "not supported": NOT_SUPPORTED, "max": NOT_SUPPORTED}
+_UNDECIDED = {"undecided": "undecided: more seeds are queued"}
 
 
 @dataclass(frozen=True)
@@ -179,15 +178,19 @@ def tested_claims(
 
 
 def _sequential(result: ClaimResult, decision: Decision) -> ClaimResult:
-    """An adaptive study's claim: the sequential test's decision and repeated interval at the
-    look where it stopped, and no fixed-n p (not valid after optional stopping)."""
+    """An adaptive study's claim: the sequential test's decision, and its mean and repeated
+    interval at the look where it stopped (on that look's seeds); no fixed-n p, which is not
+    valid after optional stopping."""
+    said = "; ".join(x for x in (decision.reason, decision.caveat) if x)
     return replace(
         result,
-        n=min(decision.n, result.n),
-        ci_low=getattr(decision, "ci_low", math.nan),
-        ci_high=getattr(decision, "ci_high", math.nan),
+        n=decision.n,
+        diff=decision.diff,
+        ci_low=decision.ci_low,
+        ci_high=decision.ci_high,
+        confidence=decision.ci_level,
         status=decision.status,
-        sequential=decision.reason,
+        sequential=said,
     )
 
 
@@ -294,21 +297,31 @@ def claims_section(
             "",
         ]
     units = Units.of(metric)
-    sequential = any(r.sequential for r in results)
-    how = (
-        "decided by the sequential test of adaptive seeds (each claim at α/m, its repeated "
-        "confidence interval shown; a fixed-n p-value is not valid after optional stopping)"
-        if sequential
-        else f"Holm-corrected over the {len(results)} claim(s) at α = {alpha:g}"
-    )
+    if any(r.status for r in results):
+        levels = sorted(
+            {f"{100 * r.confidence:g} %" for r in results if r.confidence == r.confidence}
+        )
+        how = (
+            "decided by the sequential test of adaptive seeds (each claim at α/m over its "
+            "looks; a fixed-n p-value is not valid after optional stopping, so none is shown)"
+        )
+        interval = (
+            f"the interval is the repeated confidence interval at the look where the claim "
+            f"stopped (simultaneous coverage {', '.join(levels) or 'n/a'} over the looks)"
+        )
+    else:
+        how = f"Holm-corrected over the {len(results)} claim(s) at α = {alpha:g}"
+        interval = (
+            f"the interval matches the test (one-sided tests and equivalence: the "
+            f"{100 * (1 - 2 * alpha):g} % paired t-interval, whose bound is the one-sided "
+            f"{100 * (1 - alpha):g} % bound; `different`: the {100 * (1 - alpha):g} % "
+            "interval), not adjusted for multiplicity"
+        )
     lines = [
         "## Claims",
         "",
         f"Declared in the study file before it ran; each tested on the seeds both of its cells "
-        f"completed, {how}. Δ is a − b in {units.name}; the interval matches the test (one-"
-        f"sided tests and equivalence: the {100 * (1 - 2 * alpha):g} % paired t-interval, whose "
-        f"bound is the one-sided {100 * (1 - alpha):g} % bound; `different`: the "
-        f"{100 * (1 - alpha):g} % interval), not adjusted for multiplicity.",
+        f"completed, {how}. Δ is a − b in {units.name}; {interval}.",
         "",
         "| # | claim | test | n | Δ (a − b) [interval] | p | p (Holm) | verdict |",
         "|---|---|---|---|---|---|---|---|",

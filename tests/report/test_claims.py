@@ -289,3 +289,52 @@ def test_a_tiny_trained_study_writes_claims_that_trials_csv_reproduces(
     report = (folder / "report.md").read_text()
     assert report.index("## Claims") < report.index("## Health")
     assert "- seeds: 3 per cell, fixed before any trial had a result" in report
+
+
+ADAPTIVE = """
+name: claimed
+base:
+  data: {num_classes: 3, image_size: [32, 32], train_size: 4, val_size: 4}
+sweep:
+  grid: {loss.aux.weight: [0.0, 0.4]}
+  seeds: {start: 3, max: 5, step: 2}
+baseline: {loss.aux.weight: 0.0}
+claims:
+  - {a: aux.weight=0.4, b: baseline, test: superior}
+"""
+
+
+def test_an_adaptive_study_s_claim_is_decided_by_its_sequential_test(tmp_path: Path) -> None:
+    """No fixed-n p after optional stopping: the verdict, n and interval are the sequential
+    test's, at the look where it stopped."""
+    path = tmp_path / "s.yaml"
+    path.write_text(ADAPTIVE)
+    study = load_study(path)
+    values = {
+        "aux.weight=0": [0.50, 0.52, 0.49, 0.51, 0.50],
+        "aux.weight=0.4": [0.55, 0.575, 0.54, 0.56, 0.552],
+    }
+    ostudy = optuna.create_study(direction="maximize")
+    for cell in study.cells:
+        for seed, v in enumerate(values[cell.name]):
+            attrs = _record.enqueued(cell.name, seed, cell.overrides, 1, sampled=False)
+            history = [{"val/mIoU": m} for m in (v * 0.98, v * 0.995, v)]
+            final = {"val/mIoU": v, "val/iou/a": v, "val/iou/b": v / 2}
+            result = TrialResult(history, final, duration_s=1.0)
+            state, ended = _record.ended(Outcome.COMPLETE, result)
+            ostudy.add_trial(create_trial(state=state, value=v, user_attrs=attrs | ended))
+    queue = Queue(ostudy, "memory")
+    decision = study.design.comparison(queue.records(), queue.attrs).claims[0]
+    assert decision.status == "supported"
+
+    write_report(study, queue, tmp_path)
+    row = pd.read_csv(tmp_path / "claimed" / "claims.csv").iloc[0]
+    assert row["verdict"] == "supported" and row["n"] == decision.n
+    assert math.isnan(row["p"]) and math.isnan(row["p_adj"])
+    assert row["ci_low"] == pytest.approx(decision.ci_low * 100)
+    assert row["ci_high"] == pytest.approx(decision.ci_high * 100)
+    assert row["diff"] == pytest.approx(decision.diff * 100)
+    text = (tmp_path / "claimed" / "report.md").read_text()
+    assert "decided by the sequential test of adaptive seeds" in text
+    assert "the interval is the repeated confidence interval" in text and "90 %" not in text
+    assert f"claim 0: {decision.reason}" in text
