@@ -12,14 +12,26 @@ Per COMPLETE trial, from its final per-class IoU and its validation history:
 Per cell: the number of collapsed seeds, and the late gain of the cell's mean curve (mean over
 seeds at each evaluation), which averages out seed noise. A cell is **not converged** when that
 gain is above `LATE_GAIN_POINTS` in display units (IoU points) — for metrics without points, above
-`LATE_GAIN_RELATIVE` of the metric's final value. Per study: the classes never learned (IoU 0 in
-every COMPLETE trial), named above the table; they are no fault of one cell.
+`LATE_GAIN_RELATIVE` of the metric's final value. Fewer than `MIN_POINTS` evaluations and
+convergence is not judged (None): not checked, never passed.
+
+Per compared cell also the late gain of its **difference curve**: at each evaluation the mean over
+seeds of the paired difference cell − reference (the seeds and evaluations both have). What a
+verdict reads is the difference, and two curves rising together leave it where it is: the rule
+(`verdict_of`) is that a comparison counts as unsettled when its difference curve still moved by
+more than the same threshold, either way; a cell's own curve still rising is then no reason for
+"inconclusive" or "at this training length". Where the difference curve cannot be judged (no
+shared seeds, or the two cells were evaluated at different points of training) each side's own
+curve decides, as before.
+
+Per study: the classes never learned (IoU 0 in every COMPLETE trial), named above the table;
+they are no fault of one cell.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,11 +53,15 @@ IOU_PREFIX = "val/iou/"
 class CellHealth:
     """A cell's checks: its COMPLETE seeds predicting one class, the late gain of its mean
     curve (stored units; NaN where not judged), whether that curve had settled (None where
-    not judged) and one line naming each problem ("" when none)."""
+    not judged), the same two for its difference curve from its reference (the baseline's own
+    row has none; the gain is signed, positive where the cell still gains on its reference)
+    and one line naming each problem ("" when none)."""
 
     collapsed: int = 0
     late_gain: float = math.nan
     converged: bool | None = None
+    diff_late_gain: float = math.nan
+    diff_converged: bool | None = None
     health: str = ""
 
 
@@ -124,39 +140,78 @@ def cell_health(
     metric: str,
     goal: Literal["maximize", "minimize"],
     cells: Sequence[str],
+    against: Mapping[str, str] | None = None,
+    baseline: str | None = None,
 ) -> dict[str, CellHealth]:
-    """Per cell, its checks (`CellHealth`)."""
+    """Per cell, its checks (`CellHealth`); `against` maps a compared cell to the cell it is
+    compared with (`baseline` names the one written "the baseline"), whose difference curve
+    is judged too."""
     done = trials[complete(trials)]
     flags = collapsed(done)
     out: dict[str, CellHealth] = {}
-    gains = _cell_late_gains(history, metric, goal)
+    curves = _curves(history, metric)
+    units = Units.of(metric)
     for cell in cells:
         mine = flags[done["cell"] == cell]
-        gain = gains.get(cell, math.nan)
+        gain = _late_gain_of(curves.get(cell), goal)
         final = float(pd.to_numeric(done.loc[done["cell"] == cell, metric]).mean())
         limit = threshold(metric, final)
-        converged = None if math.isnan(gain) or math.isnan(limit) else bool(gain <= limit)
+        converged = _settled(gain, limit)
+        reference = (against or {}).get(cell)
+        diff_gain = math.nan
+        if reference is not None and cell in curves and reference in curves:
+            diff_gain = _late_gain_of(_difference(curves[cell], curves[reference]), goal)
+        diff_converged = _settled(abs(diff_gain), limit)
+        whom = "the baseline" if reference == baseline else reference
         problems = []
         if mine.any():
             problems.append(f"{int(mine.sum())} of {len(mine)} seeds predict one class")
         if converged is False:
-            shown = Units.of(metric).amount(gain, signed=True)
-            problems.append(f"not converged ({shown} over the last quarter)")
-        out[cell] = CellHealth(int(mine.sum()), gain, converged, "; ".join(problems))
+            shown = units.amount(gain, signed=True)
+            settled = f", though its difference from {whom} had settled" if diff_converged else ""
+            problems.append(f"not converged ({shown} over the last quarter){settled}")
+        if diff_converged is False:
+            shown = units.amount(diff_gain, signed=True)
+            problems.append(f"difference from {whom} still moving ({shown} over the last quarter)")
+        out[cell] = CellHealth(
+            int(mine.sum()), gain, converged, diff_gain, diff_converged, "; ".join(problems)
+        )
     return out
 
 
-def _cell_late_gains(
-    history: pd.DataFrame, metric: str, goal: Literal["maximize", "minimize"]
-) -> dict[str, float]:
-    """Per cell, the late gain of its mean curve over its seeds (at the evaluations every one
-    of its seeds has): one grouping of the whole history, not one pivot per cell."""
+def _settled(gain: float, limit: float) -> bool | None:
+    """Whether a late gain is at most `limit`; None where either is not known."""
+    return None if math.isnan(gain) or math.isnan(limit) else bool(gain <= limit)
+
+
+def _curves(history: pd.DataFrame, metric: str) -> dict[str, pd.DataFrame]:
+    """Per cell, its curves: a table evaluation x seed holding only its own seeds (one
+    grouping of the whole history, not one pivot per cell)."""
     if not len(history) or metric not in history.columns:
         return {}
     values = history.groupby(["cell", "epoch", "seed"], sort=True)[metric].last()
     wide = values.unstack("seed")  # (cell, epoch) x seed
-    gains = {}
-    for cell, table in wide.groupby(level="cell", sort=False):
-        mine = table.dropna(axis=1, how="all").dropna()  # its seeds; evaluations all have
-        gains[str(cell)] = late_gain(mine.mean(axis=1).to_numpy(dtype=float), goal)
-    return gains
+    return {
+        str(cell): table.droplevel("cell").dropna(axis=1, how="all")
+        for cell, table in wide.groupby(level="cell", sort=False)
+    }
+
+
+def _difference(cell: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame | None:
+    """The paired difference curves cell − reference (evaluation x seed, the seeds both
+    have); None where the two were evaluated at different points, whose i-th evaluations are
+    not at the same point of training."""
+    if not cell.index.equals(reference.index):
+        return None
+    return cell.sub(reference).dropna(axis=1, how="all")
+
+
+def _late_gain_of(table: pd.DataFrame | None, goal: Literal["maximize", "minimize"]) -> float:
+    """The late gain of the mean over seeds of an evaluation x seed table (at the
+    evaluations every one of its seeds has); NaN for none."""
+    if table is None:
+        return math.nan
+    table = table.dropna()
+    if not table.shape[1]:
+        return math.nan
+    return late_gain(table.mean(axis=1).to_numpy(dtype=float), goal)

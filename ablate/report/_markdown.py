@@ -17,7 +17,7 @@ from ablate.design import Comparison
 from ablate.formats import Units, p_said, significant
 from ablate.report import _provenance
 from ablate.report._anova import ANOVA_TERMS, interaction_test, two_way
-from ablate.report._health import LATE_GAIN_POINTS, never_learned
+from ablate.report._health import LATE_GAIN_POINTS, MIN_POINTS, never_learned
 from ablate.report._part import Part, markdown_rows
 from ablate.report._provenance import Provenance
 from ablate.report._seeds import complete
@@ -31,7 +31,9 @@ from ablate.study_file import Study
 _STATS_NOTE = (
     "Mean ± std over seeds; Δ is the mean paired (by seed) difference from the baseline with its "
     "paired 95% t-interval; MDE is the smallest true difference the paired t-test would detect "
-    "with 80 % power at the Holm-corrected level, from the seed spread seen; p (Holm) is the "
+    "with 80 % power at the Holm-corrected level, from the seed spread seen (as uncertain as "
+    "that spread: `summary.csv`'s mde_low and mde_high are its 95% interval, from the "
+    "chi-square interval of the spread); p (Holm) is the "
     "paired t-test after Holm's correction over the compared cells. Differences and MDE are in "
     "the metric's points. The same table for LaTeX is in `table.tex`; `summary.csv` adds d_z "
     "(mean difference / sd of the differences: not Cohen's d of two groups) beside Cohen's d_av, "
@@ -175,7 +177,8 @@ def _run_facts(study: Study, records: Sequence[TrialRecord], trials: pd.DataFram
 
 def _health_section(compared: Summary, trials: pd.DataFrame) -> list[str]:
     """Above everything else: whether the models learned and settled, so no reader takes a
-    comparison of failures for a finding."""
+    comparison of failures for a finding. A check that could not run (convergence with
+    fewer than `MIN_POINTS` evaluations) reads "not checked", never "passed"."""
     cells = [row.cell for row in compared]
     done = trials[complete(trials) & trials["cell"].isin(cells)]
     lines = ["## Health", ""]
@@ -199,20 +202,54 @@ def _health_section(compared: Summary, trials: pd.DataFrame) -> list[str]:
             problems.append(f"{row.diverged} seed(s) diverged")
         if problems:
             lines.append(f"- {md_code(row.cell)}: {md_text('; '.join(problems))}")
-    if len(lines) == 2:
+    unchecked = [row.cell for row in compared if row.level.n and row.checks.converged is None]
+    curves = (
+        f"mean curve gained at most {LATE_GAIN_POINTS:g} point(s) (1 % for raw metrics) over "
+        "the last quarter of training"
+    )
+    if len(lines) == 2 and not unchecked:
         lines.append(
             "Every check passed: no trial predicts a single class, every class was learned "
-            f"somewhere, every cell's mean curve gained at most {LATE_GAIN_POINTS:g} point(s) "
-            "(1 % for raw metrics) over the last quarter of training, and nothing diverged."
+            f"somewhere, every cell's {curves}, and nothing diverged."
         )
-    elif not learned_nothing:
+        return [*lines, ""]
+    if len(lines) == 2:
+        others = len(unchecked) < sum(1 for row in compared if row.level.n)
+        settled = f"every other cell's {curves}, " if others else ""
+        lines.append(
+            "These checks passed: no trial predicts a single class, every class was learned "
+            f"somewhere, {settled}and nothing diverged. {_not_checked(unchecked, compared)}"
+        )
+        return [*lines, ""]
+    if not learned_nothing:
         lines.insert(
             2,
-            "Checks that failed (a cell with a collapsed or diverged seed, or an unconverged "
-            "curve where no difference was found, is *inconclusive*):",
+            "Checks that failed (a cell with a collapsed or diverged seed, or an unsettled "
+            "comparison where no difference was found, is *inconclusive*):",
         )
         lines.insert(3, "")
+    if any(r.checks.converged is False or r.checks.diff_converged is False for r in compared):
+        lines += [
+            "",
+            "A curve still rising unsettles a comparison only where the mean paired "
+            "difference between the cell's curve and its reference's also moved, either way, "
+            f"by more than {LATE_GAIN_POINTS:g} point(s) (1 % for raw metrics) over the last "
+            "quarter (or where that difference curve cannot be formed): two curves rising "
+            "together leave their difference where it is.",
+        ]
+    if unchecked:
+        lines += ["", _not_checked(unchecked, compared)]
     return [*lines, ""]
+
+
+def _not_checked(unchecked: Sequence[str], compared: Summary) -> str:
+    """Convergence, where it could not be judged for the cells `unchecked`."""
+    which = len(unchecked) < sum(1 for row in compared if row.level.n)
+    cells = f" for {', '.join(md_code(c) for c in unchecked)}" if which else ""
+    return (
+        f"Convergence: not checked{cells} (judging whether a curve had settled needs at least "
+        f"{MIN_POINTS} evaluations of the metric)."
+    )
 
 
 def _sequential_section(compared: Summary, comparison: Comparison) -> list[str]:
@@ -267,7 +304,8 @@ def _seeds_advice(compared: Summary, study: Study) -> list[str]:
 
 
 def _test_section(compared: Summary, against: str | None = None) -> list[str]:
-    """The compared cells on the held-out test split, where the trials measured one."""
+    """The compared cells on the held-out test split, where the trials measured one: each
+    one's mean and its mean paired difference with its paired 95% t-interval."""
     if "test_mean" not in compared.optional or all(math.isnan(r.test_mean) for r in compared):
         return []
     metric = compared.metric
@@ -277,17 +315,22 @@ def _test_section(compared: Summary, against: str | None = None) -> list[str]:
         "## Held-out test split",
         "",
         f"Mean {test} over seeds ({units.unit or 'as measured'}), measured once on each trial's "
-        f"final model, and its mean paired difference from {md_text(against or 'the baseline')}. "
-        "The verdicts above "
+        f"final model, and its mean paired difference from {md_text(against or 'the baseline')} "
+        "with its paired 95% t-interval. The verdicts above "
         "use validation; this is where they are checked on images no choice was made on.",
         "",
-        f"| cell | n | {test} | Δ vs {md_text(against or compared.baseline)} |",
+        f"| cell | n | {test} | Δ vs {md_text(against or compared.baseline)} [95% CI] |",
         "| --- | --- | --- | --- |",
     ]
     for row in compared:
+        diff = units.fixed(row.test_diff, signed=True)
+        if not math.isnan(row.test_diff) and not math.isnan(row.test_diff_ci_low):
+            bounds = (
+                units.fixed(x, signed=True) for x in (row.test_diff_ci_low, row.test_diff_ci_high)
+            )
+            diff += " [{}, {}]".format(*bounds)
         lines.append(
-            f"| {md_text(row.cell)} | {row.level.n} | {units.fixed(row.test_mean)} | "
-            f"{units.fixed(row.test_diff, signed=True)} |"
+            f"| {md_text(row.cell)} | {row.level.n} | {units.fixed(row.test_mean)} | {diff} |"
         )
     return [*lines, ""]
 

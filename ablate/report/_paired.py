@@ -67,9 +67,10 @@ def level_stats(x: np.ndarray, confidence: float) -> Level:
 class Paired:
     """A cell's comparison with the cell it is paired with (by seed), from the differences
     cell − reference: their mean with its t-interval, the tests, effect sizes, and what the
-    comparison could detect. `p_holm`, `mde` and `seeds_needed` depend on how many cells are
-    compared, so the summary, which sees them all, sets them. The baseline's own row has only
-    `n_pairs`: its number of seeds."""
+    comparison could detect (`mde`, with `mde_low` to `mde_high` its interval from the
+    chi-square interval of the differences' spread). `p_holm`, the MDE and `seeds_needed`
+    depend on how many cells are compared, so the summary, which sees them all, sets them. The
+    baseline's own row has only `n_pairs`: its number of seeds."""
 
     diff: float = math.nan
     diff_ci_low: float = math.nan
@@ -83,6 +84,8 @@ class Paired:
     boot_high: float = math.nan
     d_av: float = math.nan
     mde: float = math.nan
+    mde_low: float = math.nan
+    mde_high: float = math.nan
     seeds_needed: float = math.nan
 
 

@@ -5,7 +5,9 @@ Both are computed from the noncentral t distribution (Cohen 1988, ch. 2): with n
 differences have standard deviation σ, the paired t statistic of a true mean difference δ follows
 a noncentral t with n − 1 degrees of freedom and noncentrality δ√n/σ. The MDE is the δ the
 two-sided test at level α rejects with probability `power`; σ is the one observed (a plug-in
-estimate, so the MDE is as uncertain as the seed spread it is computed from).
+estimate, so the MDE is as uncertain as the seed spread it is computed from). At a fixed n the
+MDE is proportional to σ, so the chi-square confidence interval of σ (`spread_interval`) is an
+interval of the MDE too (`mde_interval`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,25 @@ def mde(sd: float, n: int, alpha: float, target: float = POWER) -> float:
         high *= 2
     shift = float(optimize.brentq(short, 0.0, high, xtol=1e-10))
     return shift * sd / math.sqrt(n)
+
+
+def spread_interval(n: int, confidence: float) -> tuple[float, float]:
+    """The factors that turn the sample standard deviation s of `n` normal values into the
+    `confidence` interval of σ: s·sqrt((n − 1)/χ²_{1−a/2, n−1}) to s·sqrt((n − 1)/χ²_{a/2,
+    n−1}), a = 1 − confidence; NaN below two values."""
+    if n < 2:
+        return math.nan, math.nan
+    df = n - 1
+    tail = (1.0 - confidence) / 2
+    upper, lower = stats.chi2.ppf([1.0 - tail, tail], df)
+    return math.sqrt(df / float(upper)), math.sqrt(df / float(lower))
+
+
+def mde_interval(detectable: float, n: int, confidence: float) -> tuple[float, float]:
+    """The `confidence` interval of an MDE computed from `n` pairs' spread: the MDE at the
+    bounds of σ's chi-square interval, which at a fixed n scales it linearly."""
+    low, high = spread_interval(n, confidence)
+    return detectable * low, detectable * high
 
 
 def seeds_needed(effect: float, sd: float, alpha: float, target: float = POWER) -> float:

@@ -24,7 +24,7 @@ from ablate.report._paired import (
     paired_differences,
     paired_stats,
 )
-from ablate.report._power import mde, seeds_needed
+from ablate.report._power import mde, mde_interval, seeds_needed
 from ablate.report._seeds import cell_order, empty_series, require_columns, seed_values
 from ablate.report._verdict import Kind, Verdict, verdict_of
 from ablate.study import Outcome
@@ -49,8 +49,11 @@ class SummaryRow:
     # the cell it is compared with, where a design names one ("" for the baseline)
     reference: str = field(default="", metadata=_OPTIONAL)
     # on the held-out test split: the mean, and the mean paired difference from `reference`
+    # with its paired t-interval
     test_mean: float = field(default=math.nan, metadata=_OPTIONAL)
     test_diff: float = field(default=math.nan, metadata=_OPTIONAL)
+    test_diff_ci_low: float = field(default=math.nan, metadata=_OPTIONAL)
+    test_diff_ci_high: float = field(default=math.nan, metadata=_OPTIONAL)
     # adaptive seeds: the seeds its sequential test used, and why it stopped
     seeds_used: float = field(default=math.nan, metadata=_OPTIONAL)
     stopped: str = field(default="", metadata=_OPTIONAL)
@@ -165,9 +168,11 @@ def build_summary(
         metric=metric,
         goal=goal,
         cells=order,
+        against=against,
+        baseline=baseline,
     )
 
-    tests = _test_values(order, trials, metric, against)
+    tests = _test_values(order, trials, metric, against, confidence)
     rows, sds = [], []
     for cell in order:
         own = values.get(cell, empty_series())
@@ -177,7 +182,7 @@ def build_summary(
             base = values.get(against[cell], empty_series())
             paired, sd = paired_stats(own, base, confidence, n_boot, rng_seed)
         diverged, rate = _divergence(outcomes, cell)
-        test_mean, test_diff = (tests or {}).get(cell, (math.nan, math.nan))
+        test = (tests or {}).get(cell, _TestSplit())
         decision = comparison.sequential.get(cell)
         rows.append(
             SummaryRow(
@@ -189,8 +194,10 @@ def build_summary(
                 paired,
                 health[cell],
                 reference=against.get(cell, "") if comparison.references else "",
-                test_mean=test_mean,
-                test_diff=test_diff,
+                test_mean=test.mean,
+                test_diff=test.diff.mean,
+                test_diff_ci_low=test.diff.ci_low,
+                test_diff_ci_high=test.diff.ci_high,
                 seeds_used=decision.n if decision else math.nan,
                 stopped=decision.reason if decision else "",
             )
@@ -217,7 +224,7 @@ def build_summary(
     ]
     optional = {"reference"} if comparison.references else set()
     if tests is not None:
-        optional |= {"test_mean", "test_diff"}
+        optional |= {"test_mean", "test_diff", "test_diff_ci_low", "test_diff_ci_high"}
     if comparison.sequential:
         optional |= {"seeds_used", "stopped"}
     return Summary(tuple(rows), tuple(keys), metric, baseline, frozenset(optional))
@@ -227,7 +234,8 @@ def _corrected(
     rows: list[SummaryRow], sds: list[float], baseline: str, alpha: float, effect: float | None
 ) -> list[SummaryRow]:
     """The compared rows with what depends on how many cells are tested: p_holm (Holm over
-    the compared cells), the MDE and the seeds `effect` (raw units) needs, both at α/m."""
+    the compared cells), the MDE and the seeds `effect` (raw units) needs, both at α/m, and
+    the MDE's 1 − α interval from the chi-square interval of the seed spread."""
     compared = [row.cell != baseline for row in rows]
     p_holm = iter(holm([row.paired.p_value for row, c in zip(rows, compared, strict=True) if c]))
     tested = max(
@@ -240,10 +248,14 @@ def _corrected(
     out = []
     for row, c, sd in zip(rows, compared, sds, strict=True):
         if c:
+            detectable = mde(sd, row.paired.n_pairs, level)
+            low, high = mde_interval(detectable, row.paired.n_pairs, 1.0 - alpha)
             paired = replace(
                 row.paired,
                 p_holm=float(next(p_holm)),
-                mde=mde(sd, row.paired.n_pairs, level),
+                mde=detectable,
+                mde_low=low,
+                mde_high=high,
                 seeds_needed=seeds_needed(effect, sd, level) if effect else math.nan,
             )
             row = replace(row, paired=paired)
@@ -287,13 +299,26 @@ def summarize(
     ).frame()
 
 
+@dataclass(frozen=True)
+class _TestSplit:
+    """A cell on the held-out test split: its mean over seeds, and its paired difference
+    from its reference (mean and t-interval; empty for the baseline)."""
+
+    mean: float = math.nan
+    diff: Level = field(default_factory=Level)
+
+
 def _test_values(
-    cells: Sequence[str], trials: pd.DataFrame, metric: str, against: Mapping[str, str]
-) -> dict[str, tuple[float, float]] | None:
+    cells: Sequence[str],
+    trials: pd.DataFrame,
+    metric: str,
+    against: Mapping[str, str],
+    confidence: float,
+) -> dict[str, _TestSplit] | None:
     """Per cell, the mean of the metric on the held-out test split and its mean paired
-    difference from the cell's reference (NaN for the baseline); None where the trials
-    measured no test split. Verdicts stay on `metric`: the test split is where a choice made
-    on validation is checked, not made."""
+    difference from the cell's reference with its Student-t interval (none for the baseline);
+    None where the trials measured no test split. Verdicts stay on `metric`: the test split
+    is where a choice made on validation is checked, not made."""
     test = "test/" + metric.removeprefix("val/")
     if not metric.startswith("val/") or test not in trials.columns:
         return None
@@ -302,8 +327,11 @@ def _test_values(
     for cell in cells:
         own = values.get(cell, empty_series())
         mean = float(own.mean()) if len(own) else math.nan
-        paired = paired_differences(own, values.get(against.get(cell, ""), empty_series()))
-        out[cell] = (mean, float(np.mean(paired)) if cell in against and len(paired) else math.nan)
+        if cell not in against:
+            out[cell] = _TestSplit(mean)
+            continue
+        paired = paired_differences(own, values.get(against[cell], empty_series()))
+        out[cell] = _TestSplit(mean, level_stats(paired, confidence))
     return out
 
 

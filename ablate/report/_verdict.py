@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from ablate.formats import Units
+from ablate.report._power import POWER
 
 if TYPE_CHECKING:
     from ablate.design import Comparison
@@ -48,10 +49,14 @@ _SHORT_CUT = 48  # a plot's tick label holds at most this many characters of the
 class Verdict:
     """A kind and its reasons. `n`: the pairs a test used ("no detectable difference at n =
     4", "undecided at the most seeds (n = 8)"), or the seeds that diverged. `reasons`: why an
-    inconclusive comparison cannot be trusted. `unconverged`: the sides whose curves still
-    rose ("not converged", "baseline not converged"): a finding holds "at this training
-    length", no finding is inconclusive. `detectable`: what a test that found nothing could
-    have found. `beside`: what is said beside the finding, in parentheses (the reference
+    inconclusive comparison cannot be trusted. `unconverged`: why the comparison had not
+    settled: the sides whose curves still rose ("not converged", "baseline not converged"),
+    or the difference between them ("difference from the baseline still moving"): a finding
+    holds "at this training length", no finding is inconclusive. For a test that found
+    nothing, `rules_out`: the differences its interval excludes ("gains above +1.30 and
+    losses below -1.52 points (95 % paired t-interval)"), and `detectable`: what it could have
+    found ("3.20 points with 80 % power (95 % interval of that 1.81–11.93, from 4 seeds'
+    spread)"). `beside`: what is said beside the finding, in parentheses (the reference
     predicted one class while this cell learned: a trick that rescued training)."""
 
     kind: Kind
@@ -60,6 +65,7 @@ class Verdict:
     unconverged: tuple[str, ...] = ()
     detectable: str = ""
     beside: tuple[str, ...] = ()
+    rules_out: str = ""
 
     @property
     def text(self) -> str:
@@ -90,8 +96,11 @@ class Verdict:
         if kind in (Kind.BETTER, Kind.WORSE) and self.unconverged:
             return f"{kind.value} at this training length ({self._still_rising()})"
         if kind is Kind.NO_DIFFERENCE:
-            could = f" (could detect ≥ {self.detectable})" if self.detectable else ""
-            return f"{kind.value} at n = {self.n}{could}"
+            said = [
+                *([f"rules out {self.rules_out}"] if self.rules_out else []),
+                *([f"could detect ≥ {self.detectable}"] if self.detectable else []),
+            ]
+            return f"{kind.value} at n = {self.n}" + (": " + "; ".join(said) if said else "")
         if kind is Kind.UNDECIDED_AT_MAX:
             return f"{kind.value} (n = {self.n})"
         if kind is Kind.DIVERGED:
@@ -147,11 +156,16 @@ def verdict_of(
     difference between failures says nothing about the trick). A reference that collapsed
     while the cell learned keeps the test's verdict, with the collapse named beside it. The
     test is the sequential one where seeds were added adaptively (the fixed-n p-value is not
-    valid after optional stopping), else the Holm-corrected paired t-test. A cell whose curves
-    still rose at the end is inconclusive when no difference is found (one may appear with
-    longer training) and keeps a found difference, marked as measured at this training
-    length. Only a healthy comparison reads "no detectable difference", with the smallest
-    difference it could have detected.
+    valid after optional stopping), else the Holm-corrected paired t-test. A comparison that
+    had not settled is inconclusive when no difference is found (one may appear with longer
+    training) and keeps a found difference, marked as measured at this training length. It
+    had not settled when its difference curve (cell − reference, `CellHealth.diff_converged`)
+    still moved; a flat difference curve settles it even where both curves still rose, since
+    two curves rising together leave their difference where it is; where the difference curve
+    was not judged, a side whose own curve still rose unsettles it. Only a healthy comparison
+    reads "no detectable difference", with what its paired interval rules out (gains and
+    losses in the direction of `goal`) and the smallest difference it could have detected,
+    with that MDE's interval from the seed spread's own uncertainty.
     """
     if row.cell == comparison.baseline:
         return Verdict(Kind.BEST_SEARCHED if comparison.best_searched else Kind.BASELINE)
@@ -175,11 +189,7 @@ def verdict_of(
     beside = tuple(base_collapsed)
     if k == 1:
         return Verdict(Kind.ONE_SEED, beside=beside)
-    unconverged = tuple(
-        f"{name}not converged"
-        for name, r in (("", row), (f"{who} ", base))
-        if r is not None and r.checks.converged is False
-    )
+    unconverged = _unsettled(row, base, who)
     decision = comparison.sequential.get(row.cell)
     if decision is not None:
         kind, n = _SEQUENTIAL[decision.status], decision.n
@@ -192,10 +202,71 @@ def verdict_of(
         return Verdict(kind, n, unconverged=unconverged, beside=beside)
     if unconverged:
         return Verdict(Kind.INCONCLUSIVE, unconverged=unconverged, beside=beside)
-    if kind is Kind.NO_DIFFERENCE and not math.isnan(row.paired.mde):
-        could = Units.of(metric).amount(row.paired.mde)
-        return Verdict(kind, n, detectable=could, beside=beside)
+    if kind is Kind.NO_DIFFERENCE:
+        units, confidence = Units.of(metric), 1.0 - alpha
+        return Verdict(
+            kind,
+            n,
+            detectable=_detectable(row.paired, units, confidence),
+            beside=beside,
+            rules_out=_rules_out(row.paired, goal, units, confidence),
+        )
     return Verdict(kind, n, beside=beside)
+
+
+def _unsettled(row: CellFacts, base: CellFacts | None, who: str) -> tuple[str, ...]:
+    """Why a comparison had not settled (() where it had): its difference curve decides
+    where it was judged, naming the sides whose own curves still rose, or the difference
+    itself where neither did; else each side's own curve."""
+    sides = tuple(
+        f"{name}not converged"
+        for name, r in (("", row), (f"{who} ", base))
+        if r is not None and r.checks.converged is False
+    )
+    settled = row.checks.diff_converged
+    if settled is None:
+        return sides
+    if settled:
+        return ()
+    the = "the " if who == "baseline" else ""
+    return sides or (f"difference from {the}{who} still moving",)
+
+
+def _rules_out(
+    paired: Paired, goal: Literal["maximize", "minimize"], units: Units, confidence: float
+) -> str:
+    """What the paired interval excludes, in display units with sign: gains beyond its bound
+    on the goal's side (above it when maximizing, below it when minimizing) and losses beyond
+    the other; plain differences outside it where it does not hold zero. "" without one."""
+    low, high = paired.diff_ci_low, paired.diff_ci_high
+    if math.isnan(low) or math.isnan(high):
+        return ""
+
+    def bound(x: float, unit: bool = False) -> str:
+        return units.amount(x, signed=True, unit=unit)
+
+    if not low <= 0 <= high:
+        said = f"differences below {bound(low)} and above {bound(high, unit=True)}"
+    elif goal == "maximize":
+        said = f"gains above {bound(high)} and losses below {bound(low, unit=True)}"
+    else:
+        said = f"gains below {bound(low)} and losses above {bound(high, unit=True)}"
+    return f"{said} ({confidence * 100:g} % paired t-interval)"
+
+
+def _detectable(paired: Paired, units: Units, confidence: float) -> str:
+    """The MDE with its power, and its interval from the seed spread where it has one; ""
+    without an MDE."""
+    if math.isnan(paired.mde):
+        return ""
+    said = f"{units.amount(paired.mde)} with {POWER * 100:g} % power"
+    if paired.mde > 0 and not math.isnan(paired.mde_low):
+        low, high = (units.amount(x, unit=False) for x in (paired.mde_low, paired.mde_high))
+        said += (
+            f" ({confidence * 100:g} % interval of that {low}–{high}, "
+            f"from {paired.n_pairs} seeds' spread)"
+        )
+    return said
 
 
 def _collapsed(row: CellFacts | None, who: str) -> list[str]:

@@ -164,7 +164,8 @@ def test_real_difference_is_reported_first_with_its_interval_and_mde(tmp_path: P
     assert better["verdict"] == "better" and pd.isna(better["health"])  # no failed check
     assert better["diff"] == pytest.approx(0.03 + 0.0005) and better["mde"] > 0
     same = summary.loc["aux.weight=1"]
-    assert same["verdict"].startswith("no detectable difference at n = 4 (could detect ≥ ")
+    assert same["verdict"].startswith("no detectable difference at n = 4: rules out gains above ")
+    assert "; could detect ≥ " in same["verdict"]
     assert same["seeds_needed"] > 4  # 0.5 points with this spread needs more seeds
     text = (report.folder / "report.md").read_text()
     order = [

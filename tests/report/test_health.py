@@ -125,12 +125,13 @@ def test_a_study_that_learned_nothing_is_inconclusive_not_no_difference():
 def test_an_unconverged_cell_without_a_difference_is_inconclusive():
     rows = [trial(c, s, 0.6 + 0.001 * s, [0.8, 0.5]) for c in "ab" for s in range(3)]
     rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
-    history = history_of({(c, s): rising for c in "ab" for s in range(3)})
+    steeper = [0.0, 0.05, 0.2, 0.35, 0.5, 0.6]  # rising faster: the difference still moves
+    history = history_of({(c, s): rising if c == "a" else steeper for c in "ab" for s in range(3)})
     summary = summary_of(trials_of(rows), history)
     assert summary.loc["b", "verdict"] == (
         "inconclusive: not converged, baseline not converged; longer training may show a difference"
     )
-    assert summary.loc["b", "health"].startswith("not converged (+15.00 points")
+    assert summary.loc["b", "health"].startswith("not converged (+18.75 points")
 
 
 def test_a_found_difference_on_rising_curves_says_it_holds_at_this_length():

@@ -90,7 +90,15 @@ def test_paired_comparison_matches_hand_computation():
     # MDE at 80 % power, one comparison (alpha 0.05), from the noncentral t
     assert row["mde"] == pytest.approx(3.2640435 * sd, rel=1e-6)  # d = 3.264 at n = 3
     detect = f"{row['mde'] * 100:.2f} points"
-    assert row["verdict"] == f"no detectable difference at n = 3 (could detect ≥ {detect})"
+    low, high = (f"{row[k] * 100:+.2f}" for k in ("diff_ci_low", "diff_ci_high"))
+    mde_low, mde_high = (  # the MDE at the bounds of the chi-square interval of the sd
+        row["mde"] * math.sqrt(2 / stats.chi2.ppf(q, 2)) * 100 for q in (0.975, 0.025)
+    )
+    assert row["verdict"] == (
+        f"no detectable difference at n = 3: rules out gains above {high} and losses below "
+        f"{low} points (95 % paired t-interval); could detect ≥ {detect} with 80 % power "
+        f"(95 % interval of that {mde_low:.2f}–{mde_high:.2f}, from 3 seeds' spread)"
+    )
 
 
 def test_pairs_only_seeds_complete_in_both_cells():
