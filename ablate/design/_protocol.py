@@ -94,6 +94,10 @@ class Comparison:
     against: str = ""  # what the cells are compared with, in words, when not "the baseline"
     # adaptive seeds: cell -> where its sequential test stopped and why
     sequential: Mapping[str, Decision] = field(default_factory=dict)
+    # cell -> the seeds it was selected on (a search's confirmed configurations: the search
+    # seed, where it ranked best and so reads high: the winner's curse); its paired comparison
+    # leaves them out, so it is judged on the seeds it was not selected on
+    selected_on: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     # adaptive seeds with declared claims: a claim's index -> where its sequential test
     # stopped and why (claims of a study with a fixed seed count are tested by the report)
     claims: Mapping[int, Decision] = field(default_factory=dict)

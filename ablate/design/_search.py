@@ -7,7 +7,9 @@ trial, so the sampler sees every finished configuration and exactly `n_trials` a
 however many workers race. When every search cell has ended, one process (whichever first
 records the choice: the storage lets exactly one add it) picks the K best and enqueues them on
 every other seed with their values fixed. The search only returns that choice (`next_round`);
-the queue enqueues it once.
+the queue enqueues it once. Each confirmed configuration is then judged against the baseline on
+those other seeds alone (`Comparison.selected_on`): on the search seed it was picked for ranking
+best, so that seed's value flatters it (the winner's curse).
 """
 
 from __future__ import annotations
@@ -174,6 +176,8 @@ class SearchDesign:
     # -- what is compared
 
     def comparison(self, records: Sequence[TrialRecord], attrs: Mapping[str, Any]) -> Comparison:
+        """The baseline, then the confirmed cells (each judged without the search seed it was
+        selected on), then the rest ranked; without a confirmation, the best ranks the rest."""
         confirmed = list(confirmed_cells(attrs))
         ranked = [r.cell for r in self._ranked(records)]
         names = [c.name for c in self.cells]
@@ -181,7 +185,10 @@ class SearchDesign:
         order += [c for c in ranked if c not in order]
         order += [c for c in names if c not in order]
         if self.baseline:
-            return Comparison(order, self.baseline, [self.baseline, *confirmed])
+            selected = {cell: (self.search_seed,) for cell in confirmed}
+            return Comparison(
+                order, self.baseline, [self.baseline, *confirmed], selected_on=selected
+            )
         best = ranked[0] if ranked else names[0]
         return Comparison(order, best, [], best_searched=True)
 
@@ -249,6 +256,14 @@ def build_search(spec: StudySpec, search: SearchSpec, file: Path) -> SearchDesig
         cells.insert(0, Cell(BASELINE, baseline_overrides))
         recipes[BASELINE] = baseline_recipe
     seeds = spec.sweep.seed_list
+    search_seed = search.seed if search.seed is not None else seeds[0]
+    if search.confirm_top and all(s == search_seed for s in seeds):
+        raise SpecError(
+            f"{file}: sweep.search.confirm_top = {search.confirm_top}: a confirmed "
+            f"configuration is judged on the seeds it was not selected on, and sweep.seeds = "
+            f"{seeds} holds only the search seed {search_seed}: give more seeds (at least 2 "
+            "besides the search seed for a test), or confirm_top: 0"
+        )
     return SearchDesign(
         cells=tuple(cells),
         recipes=recipes,
@@ -257,6 +272,6 @@ def build_search(spec: StudySpec, search: SearchSpec, file: Path) -> SearchDesig
         space=space,
         search=search,
         seeds=tuple(seeds),
-        search_seed=search.seed if search.seed is not None else seeds[0],
+        search_seed=search_seed,
         goal=spec.metric.goal,
     )

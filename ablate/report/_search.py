@@ -1,6 +1,7 @@
 """The search part of a report: every sampled configuration ranked, the metric against each
-searched key, the best found so far, and a plain statement of how much the confirmation
-can be trusted (the best K were chosen on the search seed, so that seed flatters them)."""
+searched key, the best found so far, and what each confirmed configuration was judged on: the
+best K were chosen on the search seed, which flatters them, so their comparisons with the
+baseline leave that seed out (`Comparison.selected_on`) and this part says so."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from ablate.names import metric_scale
 from ablate.report._figure import axis_label, require, save
 from ablate.report._files import write_text
 from ablate.report._part import Part, markdown_rows
-from ablate.report._seeds import complete
+from ablate.report._seeds import complete, empty_series, seed_values
 from ablate.report._summary import Summary
 from ablate.report._text import md_code
 from ablate.study_file import Study
@@ -49,25 +50,32 @@ def search_table(
 
 
 def selection_notes(
-    design: SearchDesign, metric: str, trials: pd.DataFrame, confirmed: Sequence[str]
+    comparison: Comparison, metric: str, trials: pd.DataFrame, summary: Summary
 ) -> list[str]:
-    """Per confirmed cell, its mean difference from the baseline on the seeds it was *not*
-    chosen on: the estimate the winner's curse does not touch."""
+    """Per confirmed cell (those `comparison.selected_on` names), the seeds its comparison
+    with the baseline is judged on (those it was not selected on, paired with the
+    baseline's) and its mean difference there, as the summary's paired comparison holds it:
+    the estimate the winner's curse does not touch."""
     units = Units.of(metric)
     unit = " points" if units.in_points else ""
-    done = trials[complete(trials) & (trials["seed"] != design.search_seed)]
-    base = done[done["cell"] == BASELINE].set_index("seed")[metric]
+    values = seed_values(trials, metric)
+    base = values.get(comparison.baseline, empty_series())
     notes = []
-    for cell in confirmed:
-        own = done[done["cell"] == cell].set_index("seed")[metric]
-        paired = own.index.intersection(base.index)
-        if not len(paired):
+    for cell, selected in comparison.selected_on.items():
+        own = values.get(cell, empty_series())
+        paired = sorted(int(s) for s in own.index.intersection(base.index) if s not in selected)
+        row = summary.get(cell)
+        if not paired or row is None:
             notes.append(f"- {md_code(cell)}: no confirmation seed has finished yet")
             continue
-        diff = units.fixed(float((own[paired] - base[paired]).mean()), signed=True)
+        n = len(paired)
+        judged = f"the {n} seeds" if n > 1 else "the one seed"
+        diff = units.fixed(row.paired.diff, signed=True)
+        test = "" if n > 1 else " (one seed: no test possible)"
+        by = "seed " + ", ".join(map(str, selected))
         notes.append(
-            f"- {md_code(cell)}: {diff}{unit} against the baseline on the {len(paired)} "
-            f"seed(s) it was not chosen on ({', '.join(str(s) for s in paired)})"
+            f"- {md_code(cell)}: {diff}{unit} against the baseline{test}, judged on {judged} "
+            f"it was not selected on ({', '.join(map(str, paired))}); {by} selected it"
         )
     return notes
 
@@ -181,17 +189,19 @@ def search_part(
             stem="search",
             confirmed=summary.only(confirmed).frame(),
         )
-    return Part(files, _section(design, metric, table, trials, confirmed))
+    return Part(files, _section(design, comparison, metric, table, trials, summary))
 
 
 def _section(
     design: SearchDesign,
+    comparison: Comparison,
     metric: str,
     table: pd.DataFrame,
     trials: pd.DataFrame,
-    confirmed: list[str],
+    summary: Summary,
 ) -> list[str]:
     search = design.search
+    confirmed = [c for c in comparison.compared if c != comparison.baseline]
     lines = [
         "## Search",
         "",
@@ -218,10 +228,12 @@ def _section(
         lines += [
             f"Confirmed: the best {len(confirmed)}, trained on every seed of "
             f"{list(design.seeds)} beside the baseline. They were picked on seed "
-            f"{design.search_seed}, which flatters them (the winner's curse) wherever that seed "
-            "is among the ones averaged below; on the other seeds alone:",
+            f"{design.search_seed}, which flatters them (the winner's curse), so each is judged "
+            "on the seeds it was not selected on: the Δ, interval, p (Holm) and verdict below "
+            "pair it with the baseline on those seeds alone, and the verdicts' n counts them "
+            "(the table's n and mean ± std count every seed it trained on).",
             "",
-            *selection_notes(design, metric, trials, confirmed),
+            *selection_notes(comparison, metric, trials, summary),
             "",
         ]
     return lines

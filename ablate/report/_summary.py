@@ -180,6 +180,7 @@ def build_summary(
             paired, sd = Paired(n_pairs=len(own)), math.nan
         else:
             base = values.get(against[cell], empty_series())
+            base = base.drop(list(comparison.selected_on.get(cell, ())), errors="ignore")
             paired, sd = paired_stats(own, base, confidence, n_boot, rng_seed)
         diverged, rate = _divergence(outcomes, cell)
         test = (tests or {}).get(cell, _TestSplit())
