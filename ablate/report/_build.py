@@ -144,7 +144,13 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
     )
     trials = trials.join(trial_health(trials, history, metric=metric, goal=spec.metric.goal))
     claims = tested_claims(
-        study.claims, trials, summary, comparison, metric=metric, goal=spec.metric.goal
+        study.claims,
+        trials,
+        summary,
+        comparison,
+        metric=metric,
+        goal=spec.metric.goal,
+        history=history,
     )
     made_by = provenance(study, records, argv)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]

@@ -33,6 +33,7 @@ from scipy import special
 
 from ablate.design import Claim, Comparison
 from ablate.formats import Units, p_value
+from ablate.report._health import cell_health
 from ablate.report._paired import holm, paired_differences
 from ablate.report._seeds import empty_series, seed_values
 from ablate.report._summary import Summary, SummaryRow
@@ -150,11 +151,15 @@ def tested_claims(
     *,
     metric: str,
     goal: Literal["maximize", "minimize"],
+    history: pd.DataFrame | None = None,
     alpha: float = 0.05,
 ) -> list[ClaimResult]:
     """Every declared claim tested on the COMPLETE seeds both its cells have, Holm-corrected
-    over the claims; the health of either cell can make a claim inconclusive (`_health`)."""
+    over the claims; the health of either cell can make a claim inconclusive (`_verdict`),
+    and so can its difference curve a − b (from `history`, the per-evaluation table) still
+    moving at the end of training."""
     values = seed_values(trials, metric)
+    curves = history if history is not None else pd.DataFrame()
     sign = 1.0 if goal == "maximize" else -1.0
     tested: list[ClaimResult] = []
     for claim in claims:
@@ -172,8 +177,36 @@ def tested_claims(
         tested.append(result)
     adjusted = holm([r.p for r in tested])
     return [
-        _verdict(replace(r, p_adj=float(q)), summary, alpha)
+        _verdict(
+            replace(r, p_adj=float(q)),
+            summary,
+            _unsettled(r.claim, summary, trials, curves, metric, goal),
+            alpha,
+        )
         for r, q in zip(tested, adjusted, strict=True)
+    ]
+
+
+def _unsettled(
+    claim: Claim,
+    summary: Summary,
+    trials: pd.DataFrame,
+    history: pd.DataFrame,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+) -> list[str]:
+    """Why a claim's difference may still change with longer training: its difference curve
+    a − b (mean over the shared seeds) moved over the last quarter of training; or, where that
+    curve cannot be formed, a cell's own curve still rose. Two curves rising together leave
+    their difference settled, as for the cells (`_health`)."""
+    pair = cell_health(
+        trials, history, metric=metric, goal=goal, cells=[claim.a], against={claim.a: claim.b}
+    )[claim.a]
+    if pair.diff_converged is not None:
+        return [] if pair.diff_converged else [f"difference {claim.a} − {claim.b} still moving"]
+    rows = ((claim.a, summary.get(claim.a)), (claim.b, summary.get(claim.b)))
+    return [
+        f"{n} not converged" for n, row in rows if row is not None and row.checks.converged is False
     ]
 
 
@@ -194,9 +227,12 @@ def _sequential(result: ClaimResult, decision: Decision) -> ClaimResult:
     )
 
 
-def _verdict(result: ClaimResult, summary: Summary, alpha: float) -> ClaimResult:
+def _verdict(
+    result: ClaimResult, summary: Summary, unconverged: Sequence[str], alpha: float
+) -> ClaimResult:
     """Supported, not supported, or inconclusive with its reasons: a claim between cells that
-    failed (collapsed to one class, diverged) or whose test could not run says nothing."""
+    failed (collapsed to one class, diverged) or whose test could not run says nothing; one
+    whose difference was still moving (`unconverged`) holds at this training length."""
     claim = result.claim
     rows = {side: summary.get(name) for side, name in (("a", claim.a), ("b", claim.b))}
     reasons = [*_failed(rows["a"], claim.a)]
@@ -215,11 +251,6 @@ def _verdict(result: ClaimResult, summary: Summary, alpha: float) -> ClaimResult
             if result.n
             else "no seed completed by both cells"
         )
-    unconverged = [
-        f"{name} not converged"
-        for name, row in ((claim.a, rows["a"]), (claim.b, rows["b"]))
-        if row is not None and row.checks.converged is False
-    ]
     if reasons:  # what else failed is a reason too, not a remark beside a finding
         return replace(result, verdict=INCONCLUSIVE, reasons=(*reasons, *beside))
     if result.status:

@@ -55,7 +55,7 @@ def _storage(study, values=VALUES, curve=None, collapsed=()) -> Queue:
     for cell in study.cells:
         for seed, v in zip(study.spec.sweep.seeds, values[cell.name], strict=True):
             attrs = _record.enqueued(cell.name, seed, cell.overrides, 1, sampled=False)
-            points = curve(v) if curve else [v * 0.98, v * 0.995, v]
+            points = curve(v, cell.name) if curve else [v * 0.98, v * 0.995, v]
             history = [{"val/mIoU": m} for m in points]
             ious = {"val/iou/a": v, "val/iou/b": 0.0 if cell.name in collapsed else v / 2}
             result = TrialResult(history, {"val/mIoU": v, **ious}, duration_s=1.0)
@@ -172,23 +172,34 @@ def test_a_collapsed_cell_makes_an_equivalence_claim_inconclusive_not_supported(
     assert got[2].startswith("inconclusive: aux.weight=0.4: 5 of 5 seeds predict one class")
 
 
-def test_a_claim_not_supported_while_curves_still_rise_is_inconclusive(tmp_path: Path) -> None:
+def test_a_claim_whose_difference_still_moves_is_inconclusive_unless_supported(
+    tmp_path: Path,
+) -> None:
     study = _study(tmp_path, STUDY.replace("margin: 1.5", "margin: 0.2"))  # too tight to show
     write_report(study, _storage(study), tmp_path)
     flat = pd.read_csv(tmp_path / "claimed" / "claims.csv")
     assert flat.loc[2, "p_adj"] > 0.05 and flat.loc[2, "verdict"] == "not supported"
 
-    rising = lambda v: [v - 0.30, v - 0.20, v - 0.10, v]  # noqa: E731
-    write_report(study, _storage(study, curve=rising), tmp_path)
+    # every cell still rising by 10 points a quarter, together: their differences had settled
+    together = lambda v, cell: [v - 0.30, v - 0.20, v - 0.10, v]  # noqa: E731
+    write_report(study, _storage(study, curve=together), tmp_path)
     got = pd.read_csv(tmp_path / "claimed" / "claims.csv")
-    assert got.loc[0, "verdict"] == (
-        "supported (at this training length: aux.weight=0.4 not converged, aux.weight=0 not "
-        "converged)"
-    )
-    # with both still rising, longer training may show the equivalence, or a difference
+    assert got["verdict"].tolist() == flat["verdict"].tolist()
+
+    # aux.weight=1 rising faster than the others at the end: its differences still move
+    def apart(v: float, cell: str) -> list[float]:
+        step = 0.15 if cell == "aux.weight=1" else 0.10
+        return [v - 3 * step, v - 2 * step, v - step, v]
+
+    write_report(study, _storage(study, curve=apart), tmp_path)
+    got = pd.read_csv(tmp_path / "claimed" / "claims.csv")
+    assert got.loc[0, "verdict"] == "supported"  # 0.4 vs the baseline: rising together
     assert got.loc[2, "verdict"] == (
-        "inconclusive: aux.weight=1 not converged; aux.weight=0.4 not converged; longer "
-        "training may change it"
+        "inconclusive: difference aux.weight=1 − aux.weight=0.4 still moving; longer training "
+        "may change it"
+    )
+    assert got.loc[3, "verdict"] == (
+        "supported (at this training length: difference aux.weight=1 − aux.weight=0 still moving)"
     )
 
 
