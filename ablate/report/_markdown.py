@@ -38,7 +38,9 @@ _STATS_NOTE = (
     "the metric's points. The same table for LaTeX is in `table.tex`; `summary.csv` adds d_z "
     "(mean difference / sd of the differences: not Cohen's d of two groups) beside Cohen's d_av, "
     "the Wilcoxon signed-rank test (from 6 pairs, where it can reach p < 0.05) and a bootstrap "
-    "interval (from 10 pairs)."
+    "interval (from 10 pairs). Bold marks a significant best: the best mean is bold only where "
+    "its comparison is significant in its favour (a cell whose verdict is better than the "
+    "baseline, or the baseline when every other cell's is worse); no mean is bold otherwise."
 )
 
 
@@ -84,7 +86,7 @@ def report_markdown(
             "",
         ]
     lines += part.sections
-    lines += _sequential_section(compared, comparison)
+    lines += _sequential_section(compared, comparison, metric)
     if len(compared):
         lines += ["## Verdicts", ""]
         lines += [
@@ -252,27 +254,37 @@ def _not_checked(unchecked: Sequence[str], compared: Summary) -> str:
     )
 
 
-def _sequential_section(compared: Summary, comparison: Comparison) -> list[str]:
-    """Adaptive seeds: per comparison, the seeds it took and why it stopped."""
+def _sequential_section(
+    compared: Summary, comparison: Comparison, metric: str = "val/mIoU"
+) -> list[str]:
+    """Adaptive seeds: per comparison, the seeds it took, its repeated confidence interval at
+    that look and why it stopped."""
     if not comparison.sequential or "stopped" not in compared.optional:
         return []
+    units = Units.of(metric)
     lines = [
         "## Adaptive seeds",
         "",
         "Seeds were added in rounds while a comparison was undecided. Each comparison is a "
         "group-sequential paired t-test whose error budget (α = 0.05 split over the "
         "comparisons) is spent over its looks by an O'Brien–Fleming-type function (Lan & "
-        "DeMets 1983); with `metric.effect` it also stops when an equivalence test (TOST) "
-        "shows no difference that large. The verdicts come from this test; the p-values and "
-        "intervals of the table below are fixed-n values, not adjusted for the stopping.",
+        "DeMets 1983), with exact boundaries for the joint distribution of the looks (each "
+        "look's t-test at its boundary's nominal level); with `metric.effect` it also stops "
+        "when an equivalence test (TOST) shows no difference that large. The verdicts come "
+        "from this test, and the repeated confidence interval beside each keeps its coverage "
+        "however the looks went; the mean it is centred on is not adjusted for stopping (an "
+        "early stop overstates it), and the p-values and intervals of the table below are "
+        "fixed-n values, not adjusted for the stopping.",
         "",
-        "| cell | seeds used | why it stopped |",
-        "| --- | --- | --- |",
+        f"| cell | seeds used | Δ [repeated CI] ({units.name}) | why it stopped |",
+        "| --- | --- | --- | --- |",
     ]
     for row in compared:
-        if row.cell != comparison.baseline and row.stopped:
+        decision = comparison.sequential.get(row.cell)
+        if row.cell != comparison.baseline and row.stopped and decision is not None:
             cell, why = md_text(row.cell), md_text(row.stopped)
-            lines.append(f"| {cell} | {int(row.seeds_used)} | {why} |")
+            shown = units.interval(decision.diff, decision.ci_low, decision.ci_high)
+            lines.append(f"| {cell} | {int(row.seeds_used)} | {shown} | {why} |")
     return [*lines, ""]
 
 

@@ -74,7 +74,10 @@ def test_rounds_stop_where_each_comparison_is_decided(tmp_path: Path) -> None:
     assert "paired t-test rejected at n = 4" in summary.loc["big", "stopped"]
     assert summary.loc["small", "verdict"] == "no difference that matters"
     text = (report.folder / "report.md").read_text()
-    assert "## Adaptive seeds" in text and "| big | 4 | better: paired t-test" in text
+    big = decisions["big"]
+    shown = f"{big.diff * 100:+.2f} [{big.ci_low * 100:+.2f}, {big.ci_high * 100:+.2f}]"
+    assert "## Adaptive seeds" in text and f"| big | 4 | {shown} | better: paired t-test" in text
+    assert big.ci_low < big.diff < big.ci_high and big.ci_low > 0  # it rejected at this look
 
     # resume: nothing to do
     again = run_study(study, where, None, 1, Console(quiet=True), train=_fit)
