@@ -45,7 +45,8 @@ def cell_aggregates(row: SummaryRow, metric: str) -> dict[str, float]:
 def publish(report: Report, study: Study, tree: RunTree) -> None:
     """Cell runs get the study metric's aggregates over seeds (`cell_aggregates`: mean, std,
     CI, the difference from the baseline with its CI, the MDE, p-values); the study run gets
-    the report's files and ends FINISHED once every (cell, seed) is done."""
+    the report's files, the claims' verdicts as tags (`claim_tags`) and ends FINISHED once
+    every (cell, seed) is done."""
     metric = study.spec.metric.name
     aggregates = {}
     finished = []
@@ -60,5 +61,11 @@ def publish(report: Report, study: Study, tree: RunTree) -> None:
         report.files,
         report.folder,
         finished=len(finished) == len(aggregates),
-        tags=report.provenance.as_tags(),
+        tags={**report.provenance.as_tags(), **claim_tags(report)},
     )
+
+
+def claim_tags(report: Report) -> dict[str, str]:
+    """Each declared claim's verdict as a study-run tag, `ablate.claim.<i>` = "supported",
+    "not supported" or "inconclusive: …" (claims.csv, logged beside it, has the numbers)."""
+    return {f"ablate.claim.{c.claim.index}": c.text for c in report.claims}

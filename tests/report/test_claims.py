@@ -301,6 +301,18 @@ def test_a_tiny_trained_study_writes_claims_that_trials_csv_reproduces(
     assert report.index("## Claims") < report.index("## Health")
     assert "- seeds: 3 per cell, fixed before any trial had a result" in report
 
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'results' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("tiny_claims")
+    tagged = [
+        run.data.tags
+        for run in client.search_runs([experiment.experiment_id])
+        if "ablate.claim.0" in run.data.tags
+    ]
+    assert len(tagged) == 1  # the study run
+    assert [tagged[0]["ablate.claim.0"], tagged[0]["ablate.claim.1"]] == got["verdict"].tolist()
+
 
 ADAPTIVE = """
 name: claimed
