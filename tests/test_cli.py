@@ -240,7 +240,8 @@ def test_validate_prints_cell_names_and_paths_holding_rich_markup_as_they_are(
     assert result.exit_code == 0, result.output
     flat = " ".join(result.output.split())  # the console wraps at 120 columns
     assert flat.startswith(f"{study}: ok — 2 cells × 2 seeds = 4 trials; baseline '[/bold]'")
-    assert result.output.splitlines()[-2:] == ["  [/bold] (baseline)", "  [red]x[/]"]
+    assert result.output.splitlines()[-3:-1] == ["  [/bold] (baseline)", "  [red]x[/]"]
+    assert "no claims declared" in result.output.splitlines()[-1]
 
 
 def _refused(result: Any, expected: str) -> None:
