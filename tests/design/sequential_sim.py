@@ -1,13 +1,16 @@
 """Simulated studies for the sequential tests' error rates: paired differences ~ N(δ, 1),
-each study's seeds arriving look by look, vectorised over studies with numpy.
+each study's seeds arriving look by look, vectorised over studies with numpy. The data are
+drawn afresh here (every difference, from the caller's seed), independently of the
+simulated studies `ablate.design._boundaries` calibrates its levels on.
 
-Three rules (`RULES`) decide each simulated study: "fixed", the paired t-test at `max`
-seeds; "union", the union-bound rule adaptive seeds used before the exact boundaries (each
-look tests at its increment of α(t), no futility); "exact", the rule used now
-(`ablate.design._sequential.boundaries` at each look's nominal level on the t scale, with
-futility for claims). tests/design/test_error_rates.py asserts on them and
-benchmarks/sequential_error_rates.py prints them; `decide` and `decide_claim` are checked
-against `simulate` study by study in the tests.
+Four rules (`RULES`) decide each simulated study: "fixed", the paired t-test at `max`
+seeds; "union", the union-bound rule adaptive seeds used first (each look tests at its
+increment of α(t), no futility); "nominal", the rule of commit 1b18c15 (exact z boundaries,
+each at its nominal level on the t scale, with a futility bound solved on the z scale);
+"calibrated", the rule used now (`ablate.design._sequential.boundaries`: those levels scaled
+to hold α for t, futility solved on the t scale). tests/design/test_error_rates.py asserts on
+them and benchmarks/sequential_error_rates.py prints them; `decide` and `decide_claim` are
+checked against `simulate` study by study in the tests.
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import special, stats
 
-from ablate.design._sequential import SeedPlan, boundaries, claim_boundaries, spent
+from ablate.design._boundaries import _z_futility_of
+from ablate.design._sequential import Boundaries, SeedPlan, boundaries, claim_boundaries, spent
 
-RULES = ("fixed", "union", "exact")  # fixed n = max; the union-bound rule; exact boundaries
+RULES = ("fixed", "union", "nominal", "calibrated")  # see the module's docstring
 SUPPORTED, FUTILE, BETTER, WORSE, EQUIVALENT, NONE = "supported", "futile", "+", "-", "=", ""
 
 
@@ -63,6 +67,15 @@ IGNORED = tuple(  # the nulls again, every futility stop ignored: non-binding
     replace(c, label=c.label.replace("the null", "futility ignored"), obeyed=False)
     for c in CLAIMS
     if c.null and c.delta >= 0
+)
+SMALL = (  # plans from tiny to larger, for the null rates with every futility stop ignored
+    SeedPlan(2, 4, 1),
+    SeedPlan(2, 6, 2),
+    SeedPlan(3, 6, 1),
+    SeedPlan(3, 10, 1),
+    SeedPlan(3, 10, 2),
+    SeedPlan(2, 20, 2),
+    SeedPlan(5, 20, 5),
 )
 CELLS = (
     Case("no effect set: δ = 0, better or worse", "cells", 0.0, 0.0, (BETTER, WORSE), True),
@@ -137,13 +150,26 @@ def _thresholds(
         return out
     if case.test == "cells":
         diff, tost = boundaries(plan, alpha, 2, False), boundaries(plan, alpha, 1, False)
+        if rule == "nominal":
+            diff, tost = _nominal(diff), _nominal(tost)
         return [(n, diff.t_upper(k, n - 1), tost.t_upper(k, n - 1)) for k, n in enumerate(looks)]
     b = claim_boundaries(plan, alpha, case.test)
+    if rule == "nominal":
+        b = _nominal(b)
     last = len(looks) - 1  # the last look has no futility stop: not crossing is "max"
     return [
         (n, b.t_upper(k, n - 1), b.t_lower(k, n - 1) if case.obeyed and k < last else -math.inf)
         for k, n in enumerate(looks)
     ]
+
+
+def _nominal(b: Boundaries) -> Boundaries:
+    """1b18c15's boundaries: the exact z boundaries at their nominal levels, and futility
+    spent on the z scale against them."""
+    if math.isnan(b.drift):
+        return replace(b, upper=b.z_upper, scale=1.0)
+    lower, drift = _z_futility_of(b)
+    return replace(b, upper=b.z_upper, lower=lower, scale=1.0, drift=drift)
 
 
 def data(case: Case, plan: SeedPlan, studies: int, seed: int) -> np.ndarray:

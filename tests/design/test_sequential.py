@@ -1,7 +1,8 @@
-"""Adaptive seeds' sequential tests: exact group-sequential boundaries and their futility
-bound (checked on the z scale, where they are exact), each z boundary applied to a t
-statistic at its nominal level, and the decisions with their reasons and repeated CIs.
-The error rates on t statistics are tests/design/test_error_rates.py's."""
+"""Adaptive seeds' sequential tests: the exact z boundaries that give the shape, their
+levels calibrated so the paired t-tests hold α (checked on simulated t statistics drawn
+here, independently of the studies they were calibrated on), the futility bound on the t
+scale, and the decisions with their reasons and repeated CIs. The error rates of the
+decisions are tests/design/test_error_rates.py's."""
 
 import math
 
@@ -9,9 +10,11 @@ import numpy as np
 import pytest
 from scipy import special
 
+from ablate.design import _boundaries
 from ablate.design._claims import Claim
 from ablate.design._sequential import (
     BETA,
+    Boundaries,
     SeedPlan,
     boundaries,
     claim_boundaries,
@@ -22,7 +25,8 @@ from ablate.design._sequential import (
 
 PLAN = SeedPlan(start=3, max=10, step=2)  # looks at 3, 5, 7, 9, 10
 ALPHA = 0.05
-PATHS = 200_000  # simulated z-statistic paths: MCSE of a 5 % rate ≈ 0.0005
+PATHS = 200_000  # simulated studies: MCSE of a 5 % rate ≈ 0.0005
+CALIBRATION = math.sqrt(ALPHA * (1 - ALPHA) / 200_000)  # the calibration's own error, at most
 
 
 def _z_paths(plan: SeedPlan, mean: float, seed: int) -> np.ndarray:
@@ -32,29 +36,51 @@ def _z_paths(plan: SeedPlan, mean: float, seed: int) -> np.ndarray:
     return sums[:, looks - 1] / np.sqrt(looks)
 
 
+def _t_paths(plan: SeedPlan, mean: float, seed: int) -> np.ndarray:
+    """Each look's paired t statistic for PATHS studies of N(mean, 1) seeds, every
+    difference drawn: (PATHS, K)."""
+    d = np.random.default_rng(seed).normal(mean, 1.0, (PATHS, plan.max))
+    looks = np.array(plan.looks)
+    sums, squares = d.cumsum(axis=1)[:, looks - 1], (d * d).cumsum(axis=1)[:, looks - 1]
+    sd = np.sqrt((squares - sums**2 / looks) / (looks - 1))
+    return sums / looks / (sd / np.sqrt(looks))
+
+
+def _t_bounds(b: Boundaries, upper: bool = True) -> np.ndarray:
+    """The boundaries on the t scale at each look's n − 1 degrees of freedom: (K,)."""
+    at = b.t_upper if upper else b.t_lower
+    return np.array([at(k, n - 1) for k, n in enumerate(b.plan.looks)])
+
+
 def _first(hit: np.ndarray) -> np.ndarray:
     """The look index where each path first hits (K where it never does)."""
     return np.where(hit.any(axis=1), hit.argmax(axis=1), hit.shape[1])
 
 
-def test_boundaries_match_the_published_obrien_fleming_type_values() -> None:
+def test_the_z_shape_matches_the_published_obrien_fleming_type_values() -> None:
     # Lan–DeMets O'Brien–Fleming-type, two-sided α = 0.05 (α/2 a tail), equally spaced looks:
     # the values of gsDesign, rpact and ldbounds
     five = boundaries(SeedPlan(2, 10, 2), 0.05, 2, False)
-    assert five.upper == pytest.approx((4.8769, 3.3569, 2.6803, 2.2898, 2.0310), abs=2e-4)
+    assert five.z_upper == pytest.approx((4.8769, 3.3569, 2.6803, 2.2898, 2.0310), abs=2e-4)
     two = boundaries(SeedPlan(2, 4, 2), 0.05, 2, False)
-    assert two.upper == pytest.approx((2.9626, 1.9686), abs=2e-4)
+    assert two.z_upper == pytest.approx((2.9626, 1.9686), abs=2e-4)
     one_sided = boundaries(SeedPlan(2, 10, 2), 0.025, 1, False)
-    assert one_sided.upper == pytest.approx(five.upper, abs=2e-4)
-    single = boundaries(SeedPlan(5, 5, 1), 0.05, 1, False)  # one look: the fixed-n test
-    assert single.upper == pytest.approx((1.6449,), abs=1e-4)
+    assert one_sided.z_upper == pytest.approx(five.z_upper, abs=2e-4)
+
+
+def test_a_single_look_is_the_fixed_n_t_test_exactly() -> None:
+    single = boundaries(SeedPlan(5, 5, 1), 0.05, 1, False)
+    assert single.z_upper == pytest.approx((1.6449,), abs=1e-4)
+    # one look: its nominal level is exact, nothing to calibrate
+    assert single.scale == 1.0 and single.calibrated
+    assert single.t_upper(0, 4) == pytest.approx(2.13185, abs=1e-5)  # t_{0.95, 4}
 
 
 @pytest.mark.parametrize("sides", [1, 2])
 def test_each_look_spends_its_share_of_alpha_exactly_on_the_z_scale(sides: int) -> None:
     b = boundaries(PLAN, ALPHA, sides, False)
     z = _z_paths(PLAN, 0.0, seed=sides)
-    stop = _first((np.abs(z) if sides == 2 else z) >= np.array(b.upper))
+    stop = _first((np.abs(z) if sides == 2 else z) >= np.array(b.z_upper))
     shares = [sides * spent(n / PLAN.max, ALPHA / sides) for n in PLAN.looks]
     wanted = np.diff([0.0, *shares])
     got = np.bincount(stop, minlength=len(PLAN.looks) + 1)[:-1] / PATHS
@@ -63,43 +89,76 @@ def test_each_look_spends_its_share_of_alpha_exactly_on_the_z_scale(sides: int) 
     assert abs(got.sum() - ALPHA) <= 3 * math.sqrt(ALPHA * (1 - ALPHA) / PATHS)
 
 
-def test_futility_spends_beta_against_the_alternative_the_plan_detects_with_80_percent() -> None:
+@pytest.mark.parametrize(("plan", "sides"), [(PLAN, 1), (PLAN, 2), (SeedPlan(2, 4, 1), 2)])
+def test_the_t_tests_reject_a_true_null_alpha_of_the_time(plan: SeedPlan, sides: int) -> None:
+    b = boundaries(plan, ALPHA, sides, False)
+    t = _t_paths(plan, 0.0, seed=10 + sides)
+    rate = np.mean(((np.abs(t) if sides == 2 else t) >= _t_bounds(b)).any(axis=1))
+    mcse = math.sqrt(ALPHA * (1 - ALPHA) / PATHS)
+    assert abs(rate - ALPHA) <= 3 * math.hypot(mcse, CALIBRATION), rate
+    nominal = np.array(
+        [
+            -special.stdtrit(n - 1, special.ndtr(-c))
+            for n, c in zip(plan.looks, b.z_upper, strict=True)
+        ]
+    )
+    excess = np.mean(((np.abs(t) if sides == 2 else t) >= nominal).any(axis=1))
+    assert excess > ALPHA + 3 * mcse  # what the calibration corrects: z levels on t run above
+
+
+def test_each_look_tests_at_one_scale_of_its_z_boundarys_nominal_level() -> None:
     b = boundaries(PLAN, ALPHA, 1, True)
-    assert b.lower[-1] == b.upper[-1]  # the bounds meet at the last look
-    assert b.upper == boundaries(PLAN, ALPHA, 1, False).upper  # non-binding: efficacy ignores it
-    assert all(f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
-    z = _z_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=3)  # E[Z at max] = drift
-    efficacy = _first(z >= np.array(b.upper))
-    futility = _first(z <= np.array(b.lower))
-    power = np.mean(efficacy < futility)  # crossed the efficacy bound first
-    assert abs(power - (1 - BETA)) <= 3 * math.sqrt(BETA * (1 - BETA) / PATHS)
-
-
-def test_two_sided_futility_is_an_inner_wedge_that_meets_the_last_boundary() -> None:
-    b = claim_boundaries(PLAN, ALPHA, "different")
-    assert b.sides == 2 and b.lower[-1] == b.upper[-1]
-    assert all(0 <= f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
-    z = np.abs(_z_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=4))
-    power = np.mean(_first(z >= np.array(b.upper)) < _first(z <= np.array(b.lower)))
-    assert abs(power - (1 - BETA)) <= 3 * math.sqrt(BETA * (1 - BETA) / PATHS)
-
-
-def test_a_z_boundary_becomes_a_t_boundary_at_its_nominal_level() -> None:
-    b = boundaries(PLAN, ALPHA, 1, True)
+    assert 0.8 < b.scale < 1 and b.calibrated
     for k in range(len(PLAN.looks)):
+        level = b.scale * special.ndtr(-b.z_upper[k])
         for df in (1, 2, 9, 10_000):
-            t = b.t_upper(k, df)
-            assert special.stdtr(df, -t) == pytest.approx(special.ndtr(-b.upper[k]), rel=1e-8)
-            assert t >= b.upper[k] - 1e-6  # t's heavier tails: a larger boundary
+            assert special.stdtr(df, -b.t_upper(k, df)) == pytest.approx(level, rel=1e-8)
         assert b.t_upper(k, 100_000) == pytest.approx(b.upper[k], abs=1e-3)
         assert special.stdtr(2, b.t_lower(k, 2)) == pytest.approx(special.ndtr(b.lower[k]))
     far = boundaries(SeedPlan(2, 1000, 499), ALPHA, 2, False)  # a first look at t = 0.002
     assert math.isinf(far.upper[0]) and math.isinf(far.t_upper(0, 1))  # cannot reject there
 
 
+def test_a_plan_of_very_many_looks_keeps_the_z_boundaries_at_their_nominal_level() -> None:
+    many = boundaries(SeedPlan(2, 250, 1), ALPHA, 2, False)  # 249 looks
+    assert not many.calibrated and many.scale == 1.0 and many.upper == many.z_upper
+
+
+def test_futility_spends_beta_against_the_alternative_the_plan_detects_with_80_percent() -> None:
+    b = boundaries(PLAN, ALPHA, 1, True)
+    assert b.lower[-1] == b.upper[-1]  # the bounds meet at the last look
+    assert b.upper == boundaries(PLAN, ALPHA, 1, False).upper  # non-binding: efficacy ignores it
+    assert all(f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
+    t = _t_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=3)  # E[Z at max] = drift
+    efficacy = _first(t >= _t_bounds(b))
+    futility = _first(t <= _t_bounds(b, upper=False))  # the last look: "max", not futile
+    power = np.mean(efficacy <= futility)  # crossed the efficacy bound first
+    # solved on 100,000 studies (50,000 and their mirror images) and checked on as many more
+    se = math.sqrt(BETA * (1 - BETA) / PATHS + BETA * (1 - BETA) / 100_000)
+    assert abs(power - (1 - BETA)) <= 3 * se, power
+
+
+def test_two_sided_futility_is_an_inner_wedge_that_meets_the_last_boundary() -> None:
+    b = claim_boundaries(PLAN, ALPHA, "different")
+    assert b.sides == 2 and b.lower[-1] == b.upper[-1]
+    assert all(0 <= f < c for f, c in zip(b.lower[:-1], b.upper[:-1], strict=True))
+    t = np.abs(_t_paths(PLAN, b.drift / math.sqrt(PLAN.max), seed=4))
+    futility = _first(t <= _t_bounds(b, upper=False))  # the last look: "max", not futile
+    power = np.mean(_first(t >= _t_bounds(b)) <= futility)
+    se = math.sqrt(BETA * (1 - BETA) / PATHS + BETA * (1 - BETA) / 100_000)
+    assert abs(power - (1 - BETA)) <= 3 * se, power
+
+
 def test_boundaries_are_computed_once_per_plan_level_and_test() -> None:
     assert boundaries(PLAN, 0.0125, 1, True) is boundaries(PLAN, 0.0125, 1, True)
     assert claim_boundaries(PLAN, 0.0125, "superior") is boundaries(PLAN, 0.0125, 1, True)
+
+
+def test_the_calibration_gives_the_same_boundaries_every_time() -> None:
+    # a study's rounds and its report, in other processes, must agree: a fixed seed
+    kept = boundaries(PLAN, 0.0125, 1, True)
+    _boundaries._kept.cache_clear()  # the simulated studies too, drawn afresh
+    assert boundaries.__wrapped__(PLAN, 0.0125, 1, True) == kept
 
 
 def test_a_look_waits_for_every_seed_it_needs_and_says_why_it_stopped() -> None:
