@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from ablate.design._boundaries import SIMULATED_STUDIES
 from ablate.design._claims import Claim
 from ablate.design._protocol import Cell, Comparison, Design, Pair, QueueView, Round
 from ablate.design._sequential import (
@@ -112,8 +113,9 @@ class AdaptiveDesign:
                 f"α = {level:.3g} ({self.alpha:g} / {m}, Bonferroni: Holm's step-down is not "
                 "valid for sequential tests); Lan–DeMets O'Brien–Fleming-type α-spending "
                 "on exact group-sequential boundaries, each look's paired t-test at its z "
-                "boundary's nominal level; cells in no claim train "
-                f"{self.plan.start} seeds, and comparisons not declared are exploratory"
+                f"boundary's nominal level {_calibration(self.plan, level, 1)}; cells in no "
+                f"claim train {self.plan.start} seeds, and comparisons not declared are "
+                "exploratory"
             )
             for claim in self.claims:
                 b = claim_boundaries(self.plan, level, claim.test)
@@ -134,9 +136,10 @@ class AdaptiveDesign:
         lines.append(
             f"seeds: looks at {looks} seeds; each of the {m} comparison(s) is a two-sided "
             f"paired t-test at α = {level:.3g} ({self.alpha:g} / {max(1, m)}, Bonferroni), "
-            "Lan–DeMets O'Brien–Fleming-type α-spending on exact group-sequential boundaries "
-            f"|z| ≥ {_zs(two.upper)}, each look's t-test at its z boundary's nominal level; "
-            f"no futility stop; repeated {_percent(1 - level)} CIs"
+            "Lan–DeMets O'Brien–Fleming-type α-spending on exact group-sequential boundaries, "
+            f"each look's t-test at its z boundary's nominal level {_calibration(self.plan, level)}"
+            f" (as z: |z| ≥ {_zs(two.upper)}); no futility stop; repeated "
+            f"{_percent(1 - level)} CIs"
         )
         if self.metric.effect:
             one = boundaries(self.plan, level, 1, False)
@@ -287,3 +290,17 @@ def adaptive(
     )
     plan = SeedPlan(seeds.start, seeds.max, seeds.step)
     return AdaptiveDesign(inner, plan, metric, compared, claims=tuple(claims))
+
+
+def _calibration(plan: SeedPlan, level: float, sides: int = 2) -> str:
+    """How the t-tests' levels hold α, in words, for the outline."""
+    b = boundaries(plan, level, sides, False)
+    if not b.calibrated:
+        return (
+            f"(not calibrated: a plan of {len(b.upper)} looks is too many to simulate, so "
+            "with few seeds the error may run slightly above α)"
+        )
+    return (
+        f"× {b.scale:.3g} ({'two' if sides == 2 else 'one'}-sided), calibrated on "
+        f"{SIMULATED_STUDIES:,} simulated null studies so that the t-tests hold α for this plan"
+    )

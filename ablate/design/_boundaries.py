@@ -80,6 +80,7 @@ _REACH = 9.0  # each look's grid spans its statistic's mean ± 9 sd: the tails l
 _FAR = 38.0  # no boundary lies further out: P(Z ≥ 38) underflows to 0
 
 _STUDIES = 200_000  # null studies λ is solved on: its Monte Carlo error, √(α(1 − α)/N) at most
+SIMULATED_STUDIES = _STUDIES  # (for what the outline says)
 _CHUNK = 50_000  # … simulated this many at a time; futility is solved on the first chunk
 _KEPT_LOOKS = 20  # chunks of plans with at most this many looks are kept (8 MB a chunk)
 _MOST_LOOKS = 200  # a plan with more looks is not calibrated: the time grows with the looks
