@@ -11,14 +11,28 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ablate.errors import SpecError, did_you_mean
 from ablate.names import metric_info
 from ablate.spec import AdaptiveSeeds, ClaimTest, StudySpec
 
-if TYPE_CHECKING:
-    from ablate.design._protocol import Design
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+class _Cells(Protocol):
+    """What resolving claims reads of a design (`Design` has it): its cells' names and its
+    baseline, so this module needs nothing of the protocol's (which reads decisions)."""
+
+    @property
+    def cells(self) -> Sequence[_Named]: ...
+
+    @property
+    def baseline(self) -> str: ...
+
 
 BASELINE_NAME = "baseline"  # what a claim may call the study's baseline cell
 
@@ -66,7 +80,7 @@ class Claim:
         return f"{self.a} and {self.b} differ"
 
 
-def resolve_claims(spec: StudySpec, design: Design, file: Path) -> tuple[Claim, ...]:
+def resolve_claims(spec: StudySpec, design: _Cells, file: Path) -> tuple[Claim, ...]:
     """The study's declared claims with their cells resolved; raises SpecError naming the
     file and the claim's key when a cell is unknown, the design picks its cells as it runs
     (a search), or fewer than two seeds could be shared."""
