@@ -5,7 +5,8 @@
 #   bash docs/regenerate.sh studies/ds_plain.yaml    # only these (the others keep their record)
 #
 # Runs each study (studies/*.yaml; cityscapes/ and ade20k/ need real data and a GPU), keeps its
-# summary.csv and report.md as the run record under docs/results/<name>/ (committed: the table
+# summary.csv, report.md, trials.csv and claims.csv as the run record under docs/results/<name>/
+# (committed, so anyone can recompute it from the trials; the table
 # is rebuilt from these records, so it can be checked without re-training), copies the Lovász
 # study's plots, health checks, verdicts and table and the search example's plot into docs/, and
 # rewrites the table between README's shipped-studies markers with docs/studies_table.py.

@@ -35,6 +35,9 @@ from ablate.study_file import Study, load_study
 ROOT = Path(__file__).resolve().parents[1]
 RECORDS = ROOT / "docs" / "results"
 RECORD_FILES = ("summary.csv", "report.md")  # what a row is built from
+# kept with them so anyone can recompute a record: every trial, and the declared claims' tests
+RECOMPUTE_FILES = ("trials.csv",)
+OPTIONAL_FILES = ("claims.csv",)  # a study that declares claims writes it
 START = "<!-- shipped-studies:start -->"
 END = "<!-- shipped-studies:end -->"
 HEADER = (
@@ -231,17 +234,25 @@ def study_row(path: Path, results: Path) -> str:
 
 def record(paths: Sequence[Path], source: Path, records: Path) -> list[str]:
     """Copy each study's run files from `source/<name>/` into `records/<name>/`, replacing the
-    record of an earlier run; studies not run under `source` keep their record. Returns the
-    names recorded."""
+    record of an earlier run (summary.csv, report.md, trials.csv, and claims.csv where the
+    run wrote one; a claims.csv the new run did not write is removed, not kept from the
+    earlier run); studies not run under `source` keep their record. Returns the names
+    recorded."""
     recorded = []
     for path in paths:
         name = load_study(path).spec.name
-        files = [source / name / f for f in RECORD_FILES]
+        files = [source / name / f for f in (*RECORD_FILES, *RECOMPUTE_FILES)]
         if not all(f.is_file() for f in files):
             continue
         (records / name).mkdir(parents=True, exist_ok=True)
         for f in files:
             shutil.copyfile(f, records / name / f.name)
+        for optional in OPTIONAL_FILES:
+            kept = records / name / optional
+            if (source / name / optional).is_file():
+                shutil.copyfile(source / name / optional, kept)
+            elif kept.exists():
+                kept.unlink()
         recorded.append(name)
     return recorded
 

@@ -85,6 +85,7 @@ def results(tmp_path: Path) -> Path:
     (folder / "toy").mkdir(parents=True)
     (folder / "toy" / "summary.csv").write_text(SUMMARY, encoding="utf-8")
     (folder / "toy" / "report.md").write_text(REPORT, encoding="utf-8")
+    (folder / "toy" / "trials.csv").write_text("number,state,cell,seed\n0,COMPLETE,a,0\n")
     return folder
 
 
@@ -222,11 +223,31 @@ def test_record_keeps_a_finished_run_and_leaves_studies_without_one(
     (records / "other").mkdir(parents=True)
     (records / "other" / "summary.csv").write_text("kept", encoding="utf-8")
     assert st.main(["--record", str(results), "--results", str(records), str(study)]) == 0
-    for name in st.RECORD_FILES:
+    for name in (*st.RECORD_FILES, *st.RECOMPUTE_FILES):
         copied = (records / "toy" / name).read_text(encoding="utf-8")
         assert copied == (results / "toy" / name).read_text(encoding="utf-8")
     assert (records / "other" / "summary.csv").read_text(encoding="utf-8") == "kept"
     assert st.study_row(study, records) == st.study_row(study, results)
+    assert not (records / "toy" / "claims.csv").exists()  # the run declared none
+
+
+def test_record_keeps_the_claims_a_run_wrote_and_drops_those_it_did_not(
+    study: Path, results: Path, tmp_path: Path
+) -> None:
+    records = tmp_path / "records"
+    (results / "toy" / "claims.csv").write_text("claim,verdict\n0,supported\n")
+    st.record([study], results, records)
+    assert (records / "toy" / "claims.csv").read_text() == "claim,verdict\n0,supported\n"
+    (results / "toy" / "claims.csv").unlink()  # a later run of the study without its claims
+    st.record([study], results, records)
+    assert not (records / "toy" / "claims.csv").exists()
+
+
+def test_a_run_without_its_trials_is_not_recorded(
+    study: Path, results: Path, tmp_path: Path
+) -> None:
+    (results / "toy" / "trials.csv").unlink()
+    assert st.record([study], results, tmp_path / "records") == []
 
 
 def test_a_study_without_a_finished_run_is_not_recorded(study: Path, tmp_path: Path) -> None:
