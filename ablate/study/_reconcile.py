@@ -15,9 +15,11 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from ablate.errors import StorageError, store_error
 from ablate.study._queue import Queue
 from ablate.study._record import Outcome, TrialRecord
 from ablate.track import RunTree, close_run, running_trial_runs
+from ablate.urls import mask_password
 
 _RUN_STATUS = {
     Outcome.COMPLETE: "FINISHED",
@@ -83,6 +85,20 @@ def reconcile(queue: Queue, tree: RunTree) -> Reconciled:
 
 
 def reconcile_and_say(queue: Queue, tree: RunTree, console: Console) -> None:
-    """`reconcile`, saying what it ended (nothing when there was nothing to end)."""
-    if reconciled := reconcile(queue, tree):
+    """`reconcile`, saying what it ended (nothing when there was nothing to end). A tracking
+    store that fails meanwhile (its database deleted or gone away after the workers made
+    every run they needed) raises `StorageError`, one line: MLflow's errors are no database
+    client's the CLI knows, and the records are what counts, so nothing is lost."""
+    try:
+        reconciled = reconcile(queue, tree)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("mlflow"):  # MLflow wraps its stores' errors
+            raise
+        raise StorageError(
+            f"the MLflow tracking store cannot end the trial runs left RUNNING "
+            f"({store_error(exc)}); every finished trial is kept in the study's storage, and "
+            f"the next start ends those runs from it. Tracking URI: "
+            f"{mask_password(tree.tracking_uri)}; fix it and run the same command again"
+        ) from None
+    if reconciled:
         console.print(str(reconciled), highlight=False)

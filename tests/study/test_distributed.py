@@ -495,7 +495,12 @@ def test_a_tracking_database_deleted_mid_study_stops_cleanly_keeping_what_was_tr
     (study_dir / "results" / "mlflow.db").unlink()
     assert _finish(first, study_dir, "first.log") == 2
     log = (study_dir / "first.log").read_text()
-    assert "Traceback" not in log and "tracking store cannot take a new run" in log
+    # the line names the tracking store: a worker asking for its next run meets the deletion,
+    # or, deleted once every run was made, the end of the run (reconciling them) does
+    assert "Traceback" not in log and (
+        "tracking store cannot take a new run" in log
+        or "tracking store cannot end the trial runs left RUNNING" in log
+    )
     trials = queue.records()
     assert not [t.number for t in trials if t.running]
     kept = {t.key for t in trials if t.outcome is Outcome.COMPLETE}

@@ -1,15 +1,31 @@
 """After a stop between a trial's two writes (its Optuna record, then its MLflow run), the next
-start ends the run from the record: FINISHED with the epochs it had not sent, or KILLED."""
+start ends the run from the record: FINISHED with the epochs it had not sent, or KILLED. A
+tracking store lost meanwhile stops the command with one line, the records kept."""
 
+import functools
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
 from rich.console import Console
 
-from ablate.study import Locations, Outcome, Queue, TrialResult, reconcile, start_study
-from ablate.study_file import load_study
+from ablate.errors import StorageError
+from ablate.study import (
+    Locations,
+    Outcome,
+    Queue,
+    TrialResult,
+    create_or_load,
+    reconcile,
+    reconcile_and_say,
+    run_study,
+    start_study,
+)
+from ablate.study_file import build_study, load_study
 from ablate.track import RunTree, TrialRun
+from ablate.train import FitResult
+from tests.study.fakes import fit_two_epochs
 from tests.study.test_run_cli import STUDY
 
 HISTORY = [
@@ -123,3 +139,53 @@ def test_a_run_whose_id_never_reached_its_trial_ends_killed_when_the_trial_is_sw
     client = MlflowClient(tree.tracking_uri)
     assert client.get_run(orphan.run_id).info.status == "KILLED"
     assert client.get_run(other.run_id).info.status == "RUNNING"
+
+
+def test_a_deleted_tracking_database_fails_the_reconcile_with_one_line_keeping_the_record(
+    started: tuple[Queue, RunTree],
+) -> None:
+    queue, tree = started
+    trial_id, _ = _claim(queue, tree)
+    result = TrialResult(history=HISTORY, final={"val/mIoU": 0.42}, best={"val/mIoU": 0.42})
+    assert queue.end(trial_id, Outcome.COMPLETE, 0.42, result)
+    db = tree.tracking_uri.removeprefix("sqlite:///")
+    Path(db).unlink()
+
+    with pytest.raises(StorageError) as stopped:
+        reconcile_and_say(queue, tree, Console(quiet=True))
+
+    message = str(stopped.value)
+    assert "tracking store cannot end the trial runs left RUNNING" in message
+    assert db in message and "\n" not in message
+    assert queue.record(trial_id).outcome is Outcome.COMPLETE
+
+
+def _fit_deleting_the_tracking_db(
+    db: Path, recipe: Any, seed: int, device: Any, on_epoch: Any = None, checkpoint: Any = None
+) -> FitResult:
+    """The study's last trial, its MLflow run made: the tracking database is deleted while it
+    trains, so no worker asks for another run and the end of `run_study` meets it first."""
+    db.unlink()
+    return fit_two_epochs(recipe, seed, device, on_epoch=on_epoch, checkpoint=checkpoint)
+
+
+def test_a_tracking_database_deleted_after_the_last_run_was_made_stops_run_study_with_one_line(
+    tmp_path: Path,
+) -> None:
+    study = build_study(
+        {
+            "name": "late",
+            "base": {"data": {"num_classes": 4, "image_size": [32, 32]}},
+            "sweep": {"grid": {"loss.aux.weight": [0.0]}, "seeds": [0]},
+        },
+        tmp_path / "late.yaml",
+    )
+    where = Locations.resolve(tmp_path / "results", "late", None, None)
+    fit = functools.partial(_fit_deleting_the_tracking_db, tmp_path / "results" / "mlflow.db")
+
+    with pytest.raises(StorageError) as stopped:
+        run_study(study, where, None, 1, Console(quiet=True), train=fit)
+
+    assert "tracking store cannot end the trial runs left RUNNING" in str(stopped.value)
+    (record,) = create_or_load(study, where.storage_url).records()
+    assert record.outcome is Outcome.COMPLETE  # what was trained is kept
