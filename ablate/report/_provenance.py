@@ -1,6 +1,8 @@
 """Provenance: what produced a report, so two reports of one study name can be told apart — the
 exact command and its `--set` overrides, the resolved base recipe, package versions, the study
-file's git commit (and whether its repository had uncommitted changes), devices and threads.
+file's git commit (and whether its repository had uncommitted changes), devices and threads, and
+the machines the complete trials trained on (`ablate.machine`: CPU, the kernels torch chose for
+it, threads and library versions), on which a (cell, seed) depends bit for bit.
 
 Passwords are masked (`ablate.urls.mask_secrets`) when the provenance is built: a
 `--storage postgresql://user:secret@host/db` on the command line reaches none of report.md,
@@ -12,6 +14,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -47,6 +50,8 @@ class Provenance:
     devices: str  # the devices COMPLETE trials ran on
     threads: int  # CPU threads per trial (train.threads)
     recipe: str  # the resolved base recipe, as YAML; passwords masked
+    # "<n> trials: <machine>" for each distinct machine COMPLETE trials ran on, most first
+    machines: tuple[str, ...] = ()
 
     def as_tags(self) -> dict[str, str]:
         """Flat `ablate.provenance.*` strings for an MLflow run (the recipe is an artifact)."""
@@ -56,6 +61,7 @@ class Provenance:
             "ablate.provenance.git": self.git,
             "ablate.provenance.devices": self.devices,
             "ablate.provenance.threads": str(self.threads),
+            "ablate.provenance.machines": "\n".join(self.machines) or "none yet",
         }
         tags.update({f"ablate.version.{name}": v for name, v in self.versions.items()})
         return tags
@@ -82,6 +88,7 @@ def provenance(
         devices=", ".join(devices) or "none yet",
         threads=int(study.spec.base.train.threads),
         recipe=mask_secrets(yaml.safe_dump(recipe, sort_keys=False, default_flow_style=False)),
+        machines=_machines(records),
     )
 
 
@@ -95,6 +102,7 @@ def markdown(p: Provenance) -> list[str]:
         f"- `--set` overrides: {', '.join(md_code(o) for o in p.overrides) or 'none'}",
         f"- study file's repository: {md_text(p.git)}",
         f"- devices: {md_text(p.devices)}; CPU threads per trial: {p.threads}",
+        *_machine_lines(p.machines),
         f"- versions: {versions}; python {platform.python_version()} on "
         f"{md_text(platform.platform(terse=True))}",
         "",
@@ -102,6 +110,28 @@ def markdown(p: Provenance) -> list[str]:
         "",
         *md_fence(p.recipe, "yaml"),
         "",
+    ]
+
+
+def _machines(records: Sequence[TrialRecord]) -> tuple[str, ...]:
+    complete = [r for r in records if r.outcome is Outcome.COMPLETE]
+    counts = Counter(r.result.machine for r in complete if r.result.machine is not None)
+    found = [(n, m.describe()) for m, n in counts.most_common()]
+    unrecorded = sum(r.result.machine is None for r in complete)
+    if unrecorded:
+        found.append((unrecorded, "not recorded (trained by an ablate that did not record it)"))
+    return tuple(f"{n} trial{'' if n == 1 else 's'}: {text}" for n, text in found)
+
+
+def _machine_lines(machines: Sequence[str]) -> list[str]:
+    """A (cell, seed) gives the same numbers bit for bit only on the same CPU model, kernels,
+    threads and versions: the machines say which results can be compared that way."""
+    if len(machines) <= 1:
+        return [f"- machine: {md_text(machines[0] if machines else 'none yet')}"]
+    return [
+        f"- machines ({len(machines)}: a (cell, seed) trained on one need not give the same "
+        "numbers bit for bit on another):",
+        *(f"  - {md_text(m)}" for m in machines),
     ]
 
 

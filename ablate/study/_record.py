@@ -19,6 +19,7 @@ from typing import Any
 
 from optuna.trial import TrialState
 
+from ablate.machine import Machine
 from ablate.study._optuna import StoredTrial
 
 MAX_RETRIES = 2  # a crashing trial is tried at most 1 + MAX_RETRIES times per `ablate run`
@@ -29,7 +30,7 @@ MAX_LOST = 5
 
 # attribute keys; the names predate this module and stay, so older studies read the same
 _CELL, _SEED, _OVERRIDES, _ATTEMPT, _SAMPLED = "cell", "seed", "overrides", "attempt", "search"
-_LOST = "lost"
+_LOST, _MACHINE = "lost", "machine"
 _RUN, _DEVICE, _OUTCOME, _ERROR, _TRACEBACK = (
     "mlflow_run_id",
     "device",
@@ -80,7 +81,8 @@ PENDING_STATES = (TrialState.WAITING, TrialState.RUNNING)
 
 @dataclass(frozen=True)
 class TrialResult:
-    """What a trained trial measured: per-epoch history, final and best `val/` metrics."""
+    """What a trained trial measured: per-epoch history, final and best `val/` metrics, and
+    the machine they were measured on (they reproduce bit for bit only on its like)."""
 
     history: Sequence[Mapping[str, float]] = ()
     final: Mapping[str, float] = field(default_factory=dict)
@@ -88,6 +90,9 @@ class TrialResult:
     gradients: Sequence[Sequence[Any]] = ()  # [iteration, {layer: mean |grad|}]
     total_steps: int = 0
     duration_s: float = math.nan
+    # the worker's that finished it (a try resumed from a checkpoint trained its first part
+    # where that was written); None from a version of ablate that did not record it
+    machine: Machine | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ def from_trial(trial: StoredTrial) -> TrialRecord | None:
             gradients=list(attrs.get(_GRADIENTS, [])),
             total_steps=int(attrs.get(_STEPS) or 0),
             duration_s=float(attrs.get(_DURATION, math.nan)),
+            machine=Machine.from_dict(attrs[_MACHINE]) if _MACHINE in attrs else None,
         ),
         error=str(attrs.get(_ERROR, "")),
         mlflow_run_id=str(attrs.get(_RUN, "")),
@@ -256,4 +262,6 @@ def ended(
                 _STEPS: result.total_steps,
             }
         )
+        if result.machine is not None:
+            attrs[_MACHINE] = result.machine.as_dict()
     return _STORED[outcome], attrs

@@ -14,6 +14,7 @@ from types import FrameType
 import yaml
 
 from ablate.errors import StorageError, disk_error, store_error
+from ablate.machine import read_machine
 from ablate.spec import Recipe, apply_overrides
 from ablate.study._events import (
     Ending,
@@ -171,6 +172,7 @@ class _Logger:
             gradients=self.gradients,
             total_steps=fitted.total_steps,
             duration_s=fitted.duration_s,
+            machine=read_machine(self.cfg.device),  # this process's, as the trial left it
         )
 
 
@@ -345,6 +347,8 @@ def _end_trained(
     if not queue.end(record.trial_id, outcome, value if done else None, result, error):
         return None
     tags = {} if done else {"ablate.outcome": outcome.value}
+    if result.machine is not None:
+        tags["ablate.machine"] = result.machine.describe()
     if fitted.resumed_at:
         tags["ablate.resumed_at_evaluation"] = str(fitted.resumed_at)
     if fitted.set_aside:  # a damaged or foreign checkpoint, moved away; trained from the start

@@ -1,4 +1,5 @@
-"""Provenance: the command, overrides, recipe, versions and the study file's git state."""
+"""Provenance: the command, overrides, recipe, versions, the study file's git state and the
+machines the trials trained on."""
 
 import json
 import subprocess
@@ -7,8 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ablate.machine import Machine, read_machine
 from ablate.report import write_report
 from ablate.report._provenance import markdown, provenance
+from ablate.report._text import md_text
+from ablate.study import Outcome, TrialRecord, TrialResult
 from ablate.study_file import load_study
 from tests.postgres import POSTGRES_ENV
 
@@ -158,3 +162,113 @@ def test_a_postgresql_password_reaches_no_report_file_artifact_or_tag(
     )
     command = run.data.tags["ablate.provenance.command"]
     assert secret not in json.dumps(run.data.tags) and ":***@" in command, command
+
+
+# --------------------------------------------------------------------------- machines
+
+
+def _machine(cpu: str, isa: str = "AVX512", threads: int = 1) -> Machine:
+    return Machine(
+        cpu=cpu,
+        flags=("avx2", "avx512f"),
+        isa=isa,
+        threads=threads,
+        torch="2.13.0+cpu",
+        onednn="3.12.0",
+        blas="MKL 2024.2",
+        numpy="2.4.6",
+        python="3.11.7",
+        platform="Linux x86_64, glibc 2.36",
+    )
+
+
+def _record(number: int, outcome: Outcome, machine: Machine | None) -> TrialRecord:
+    return TrialRecord(
+        trial_id=number,
+        number=number,
+        cell="c",
+        seed=number,
+        attempt=1,
+        overrides={},
+        sampled=False,
+        params={},
+        outcome=outcome,
+        running=False,
+        value=0.5,
+        result=TrialResult(final={"val/mIoU": 0.5}, machine=machine),
+        device="cpu",
+    )
+
+
+def test_the_machines_of_complete_trials_are_listed_most_trials_first(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(STUDY)
+    zen4, milan = _machine("AMD EPYC (family 25, model 17)"), _machine("AMD EPYC", "AVX2")
+    records = [
+        _record(0, Outcome.COMPLETE, milan),
+        _record(1, Outcome.COMPLETE, zen4),
+        _record(2, Outcome.COMPLETE, zen4),
+        _record(3, Outcome.FAILED, _machine("Intel Xeon")),  # trained nothing that counts
+        _record(4, Outcome.COMPLETE, None),  # stored by an ablate that did not record it
+    ]
+    p = provenance(load_study(tmp_path / "s.yaml"), records, ["ablate"])
+    assert p.machines == (
+        f"2 trials: {zen4.describe()}",
+        f"1 trial: {milan.describe()}",
+        "1 trial: not recorded (trained by an ablate that did not record it)",
+    )
+    assert "Intel" not in json.dumps(p.as_tags())
+    assert p.as_tags()["ablate.provenance.machines"].splitlines() == list(p.machines)
+    text = "\n".join(markdown(p))
+    assert "- machines (3: a (cell, seed) trained on one need not give the same numbers" in text
+    assert "ATen AVX2" in text and "ATen AVX512" in text
+    one = provenance(load_study(tmp_path / "s.yaml"), records[1:3], ["ablate"])
+    assert f"- machine: 2 trials: {md_text(zen4.describe())}" in "\n".join(markdown(one))
+    none = provenance(load_study(tmp_path / "s.yaml"), [], ["ablate"])
+    assert none.as_tags()["ablate.provenance.machines"] == "none yet"
+
+
+@pytest.mark.slow
+def test_a_report_names_the_machine_its_worker_trained_on_not_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two real trials in a spawned worker that loaded torch with ATEN_CPU_CAPABILITY=default:
+    each record and MLflow run, and the report's provenance, carry that worker's kernels and
+    this machine's CPU as torch and the OS name them, and no other variable of its
+    environment."""
+    from mlflow import MlflowClient
+    from rich.console import Console
+
+    from ablate.study import Locations, create_or_load, run_study
+
+    here = read_machine()
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "default")  # the spawned worker inherits it
+    monkeypatch.setenv("PGPASSWORD", "PWsecret")
+    (tmp_path / "s.yaml").write_text(STUDY.replace("epochs: 3", "epochs: 1"))
+    study = load_study(tmp_path / "s.yaml")
+    where = Locations.resolve(tmp_path / "results", "prov", None, None)
+    assert run_study(study, where, None, 1, Console(quiet=True)).failed == []
+
+    queue = create_or_load(study, where.storage_url)
+    records = queue.records()
+    machines = {r.result.machine for r in records}
+    assert len(records) == 2 and len(machines) == 1
+    (worker,) = machines
+    assert worker is not None
+    assert worker.isa == "DEFAULT" and worker.env == ("ATEN_CPU_CAPABILITY=default",)
+    assert (worker.cpu, worker.flags, worker.torch, worker.onednn) == (
+        here.cpu,
+        here.flags,
+        here.torch,
+        here.onednn,
+    )
+    assert worker.threads == study.spec.base.train.threads == 1
+    client = MlflowClient(where.tracking_uri)
+    for r in records:
+        assert client.get_run(r.mlflow_run_id).data.tags["ablate.machine"] == worker.describe()
+
+    report = write_report(study, queue, tmp_path / "results", ["ablate", "report", "prov"])
+    assert report.provenance.machines == (f"2 trials: {worker.describe()}",)
+    stored = json.loads((report.folder / "provenance.json").read_text())
+    assert stored["ablate.provenance.machines"] == f"2 trials: {worker.describe()}"
+    assert md_text(worker.cpu) in (report.folder / "report.md").read_text()
+    assert "PW" not in json.dumps(stored)
