@@ -362,3 +362,18 @@ def test_an_adaptive_study_s_claim_is_decided_by_its_sequential_test(tmp_path: P
     assert "the interval is the repeated confidence interval" in text
     assert "paired t-interval, whose bound" not in text  # no fixed-n interval is claimed
     assert f"claim 0: {decision.reason}" in text
+
+
+def test_better_follows_the_goal_for_a_metric_to_minimize(tmp_path: Path) -> None:
+    """With goal minimize the higher cell is the worse one: 'aux.weight=0.4 beats the baseline'
+    is not supported, and its p is the upper tail's; the interval stays a − b as measured."""
+    study = _study(tmp_path, STUDY.replace("baseline: {", "metric: {goal: minimize}\nbaseline: {"))
+    write_report(study, _storage(study), tmp_path)
+    got = pd.read_csv(tmp_path / "claimed" / "claims.csv")
+    x = np.array(VALUES["aux.weight=0.4"]) * 100
+    y = np.array(VALUES["aux.weight=0"]) * 100
+    assert got.loc[0, "p"] == pytest.approx(stats.ttest_rel(x, y, alternative="less").pvalue)
+    assert got.loc[0, "p"] > 0.99 and got.loc[0, "verdict"] == "not supported"
+    assert got.loc[0, "diff"] == pytest.approx((x - y).mean())  # not flipped
+    # "1.0 is at most 1 point worse than 0.4": worse is higher now; 1.0 is ~0.3 lower: supported
+    assert got.loc[1, "verdict"] == "supported"
