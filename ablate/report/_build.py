@@ -41,8 +41,10 @@ from ablate.report._text import html_page
 from ablate.report._tricks import tricks_part
 from ablate.report.latex import ablation_table
 from ablate.report.plots import REPORT_FIGURES
-from ablate.study import Queue, TrialRecord, planned_seeds
+from ablate.study import Queue, TrialRecord, planned_before, planned_seeds
 from ablate.study_file import Study
+
+ALPHA = 0.05  # the claims' family-wise level (the cells' summary: its 95 % confidence)
 
 # a design's own part of the report, by `Design.kind` (designs without one have none)
 PARTS: dict[str, Callable[[Study, Comparison, pd.DataFrame, Summary, Path], Part]] = {
@@ -151,6 +153,7 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
         metric=metric,
         goal=spec.metric.goal,
         history=history,
+        alpha=ALPHA,
     )
     made_by = provenance(study, records, argv)
     class_columns = [c for c in trials.columns if c.startswith("val/iou/")]
@@ -195,8 +198,8 @@ def _write_report(study: Study, queue: Queue, results: Path, argv: Sequence[str]
                 goal=spec.metric.goal,
             ),
         )
-    plan = seed_plan(spec.sweep.seeds, queue.attrs.get("plan"), _stopped(comparison, claims))
-    first = claims_section(claims, metric, 0.05, plan)
+    plan = seed_plan(spec.sweep.seeds, planned_before(queue), _stopped(comparison, claims))
+    first = claims_section(claims, metric, ALPHA, plan)
     text = report_markdown(
         study, records, comparison, part, trials, summary, files, folder, made_by, first
     )

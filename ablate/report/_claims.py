@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -33,11 +33,13 @@ from scipy import special
 
 from ablate.design import Claim, Comparison
 from ablate.formats import Units, p_value
-from ablate.report._health import cell_health
-from ablate.report._paired import holm, paired_differences
+from ablate.report._health import differences_settled
+from ablate.report._paired import holm, identical, level_stats, paired_differences
 from ablate.report._seeds import empty_series, seed_values
-from ablate.report._summary import Summary, SummaryRow
+from ablate.report._summary import Summary
 from ablate.report._text import md_text
+from ablate.report._verdict import collapsed_seeds, diverged_seeds
+from ablate.spec import AdaptiveSeeds
 
 if TYPE_CHECKING:
     from ablate.design._sequential import Decision
@@ -71,7 +73,6 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = Finding
 # (the largest sample reached without crossing the efficacy bound is not supported: the
 # last look is the test's final analysis)
 _SEQUENTIAL = {"supported": SUPPORTED, "not supported": NOT_SUPPORTED, "max": NOT_SUPPORTED}
-_UNDECIDED = {"undecided": "undecided: more seeds are queued"}
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,7 @@ def claim_p(d: np.ndarray, test: str, margin: float) -> float:
     smaller spread: p is 0 where that shift lies strictly inside the claim, else 1."""
     n = len(d)
     mean = float(np.mean(d))
-    sd = float(np.std(d, ddof=1))
-    if sd <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
+    if identical(d):
         inside = {
             "superior": mean > margin,
             "noninferior": mean > -margin,
@@ -118,7 +118,7 @@ def claim_p(d: np.ndarray, test: str, margin: float) -> float:
             "different": mean != 0,
         }[test]
         return 0.0 if inside else 1.0
-    se, df = sd / math.sqrt(n), n - 1
+    se, df = float(np.std(d, ddof=1)) / math.sqrt(n), n - 1
     if test == "superior":
         return float(special.stdtr(df, -(mean - margin) / se))
     if test == "noninferior":
@@ -133,14 +133,6 @@ def claim_p(d: np.ndarray, test: str, margin: float) -> float:
 def interval_confidence(test: str, alpha: float) -> float:
     """The confidence of the interval that matches a claim's test."""
     return 1.0 - alpha if test == "different" else 1.0 - 2.0 * alpha
-
-
-def _interval(d: np.ndarray, confidence: float) -> tuple[float, float]:
-    """The Student-t interval of mean(d) (raw, signed differences a − b)."""
-    n = len(d)
-    half = float(special.stdtrit(n - 1, 0.5 + confidence / 2)) * float(np.std(d, ddof=1))
-    mean = float(np.mean(d))
-    return mean - half / math.sqrt(n), mean + half / math.sqrt(n)
 
 
 def tested_claims(
@@ -159,7 +151,6 @@ def tested_claims(
     and so can its difference curve a − b (from `history`, the per-evaluation table) still
     moving at the end of training."""
     values = seed_values(trials, metric)
-    curves = history if history is not None else pd.DataFrame()
     sign = 1.0 if goal == "maximize" else -1.0
     tested: list[ClaimResult] = []
     for claim in claims:
@@ -171,39 +162,38 @@ def tested_claims(
         if decision is not None:
             result = _sequential(result, decision)
         elif len(d) >= 2:
-            low, high = _interval(d, confidence)
+            level = level_stats(d, confidence)  # a − b as measured, not turned by the goal
             p = claim_p(sign * d, claim.test, claim.stored_margin)
-            result = replace(result, ci_low=low, ci_high=high, confidence=confidence, p=p)
+            result = replace(
+                result, ci_low=level.ci_low, ci_high=level.ci_high, confidence=confidence, p=p
+            )
         tested.append(result)
     adjusted = holm([r.p for r in tested])
+    settled = differences_settled(
+        trials,
+        history if history is not None else pd.DataFrame(),
+        metric=metric,
+        goal=goal,
+        pairs=[(c.a, c.b) for c in claims],
+    )
     return [
         _verdict(
             replace(r, p_adj=float(q)),
             summary,
-            _unsettled(r.claim, summary, trials, curves, metric, goal),
+            _unsettled(r.claim, summary, settled[r.claim.a, r.claim.b]),
             alpha,
         )
         for r, q in zip(tested, adjusted, strict=True)
     ]
 
 
-def _unsettled(
-    claim: Claim,
-    summary: Summary,
-    trials: pd.DataFrame,
-    history: pd.DataFrame,
-    metric: str,
-    goal: Literal["maximize", "minimize"],
-) -> list[str]:
+def _unsettled(claim: Claim, summary: Summary, settled: bool | None) -> list[str]:
     """Why a claim's difference may still change with longer training: its difference curve
-    a − b (mean over the shared seeds) moved over the last quarter of training; or, where that
-    curve cannot be formed, a cell's own curve still rose. Two curves rising together leave
-    their difference settled, as for the cells (`_health`)."""
-    pair = cell_health(
-        trials, history, metric=metric, goal=goal, cells=[claim.a], against={claim.a: claim.b}
-    )[claim.a]
-    if pair.diff_converged is not None:
-        return [] if pair.diff_converged else [f"difference {claim.a} − {claim.b} still moving"]
+    a − b (`settled`: mean over the shared seeds, `differences_settled`) moved over the last
+    quarter of training; or, where that curve cannot be formed, a cell's own curve still
+    rose. Two curves rising together leave their difference settled, as for the cells."""
+    if settled is not None:
+        return [] if settled else [f"difference {claim.a} − {claim.b} still moving"]
     rows = ((claim.a, summary.get(claim.a)), (claim.b, summary.get(claim.b)))
     return [
         f"{n} not converged" for n, row in rows if row is not None and row.checks.converged is False
@@ -235,16 +225,17 @@ def _verdict(
     whose difference was still moving (`unconverged`) holds at this training length."""
     claim = result.claim
     rows = {side: summary.get(name) for side, name in (("a", claim.a), ("b", claim.b))}
-    reasons = [*_failed(rows["a"], claim.a)]
+    a, b = f"{claim.a}: ", f"{claim.b}: "
+    reasons = [*collapsed_seeds(rows["a"], a), *diverged_seeds(rows["a"], a)]
     beside: list[str] = []
-    b_collapsed = _collapsed(rows["b"], claim.b)
+    b_collapsed = collapsed_seeds(rows["b"], b)
     # b collapsed while a learned: a rescue, a finding for superior/different claims; a claim
     # that a is as good as (or no worse than) a model that learned nothing says nothing
     if claim.test in ("superior", "different"):
         beside += b_collapsed
     else:
         reasons += b_collapsed
-    reasons += _diverged(rows["b"], claim.b)
+    reasons += diverged_seeds(rows["b"], b)
     if result.n < 2:
         reasons.append(
             f"{result.n} seed(s) completed by both cells; a paired test needs 2"
@@ -254,8 +245,8 @@ def _verdict(
     if reasons:  # what else failed is a reason too, not a remark beside a finding
         return replace(result, verdict=INCONCLUSIVE, reasons=(*reasons, *beside))
     if result.status:
-        if result.status not in _SEQUENTIAL:  # still waiting for seeds, or undecided at max
-            why = _UNDECIDED.get(result.status, result.status).format(n=result.n)
+        if result.status not in _SEQUENTIAL:  # "undecided": its next look's seeds are queued
+            why = "undecided: more seeds are queued"
             return replace(result, verdict=INCONCLUSIVE, reasons=(why,), beside=tuple(beside))
         supported = _SEQUENTIAL[result.status] is SUPPORTED
     else:
@@ -268,22 +259,6 @@ def _verdict(
         reasons = [*unconverged, "longer training may change it"]
         return replace(result, verdict=INCONCLUSIVE, reasons=tuple(reasons), beside=tuple(beside))
     return replace(result, verdict=NOT_SUPPORTED, beside=tuple(beside))
-
-
-def _failed(row: SummaryRow | None, name: str) -> list[str]:
-    return [*_collapsed(row, name), *_diverged(row, name)]
-
-
-def _collapsed(row: SummaryRow | None, name: str) -> list[str]:
-    if row is None or not row.checks.collapsed:
-        return []
-    return [f"{name}: {row.checks.collapsed} of {row.level.n} seeds predict one class"]
-
-
-def _diverged(row: SummaryRow | None, name: str) -> list[str]:
-    if row is None or not row.diverged:
-        return []
-    return [f"{name}: {row.diverged} of {row.level.n + row.diverged} seeds diverged"]
 
 
 def claims_frame(results: Sequence[ClaimResult], metric: str) -> pd.DataFrame:
@@ -330,7 +305,7 @@ def claims_section(
     units = Units.of(metric)
     if any(r.status for r in results):
         levels = sorted(
-            {f"{100 * r.confidence:g} %" for r in results if r.confidence == r.confidence}
+            {f"{100 * r.confidence:g} %" for r in results if not math.isnan(r.confidence)}
         )
         how = (
             "decided by the sequential test of adaptive seeds (each claim at α/m over its "
@@ -375,26 +350,22 @@ def claims_section(
     return lines
 
 
-def seed_plan(spec_seeds: object, stored: Mapping[str, object] | None, sequential: str) -> str:
-    """How the study's seed count was fixed, in words, from the plan stored with the study."""
-    from ablate.spec import AdaptiveSeeds
-
-    if isinstance(spec_seeds, AdaptiveSeeds):
-        s = spec_seeds
+def seed_plan(seeds: list[int] | AdaptiveSeeds, planned: bool | None, sequential: str) -> str:
+    """How the study's seed count was fixed, in words: the adaptive rule with where its tests
+    stopped (`sequential`), or the fixed count and whether the plan stored with the study was
+    recorded before any result (`planned`; None: no plan stored)."""
+    if isinstance(seeds, AdaptiveSeeds):
         head = (
-            f"adaptive, declared up front: {s.start} seeds first, then +{s.step} a round for "
-            f"what is undecided, up to {s.max}"
+            f"adaptive, declared up front: {seeds.start} seeds first, then +{seeds.step} a "
+            f"round for what is undecided, up to {seeds.max}"
         )
         return f"{head}; {sequential}" if sequential else head
-    count = len(spec_seeds) if isinstance(spec_seeds, list) else 0
-    if stored is None:
-        return (
-            f"{count} per cell; no plan was recorded with the study (reported from storage alone)"
-        )
-    if stored.get("planned_before", False):
-        return f"{count} per cell, fixed before any trial had a result"
+    if planned is None:
+        return f"{len(seeds)} per cell; no plan was recorded with the study"
+    if planned:
+        return f"{len(seeds)} per cell, fixed before any trial had a result"
     return (
-        f"{count} per cell; the plan was first recorded after results were in (a study "
+        f"{len(seeds)} per cell; the plan was first recorded after results were in (a study "
         "begun by an earlier release), so it cannot show whether seeds were added after a "
         "look at the results"
     )

@@ -158,9 +158,7 @@ def cell_health(
         limit = threshold(metric, final)
         converged = _settled(gain, limit)
         reference = (against or {}).get(cell)
-        diff_gain = math.nan
-        if reference is not None and cell in curves and reference in curves:
-            diff_gain = _late_gain_of(_difference(curves[cell], curves[reference]), goal)
+        diff_gain = _difference_gain(curves, cell, reference, goal)
         diff_converged = _settled(abs(diff_gain), limit)
         whom = "the baseline" if reference == baseline else reference
         problems = []
@@ -177,6 +175,39 @@ def cell_health(
             int(mine.sum()), gain, converged, diff_gain, diff_converged, "; ".join(problems)
         )
     return out
+
+
+def differences_settled(
+    trials: pd.DataFrame,
+    history: pd.DataFrame,
+    *,
+    metric: str,
+    goal: Literal["maximize", "minimize"],
+    pairs: Sequence[tuple[str, str]],
+) -> dict[tuple[str, str], bool | None]:
+    """Per pair (a, b), whether the difference curve a − b had settled by the end of training,
+    by the rule `cell_health` judges a cell against its reference with (None where it cannot
+    be formed); the history is grouped once for all the pairs."""
+    done = trials[complete(trials)]
+    curves = _curves(history, metric)
+    out: dict[tuple[str, str], bool | None] = {}
+    for a, b in pairs:
+        final = float(pd.to_numeric(done.loc[done["cell"] == a, metric]).mean())
+        gain = _difference_gain(curves, a, b, goal)
+        out[a, b] = _settled(abs(gain), threshold(metric, final))
+    return out
+
+
+def _difference_gain(
+    curves: Mapping[str, pd.DataFrame],
+    cell: str,
+    reference: str | None,
+    goal: Literal["maximize", "minimize"],
+) -> float:
+    """The late gain of the mean difference curve cell − reference; NaN where there is none."""
+    if reference is None or cell not in curves or reference not in curves:
+        return math.nan
+    return _late_gain_of(_difference(curves[cell], curves[reference]), goal)
 
 
 def _settled(gain: float, limit: float) -> bool | None:

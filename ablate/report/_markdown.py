@@ -254,9 +254,7 @@ def _not_checked(unchecked: Sequence[str], compared: Summary) -> str:
     )
 
 
-def _sequential_section(
-    compared: Summary, comparison: Comparison, metric: str = "val/mIoU"
-) -> list[str]:
+def _sequential_section(compared: Summary, comparison: Comparison, metric: str) -> list[str]:
     """Adaptive seeds: per comparison, the seeds it took, its repeated confidence interval at
     that look and why it stopped."""
     if not comparison.sequential or "stopped" not in compared.optional:

@@ -129,10 +129,15 @@ def paired_stats(
     return paired, level.std
 
 
+def identical(d: np.ndarray) -> bool:
+    """Whether the differences are all equal (to rounding): a t statistic is then 0/0 or ±inf,
+    and a test takes the limit of an ever smaller spread instead."""
+    return float(np.ptp(d)) <= 1e-12 * max(1.0, float(np.max(np.abs(d))))
+
+
 def _t_test(d: np.ndarray, level: Level) -> tuple[float, float]:
     """(p, d_z) of the one-sample t-test of d against 0; at least two values."""
-    spread = float(np.ptp(d))
-    if spread <= 1e-12 * max(1.0, float(np.max(np.abs(d)))):
+    if identical(d):
         # Identical differences: the t statistic is 0/0 or ±inf. All zero is no evidence of a
         # difference (p = 1); a constant non-zero shift is the limit of ever smaller spread
         # around that shift, where p → 0 and d_z → ±inf.

@@ -179,9 +179,9 @@ def verdict_of(
             the = "the " if who == "baseline" else ""
             return Verdict(Kind.INCONCLUSIVE, reasons=(f"{the}{who} diverged on every seed",))
         return Verdict(Kind.MISSING)
-    own = [*_collapsed(row, ""), *_diverged(row, "")]
-    base_collapsed = _collapsed(base, f"{who}: ")
-    base_diverged = _diverged(base, f"{who}: ")
+    own = [*collapsed_seeds(row, ""), *diverged_seeds(row, "")]
+    base_collapsed = collapsed_seeds(base, f"{who}: ")
+    base_diverged = diverged_seeds(base, f"{who}: ")
     # A reference that collapsed while this cell learned is a finding (the trick rescued
     # training: deep supervision on a plain net), not a failure: its paired values are real.
     if own or base_diverged:
@@ -269,14 +269,15 @@ def _detectable(paired: Paired, units: Units, confidence: float) -> str:
     return said
 
 
-def _collapsed(row: CellFacts | None, who: str) -> list[str]:
-    """The row's seeds whose model predicts one class, in words ([] when none)."""
+def collapsed_seeds(row: CellFacts | None, who: str) -> list[str]:
+    """The row's seeds whose model predicts one class, in words, `who` first ("baseline: ";
+    [] when none). Claims name their cells with these too."""
     if row is None or not row.checks.collapsed:
         return []
     return [f"{who}{row.checks.collapsed} of {row.level.n} seeds predict one class"]
 
 
-def _diverged(row: CellFacts | None, who: str) -> list[str]:
+def diverged_seeds(row: CellFacts | None, who: str) -> list[str]:
     """The row's diverged seeds, in words ([] when none)."""
     if row is None or not row.diverged:
         return []

@@ -113,6 +113,14 @@ def study_plan(study: Study) -> dict[str, Any]:
     }
 
 
+def planned_before(queue: Queue) -> bool | None:
+    """Whether the study's plan (`study_plan`) was recorded before any trial had a result;
+    None for a study that has no plan recorded (one begun before plans were stored, or read
+    without `create_or_load`)."""
+    stored = queue.attrs.get(_PLAN)
+    return None if stored is None else bool(stored.get("planned_before", False))
+
+
 def _check_plan(study: Study, queue: Queue, storage_url: str) -> None:
     """Record the study's plan with whether any trial had a result then (`planned_before`),
     or refuse another plan once one has: a changed claim or seed list is one line naming
