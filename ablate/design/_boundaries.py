@@ -28,14 +28,14 @@ factor λ (a little below 1):
 with λ the value at which a null study is rejected with probability α (two-sided: in either
 tail). That probability does not depend on σ: under the null the looks' t statistics
 (mean / se of the first n_k i.i.d. normal differences) are jointly pivotal, so λ is solved
-once per (plan, α, sides) on `_STUDIES` simulated studies with σ = 1 from a fixed seed
+once per (plan, α, sides) on `SIMULATED_STUDIES` simulated studies with σ = 1 from a fixed seed
 (one-sided: with each study's mirror image, −d, another null study). No search: a
 simulated study is rejected from the smallest λ at which one of its looks' p-values falls
 below λ (1 − Φ(c_k)), and λ is the order statistic at which α of them are rejected. The
 share rejected is estimated with a control variate, the same studies' z tests against c_k
 (σ known), which reject exactly α of them in expectation, with the regression coefficient
 estimated on the studies. What Monte Carlo error is left in the α λ holds is at most that
-of a share estimated on `_STUDIES` studies, √(α(1 − α)/N), less where t and z agree. One
+of a share estimated on `SIMULATED_STUDIES` studies, √(α(1 − α)/N), less where t and z agree. One
 common λ, rather than each look's level solved in turn so that it spends exactly its
 increment on the t scale: with many close looks each increment is a small difference of
 two simulated tail shares and their errors add up look by look, where one λ has the error
@@ -79,8 +79,8 @@ _FINEST = 0.02  # … and at least: many tiny looks (step 1 up to a large max) c
 _REACH = 9.0  # each look's grid spans its statistic's mean ± 9 sd: the tails left are < 1e-18
 _FAR = 38.0  # no boundary lies further out: P(Z ≥ 38) underflows to 0
 
-_STUDIES = 200_000  # null studies λ is solved on: its Monte Carlo error, √(α(1 − α)/N) at most
-SIMULATED_STUDIES = _STUDIES  # (for what the outline says)
+# null studies λ is solved on: its Monte Carlo error is √(α(1 − α)/N) at most
+SIMULATED_STUDIES = 200_000
 _CHUNK = 50_000  # … simulated this many at a time; futility is solved on the first chunk
 _KEPT_LOOKS = 20  # chunks of plans with at most this many looks are kept (8 MB a chunk)
 _MOST_LOOKS = 200  # a plan with more looks is not calibrated: the time grows with the looks
@@ -314,7 +314,7 @@ def _simulate(plan: SeedPlan, chunk: int) -> _Studies:
     return _Studies(np.array(looks), z, sd)
 
 
-_kept = functools.lru_cache(maxsize=2 * _STUDIES // _CHUNK)(_simulate)  # two plans' worth
+_kept = functools.lru_cache(maxsize=2 * SIMULATED_STUDIES // _CHUNK)(_simulate)  # two plans' worth
 
 
 def _studies(plan: SeedPlan, chunk: int) -> _Studies:
@@ -361,7 +361,8 @@ def _level_scale(plan: SeedPlan, z_upper: tuple[float, ...], alpha: float, sides
     """λ: the t-tests at λ × each z boundary's nominal level (1 − Φ(c_k) a tail) reject a
     simulated null study α of the time, with the z tests as control variate."""
     chunks = [
-        _rejecting(_studies(plan, i), np.array(z_upper), sides) for i in range(_STUDIES // _CHUNK)
+        _rejecting(_studies(plan, i), np.array(z_upper), sides)
+        for i in range(SIMULATED_STUDIES // _CHUNK)
     ]
     log_lam = np.concatenate([c[0] for c in chunks])
     z_hit = np.concatenate([c[1] for c in chunks])
